@@ -1,0 +1,96 @@
+"""`MAWTConfig`: every knob of the MAWT layer, with defaults and the reason for each.
+
+The same names are used from the ablation YAML to the code to the report
+(`depth`, `mixer`, `layers`, ...). `__post_init__` rejects bad values with a
+`ValueError` that names the parameter and what is allowed, before any model is
+touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+MIXERS = ("softmax", "grpo", "gumbel", "mean", "fixed")
+PATHS = ("fused", "materialized")
+# Mixers whose weights come from a learned selector MLP (the others are constant).
+LEARNED_MIXERS = ("softmax", "grpo", "gumbel")
+
+
+@dataclass
+class MAWTConfig:
+    # Number of attention-weight maps ("depth slices") per head. D=1 with the
+    # `fixed` mixer is the plain fine-tuning baseline.
+    depth: int = 4
+    # How the D slices are combined per token; see mawt/selectors.py.
+    mixer: str = "grpo"
+    # Decoder layers whose self-attention is replaced. Negative indices count
+    # from the end; [-1] (the last layer) is the original study's setup.
+    layers: list[int] = field(default_factory=lambda: [-1])
+    # A_d = B_d = I + N(0, init_noise^2). 0 reproduces the base model exactly;
+    # a little noise breaks the symmetry between slices so they can specialise.
+    init_noise: float = 1e-2
+    # `fused` never holds the 5D tensor (memory linear in length for outputs);
+    # `materialized` builds it (reference path, inspection). They agree to 1e-5.
+    path: str = "fused"
+    # Temperature of the `softmax` and `gumbel` mixers. Lower = harder choices.
+    tau: float = 1.0
+    # Slice used by the `fixed` mixer.
+    fixed_index: int = 0
+    # Width of the selector MLP's hidden layer (small: it reads 2*D numbers).
+    selector_width: int = 32
+    # Also feed the query's hidden state to the selector (costs hidden_size*width
+    # parameters; the attention statistics alone are the default observation).
+    selector_hidden_state: bool = False
+    # Query rows per block when the fused path computes selector statistics:
+    # bounds the temporary score block to (B, H*D, query_block, Lk).
+    query_block: int = 128
+
+    def __post_init__(self) -> None:
+        def bad(name: str, allowed: str) -> ValueError:
+            value = getattr(self, name)
+            return ValueError(f"MAWTConfig.{name}={value!r} is invalid: {allowed}")
+
+        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
+            raise bad("depth", "must be an integer >= 1")
+        if self.mixer not in MIXERS:
+            raise bad("mixer", f"allowed values are {', '.join(MIXERS)}")
+        if self.path not in PATHS:
+            raise bad("path", f"allowed values are {', '.join(PATHS)}")
+        if isinstance(self.layers, int):
+            self.layers = [self.layers]
+        if (
+            not isinstance(self.layers, (list, tuple))
+            or not self.layers
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in self.layers)
+        ):
+            raise bad("layers", "must be a non-empty list of layer indices, e.g. [-1]")
+        self.layers = list(self.layers)
+        if not isinstance(self.fixed_index, int) or not 0 <= self.fixed_index < self.depth:
+            raise bad("fixed_index", f"must be in 0..{self.depth - 1} (depth={self.depth})")
+        if not self.init_noise >= 0:
+            raise bad("init_noise", "must be >= 0")
+        if not self.tau > 0:
+            raise bad("tau", "must be > 0")
+        if not isinstance(self.selector_width, int) or self.selector_width < 1:
+            raise bad("selector_width", "must be an integer >= 1")
+        if not isinstance(self.query_block, int) or self.query_block < 1:
+            raise bad("query_block", "must be an integer >= 1")
+
+    @property
+    def learned_selector(self) -> bool:
+        """True when the layer owns a selector MLP (with D=1 every mixer gives w=1)."""
+        return self.mixer in LEARNED_MIXERS and self.depth > 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MAWTConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown MAWTConfig key(s) {unknown}; allowed keys are {sorted(known)}"
+            )
+        return cls(**data)

@@ -1,0 +1,139 @@
+"""Depth selectors: turn per-token observations into mixing weights w[b, q, d].
+
+The observation of query position q is, per depth slice d, the normalised entropy
+and the peak weight of the attention row P_d[b, :, q, :] (averaged over heads),
+optionally with the query's hidden state. Both only look at keys <= q, so the
+weights are causal. Observations are detached: the selector *reads* the
+attention maps and does not backpropagate into them. Gradients reach the depth
+transforms A_d, B_d through the mixed output, and reach the selector MLP through
+w (softmax, gumbel) or through the GRPO policy loss (grpo).
+
+| mixer   | training                              | eval    |
+|---------|---------------------------------------|---------|
+| softmax | softmax(logits / tau)                 | same    |
+| grpo    | d ~ Cat(softmax(logits)), w one-hot   | argmax  |
+| gumbel  | straight-through Gumbel-softmax       | argmax  |
+| mean    | 1/D                                   | same    |
+| fixed   | onehot(fixed_index)                   | same    |
+
+Sampling uses the Gumbel-max trick with noise drawn for the whole (B, L, D)
+grid at once, so with a fixed RNG the draw at position t never depends on the
+tokens after t (causality also holds in training mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import MAWTConfig
+
+N_STATS = 2  # normalised entropy, peak weight
+
+
+@dataclass
+class Selection:
+    """What the selector decided in the last forward of one MAWT layer.
+
+    Shapes: (B, L, D) for `weights`, `logits`, `log_probs`; (B, L) for the rest.
+    `valid` marks real (non-padded) query positions; statistics and losses must
+    average over valid positions only.
+    """
+
+    weights: torch.Tensor  # mixing weights actually used (B, L, D)
+    valid: torch.Tensor  # bool (B, L)
+    logits: torch.Tensor | None = None  # selector logits, learned mixers only
+    log_probs: torch.Tensor | None = None  # log softmax(logits), with grad
+    choice: torch.Tensor | None = None  # chosen slice per token (grpo, gumbel), long (B, L)
+
+    @property
+    def choice_log_prob(self) -> torch.Tensor | None:
+        """log pi(d_t | x) of the chosen slices, (B, L), differentiable (GRPO loss)."""
+        if self.log_probs is None or self.choice is None:
+            return None
+        return self.log_probs.gather(-1, self.choice.unsqueeze(-1)).squeeze(-1)
+
+    @property
+    def policy_entropy(self) -> torch.Tensor | None:
+        """Entropy of the selector's distribution per token, (B, L), differentiable."""
+        if self.log_probs is None:
+            return None
+        return -(self.log_probs.exp() * self.log_probs).sum(-1)
+
+
+def _gumbel_like(logits: torch.Tensor) -> torch.Tensor:
+    u = torch.rand(logits.shape, device=logits.device, dtype=torch.float32)
+    tiny = torch.finfo(torch.float32).tiny
+    return -torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-7))).to(logits.dtype)
+
+
+class DepthSelector(nn.Module):
+    """Maps observations (B, L, D, N_STATS) [+ hidden (B, L, E)] to a `Selection`."""
+
+    def __init__(self, cfg: MAWTConfig, hidden_size: int):
+        super().__init__()
+        self.depth = cfg.depth
+        self.mixer = cfg.mixer
+        self.tau = cfg.tau
+        self.fixed_index = cfg.fixed_index
+        self.use_hidden = cfg.selector_hidden_state
+        if cfg.learned_selector:
+            n_in = cfg.depth * N_STATS + (hidden_size if self.use_hidden else 0)
+            self.mlp = nn.Sequential(
+                nn.Linear(n_in, cfg.selector_width),
+                nn.Tanh(),
+                nn.Linear(cfg.selector_width, cfg.depth),
+            )
+            for layer in (self.mlp[0], self.mlp[2]):
+                nn.init.normal_(layer.weight, std=0.02)  # near-uniform policy at start
+                nn.init.zeros_(layer.bias)
+        else:
+            self.mlp = None
+
+    @property
+    def needs_stats(self) -> bool:
+        return self.mlp is not None
+
+    def forward(
+        self,
+        stats: torch.Tensor | None,  # (B, L, D, N_STATS), detached
+        hidden: torch.Tensor | None,  # (B, L, E)
+        valid: torch.Tensor,  # bool (B, L)
+    ) -> Selection:
+        B, L = valid.shape
+        D = self.depth
+        if self.mlp is None:
+            # Constant weights: D=1 (any mixer), `mean`, `fixed`.
+            w = torch.zeros(B, L, D, device=valid.device)
+            if self.mixer == "mean":
+                w.fill_(1.0 / D)
+            else:
+                w[..., self.fixed_index if self.mixer == "fixed" else 0] = 1.0
+            return Selection(weights=w, valid=valid)
+
+        dtype = self.mlp[0].weight.dtype
+        obs = stats.flatten(-2).to(dtype)  # (B, L, D*N_STATS)
+        if self.use_hidden:
+            obs = torch.cat([obs, hidden.detach().to(dtype)], dim=-1)
+        logits = self.mlp(obs).float()  # (B, L, D)
+        log_probs = F.log_softmax(logits, dim=-1)
+
+        if self.mixer == "softmax":
+            w = torch.softmax(logits / self.tau, dim=-1)
+            return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs)
+
+        if self.training:
+            noisy = logits + _gumbel_like(logits)
+        else:
+            noisy = logits
+        choice = noisy.argmax(-1)  # (B, L)
+        hard = F.one_hot(choice, D).to(logits.dtype)
+        if self.mixer == "gumbel" and self.training:
+            soft = torch.softmax(noisy / self.tau, dim=-1)
+            w = hard + soft - soft.detach()  # straight-through: hard forward, soft gradient
+        else:
+            w = hard  # grpo: trained by the policy loss, not through w
+        return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs, choice=choice)
