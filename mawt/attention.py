@@ -205,7 +205,7 @@ class MAWTAttention(nn.Module):
         scores = self._scores(q, k, allowed)  # (B, H*D, L, Lk)
         probs = torch.softmax(scores, dim=-1).to(q.dtype)
         stats = row_stats(scores.detach(), allowed, H) if self.selector.needs_stats else None
-        dropped = F.dropout(probs, p=dropout, training=self.training)
+        dropped = F.dropout(probs, p=dropout) if dropout > 0 else probs
         attn = torch.matmul(dropped.view(B, Hkv, HD // Hkv, L, -1), v.unsqueeze(2))
         probs5 = probs.view(B, H, D, L, -1).permute(0, 1, 3, 4, 2)  # (B, H, Lq, Lk, D)
         return attn.view(B, HD, L, hd), stats, probs5

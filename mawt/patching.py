@@ -93,7 +93,8 @@ def _resolve_layers(layers: list[int], n_layers: int) -> list[int]:
 def _replace_attention(model: nn.Module, cfg: MAWTConfig) -> None:
     layers = _decoder_layers(model)
     for i in _resolve_layers(cfg.layers, len(layers)):
-        layers[i].self_attn = MAWTAttention(layers[i].self_attn, cfg)
+        base = layers[i].self_attn
+        layers[i].self_attn = MAWTAttention(base, cfg).train(base.training)  # keep eval/train mode
 
 
 def patch_model(model: nn.Module, cfg: MAWTConfig) -> nn.Module:
