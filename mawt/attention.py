@@ -43,7 +43,8 @@ def allowed_keys(
 
     Accepted: None (causal), a 2D padding mask (B, Lk) (flash-attention style,
     1 = token), a 4D bool mask (sdpa) or a 4D additive float mask (eager).
-    Query i sits at key position offset + i.
+    Query i sits at key position offset + i. Keys after a query are never allowed,
+    whatever the mask says (the fused statistics rely on it).
     """
     q_pos = torch.arange(q_len, device=device)[:, None] + offset
     causal = torch.arange(k_len, device=device)[None, :] <= q_pos  # (Lq, Lk)
@@ -51,7 +52,7 @@ def allowed_keys(
         return causal[None, None].expand(batch, 1, q_len, k_len)
     if attention_mask.dim() == 2:
         pad = attention_mask[:, -k_len:].bool()  # (B, Lk)
-        return causal[None, None] & pad[:, None, None, :]
+        return causal & pad[:, None, None, :]
     if attention_mask.dim() != 4:
         raise ValueError(
             f"MAWTAttention got an attention_mask of shape {tuple(attention_mask.shape)}; "
@@ -60,7 +61,7 @@ def allowed_keys(
     mask = attention_mask[..., -q_len:, :k_len]
     if mask.dtype != torch.bool:
         mask = mask > torch.finfo(mask.dtype).min / 2
-    return mask.expand(batch, 1, q_len, k_len)
+    return (mask & causal).expand(batch, 1, q_len, k_len)  # causal even if the mask were not
 
 
 def query_valid(allowed: torch.Tensor, offset: int) -> torch.Tensor:
@@ -74,18 +75,22 @@ def query_valid(allowed: torch.Tensor, offset: int) -> torch.Tensor:
 def row_stats(scores: torch.Tensor, allowed: torch.Tensor, heads: int) -> torch.Tensor:
     """Selector observation from masked scores.
 
-    scores: (B, H*D, Lb, Lk) float32, masked entries = MASK_MIN; allowed: (B, 1, Lb, Lk).
+    scores: (B, H*D, Lb, Lk) float32, masked entries = MASK_MIN (overwritten: the
+    caller passes a temporary); allowed: (B, 1, Lb, Lk).
     Returns (B, Lb, D, N_STATS): normalised entropy (H / log #keys) and peak weight
     of each slice's attention row, averaged over heads.
+
+    One exp pass: with m = max_k s, e = exp(s - m), z = sum_k e,
+    H = log z - sum_k e (s - m) / z and peak = max_k P = 1 / z.
     """
     B, HD, Lb, _ = scores.shape
-    lse = torch.logsumexp(scores, dim=-1)  # (B, HD, Lb)
-    probs = torch.exp(scores - lse.unsqueeze(-1))
-    entropy = lse - (probs * scores).sum(-1)
-    peak = torch.exp(scores.amax(-1) - lse)
+    shifted = scores.sub_(scores.amax(-1, keepdim=True))  # s - m, in place
+    e = torch.exp(shifted)
+    z = e.sum(-1)  # (B, HD, Lb)
+    entropy = torch.log(z) - torch.einsum("...k,...k->...", e, shifted) / z
+    peak = z.reciprocal()
     n_keys = allowed.sum(-1).float()  # (B, 1, Lb)
-    log_n = torch.log(n_keys)
-    entropy = torch.where(n_keys > 1, entropy / log_n.clamp_min(1e-6), torch.zeros_like(entropy))
+    entropy = torch.where(n_keys > 1, entropy / torch.log(n_keys).clamp_min(1e-6), torch.zeros_like(entropy))
     stats = torch.stack([entropy, peak], dim=-1)  # (B, HD, Lb, N_STATS)
     stats = stats.view(B, heads, HD // heads, Lb, N_STATS).mean(1)  # (B, D, Lb, N_STATS)
     return stats.transpose(1, 2)  # (B, Lb, D, N_STATS)
@@ -179,7 +184,7 @@ class MAWTAttention(nn.Module):
             if self.capture_attention:
                 self.captured = probs.detach()
         else:
-            attn, stats = self._fused(q, k, v, attention_mask, allowed, dropout)
+            attn, stats = self._fused(q, k, v, attention_mask, allowed, offset, dropout)
         if stats is not None:
             stats = stats.masked_fill(~valid[..., None, None], 0.0)  # padded queries: no signal
 
@@ -204,30 +209,27 @@ class MAWTAttention(nn.Module):
         H, D, Hkv = self.num_heads, self.mawt.depth, k.shape[1]
         scores = self._scores(q, k, allowed)  # (B, H*D, L, Lk)
         probs = torch.softmax(scores, dim=-1).to(q.dtype)
-        stats = row_stats(scores.detach(), allowed, H) if self.selector.needs_stats else None
+        stats = row_stats(scores.detach().clone(), allowed, H) if self.selector.needs_stats else None
         dropped = F.dropout(probs, p=dropout) if dropout > 0 else probs
         attn = torch.matmul(dropped.view(B, Hkv, HD // Hkv, L, -1), v.unsqueeze(2))
         probs5 = probs.view(B, H, D, L, -1).permute(0, 1, 3, 4, 2)  # (B, H, Lq, Lk, D)
         return attn.view(B, HD, L, hd), stats, probs5
 
-    def _fused(self, q, k, v, attention_mask, allowed, dropout):
+    def _fused(self, q, k, v, attention_mask, allowed, offset, dropout):
         """Fast path: one SDPA call for all slices; statistics in query blocks."""
         B, HD, L, _ = q.shape
         stats = None
         if self.selector.needs_stats:
             step = self.mawt.query_block
+            blocks = []
             with torch.no_grad():
-                stats = torch.cat(
-                    [
-                        row_stats(
-                            self._scores(q[:, :, i : i + step], k, allowed[:, :, i : i + step]),
-                            allowed[:, :, i : i + step],
-                            self.num_heads,
-                        )
-                        for i in range(0, L, step)
-                    ],
-                    dim=1,
-                )  # (B, L, D, N_STATS)
+                for i in range(0, L, step):
+                    # Causal: no query of this block sees a key past its last row.
+                    horizon = min(k.shape[2], offset + i + step)
+                    block_allowed = allowed[:, :, i : i + step, :horizon]
+                    scores = self._scores(q[:, :, i : i + step], k[:, :, :horizon], block_allowed)
+                    blocks.append(row_stats(scores, block_allowed, self.num_heads))
+            stats = torch.cat(blocks, dim=1)  # (B, L, D, N_STATS)
         gqa = HD != k.shape[1]
         if attention_mask is None and L == k.shape[2]:
             # No padding, square causal: let SDPA pick its causal kernel, no mask tensor.

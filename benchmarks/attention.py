@@ -1,0 +1,239 @@
+"""Benchmark one attention layer: the base model's own SDPA attention vs MAWT fused
+and materialized, forward + backward time and peak memory, side by side in one run.
+
+    python benchmarks/attention.py                      # CPU table, ~5 min on 2 cores
+    python benchmarks/attention.py --device cuda --full-model   # + whole 1.5B training step
+
+The layer has the geometry of DeepSeek-R1-Distill-Qwen-1.5B's attention (hidden
+1536, 12 query heads, 2 KV heads, head_dim 128), random weights, batch 1, causal.
+MAWT uses the `softmax` mixer (the one that computes every selector statistic);
+with D=1 no selector exists. Each configuration runs in a fresh process so its
+peak memory is its own: on CPU the growth of the process's peak RSS during the
+first forward+backward, on CUDA torch.cuda.max_memory_allocated. Time is the
+median of --repeats steps after that first one.
+
+Writes results/bench/attention.json and prints a Markdown table with the ratios
+the targets are stated in (time / base time, materialized peak / fused peak).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+# DeepSeek-R1-Distill-Qwen-1.5B's config.json (architecture only; weights random).
+R1_DISTILL_QWEN_1_5B = dict(
+    vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+    num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=131072,
+    rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False, use_sliding_window=False,
+)
+
+
+def _qwen2_config(**overrides):
+    from transformers import Qwen2Config
+
+    config = Qwen2Config(**{**R1_DISTILL_QWEN_1_5B, **overrides})
+    config._attn_implementation = "sdpa"
+    return config
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_bytes(device: str) -> int:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def measure_layer(variant: str, depth: int, length: int, repeats: int, device: str) -> dict:
+    """One configuration, in this process. variant: base | fused | materialized."""
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2RotaryEmbedding
+
+    from mawt import MAWTAttention, MAWTConfig
+
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    config = _qwen2_config(num_hidden_layers=1)
+    layer = Qwen2Attention(config, layer_idx=0)
+    if variant != "base":
+        layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="softmax", path=variant))
+    layer = layer.to(device, dtype).train()
+    rotary = Qwen2RotaryEmbedding(config).to(device)
+    x = torch.randn(1, length, config.hidden_size, device=device, dtype=dtype, requires_grad=True)
+    rope = rotary(x, torch.arange(length, device=device)[None])
+
+    def step() -> None:
+        out, _ = layer(x, rope, None)
+        out.float().sum().backward()
+
+    _sync(device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated() if device == "cuda" else _peak_bytes(device)
+    step()  # first step: peak memory (and warm-up)
+    _sync(device)
+    peak = _peak_bytes(device) - before
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return {"variant": variant, "depth": depth, "length": length, "device": device,
+            "time_s": statistics.median(times), "peak_mb": peak / 2**20}
+
+
+def measure_full_step(depth: int | None, batch: int, length: int, steps: int) -> dict:
+    """Whole training step of the 1.5B architecture (random weights, bf16, CUDA):
+    last decoder layer trainable, base (depth=None) vs MAWT on the last layer."""
+    from transformers import AutoModelForCausalLM
+
+    from mawt import MAWTConfig, freeze, patch_model
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(_qwen2_config(), attn_implementation="sdpa")
+    model = model.to("cuda", torch.bfloat16).train()
+    if depth is not None:
+        patch_model(model, MAWTConfig(depth=depth, mixer="softmax"))
+    freeze(model, "last")
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    ids = torch.randint(0, 151936, (batch, length), device="cuda")
+
+    def step() -> None:
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    return {"variant": "base" if depth is None else f"mawt D={depth}", "batch": batch, "length": length,
+            "tokens_per_s": batch * length * steps / elapsed,
+            "peak_mb": torch.cuda.max_memory_allocated() / 2**20}
+
+
+def _in_subprocess(kind: str, **kwargs) -> dict:
+    cmd = [sys.executable, __file__, "--child", json.dumps({"kind": kind, **kwargs})]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child {kwargs} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict]) -> str:
+    base = {(r["length"]): r for r in rows if r["variant"] == "base"}
+    by_key = {(r["variant"], r["depth"], r["length"]): r for r in rows}
+    lines = [
+        "| length | D | base ms | fused ms | fused/base | materialized ms | mat./base "
+        "| base MB | fused MB | materialized MB | mat./fused mem |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (variant, depth, length), fused in sorted(by_key.items(), key=lambda kv: (kv[0][2], kv[0][1])):
+        if variant != "fused":
+            continue
+        b, m = base[length], by_key[("materialized", depth, length)]
+        lines.append(
+            f"| {length} | {depth} | {b['time_s'] * 1e3:.0f} | {fused['time_s'] * 1e3:.0f} "
+            f"| {fused['time_s'] / b['time_s']:.2f} | {m['time_s'] * 1e3:.0f} | {m['time_s'] / b['time_s']:.2f} "
+            f"| {b['peak_mb']:.0f} | {fused['peak_mb']:.0f} | {m['peak_mb']:.0f} "
+            f"| {m['peak_mb'] / max(fused['peak_mb'], 1e-9):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _targets(rows: list[dict]) -> list[str]:
+    get = {(r["variant"], r["depth"], r["length"]): r for r in rows}
+    out = []
+    for (variant, depth, length), r in sorted(get.items()):
+        if variant != "fused":
+            continue
+        ratio = r["time_s"] / get[("base", 0, length)]["time_s"]
+        limit = 1.5 if depth == 1 else 1.5 * depth
+        out.append(f"{'ok  ' if ratio <= limit else 'MISS'} L={length} D={depth}: fused/base time "
+                   f"{ratio:.2f} (target <= {limit:g})")
+    if ("fused", 4, 2048) in get:
+        mem = get[("materialized", 4, 2048)]["peak_mb"] / get[("fused", 4, 2048)]["peak_mb"]
+        out.append(f"{'ok  ' if mem >= 4 else 'MISS'} L=2048 D=4: materialized/fused peak memory {mem:.1f} (target >= 4)")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 2048])
+    parser.add_argument("--depths", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--full-model", action="store_true", help="also a whole 1.5B training step (CUDA only)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench/attention.json"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        spec = json.loads(args.child)
+        kind = spec.pop("kind")
+        result = measure_layer(**spec) if kind == "layer" else measure_full_step(**spec)
+        print(json.dumps(result))
+        return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but no CUDA device is visible", file=sys.stderr)
+        return 2
+    if args.full_model and args.device != "cuda":
+        print("error: --full-model needs --device cuda (a 1.5B bf16 training step)", file=sys.stderr)
+        return 2
+
+    rows = []
+    for length in args.lengths:
+        configs = [("base", 0)] + [(v, d) for d in args.depths for v in ("fused", "materialized")]
+        for variant, depth in configs:
+            row = _in_subprocess("layer", variant=variant, depth=depth, length=length,
+                                 repeats=args.repeats, device=args.device)
+            print(f"  {variant:>12} D={depth} L={length}: {row['time_s'] * 1e3:8.1f} ms  {row['peak_mb']:8.1f} MB",
+                  file=sys.stderr)
+            rows.append(row)
+    full = []
+    if args.full_model:
+        for depth in (None, 4):
+            full.append(_in_subprocess("full", depth=depth, batch=4, length=1024, steps=5))
+
+    import transformers
+
+    meta = {"device": args.device, "platform": platform.platform(), "processor": platform.processor(),
+            "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"meta": meta, "layer": rows, "full_step": full}, indent=2))
+    tmp.replace(args.out)
+
+    print(f"\nOne attention layer, forward+backward, batch 1, {args.device} ({meta['cpu_threads']} threads), "
+          f"{'bf16' if args.device == 'cuda' else 'float32'}:\n")
+    print(_table(rows))
+    for row in full:
+        print(f"\nfull 1.5B step, {row['variant']}: {row['tokens_per_s']:.0f} tokens/s, peak {row['peak_mb']:.0f} MB")
+    print("\nTargets:")
+    print("\n".join(_targets(rows)))
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
