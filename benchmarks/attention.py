@@ -10,7 +10,7 @@ MAWT uses the `softmax` mixer (the one that computes every selector statistic);
 with D=1 no selector exists. Each configuration runs in a fresh process so its
 peak memory is its own: on CPU the growth of the process's peak RSS during the
 first forward+backward, on CUDA torch.cuda.max_memory_allocated. Time is the
-median of --repeats steps after that first one.
+median of the steps after that first one (at least --repeats, and at least 1 s).
 
 Writes results/bench/attention.json and prints a Markdown table with the ratios
 the targets are stated in (time / base time, materialized peak / fused peak).
@@ -86,7 +86,7 @@ def measure_layer(variant: str, depth: int, length: int, repeats: int, device: s
     _sync(device)
     peak = _peak_bytes(device) - before
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or sum(times) < 1.0:  # short steps: repeat for >= 1 s
         t0 = time.perf_counter()
         step()
         _sync(device)

@@ -1,0 +1,15 @@
+rule demo:
+    output:
+        "results/demo/attention.txt",
+    log:
+        "results/logs/demo.log",
+    params:
+        depth=4,
+        mixer="grpo",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "python -m mawt demo --depth {params.depth} --mixer {params.mixer} > {output} 2> {log}"
