@@ -1,0 +1,91 @@
+"""The micro base model of the embedded default setup (MAWT_SPEC section 5).
+
+A character-level tokenizer trained with the `tokenizers` library (wrapped as a
+`PreTrainedTokenizerFast`) and a small Qwen2-architecture model, pre-trained here
+with the transformers `Trainer` on single-step puzzle families, then saved with
+`save_pretrained` so that fine-tuning treats it exactly like a hub model.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from . import puzzles
+from .data import AnswerCollator, encode_example
+
+SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
+
+
+@dataclass
+class MicroConfig:
+    # Model size: 4 layers x 128 wide learns the simple families in ~2 CPU-minutes.
+    layers: int = 4
+    hidden: int = 128
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 384
+    max_positions: int = 128
+    # Pre-training data: single-step puzzles of these families (the fine-tuning
+    # task must be new to the base, e.g. their compositions).
+    families: list[str] = field(default_factory=lambda: ["reverse", "drop_first", "drop_last", "swap_ends",
+                                                         "sort_letters", "double_last"])
+    rows: int = 20000
+    difficulty: int = 2
+    # Optimisation.
+    steps: int = 1500
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+
+def train_tokenizer() -> PreTrainedTokenizerFast:
+    """Character-level tokenizer: every printable ASCII character is one token."""
+    tok = Tokenizer(models.WordLevel(unk_token=SPECIAL["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    trainer = trainers.WordLevelTrainer(special_tokens=list(SPECIAL.values()), min_frequency=1)
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " \n"
+    tok.train_from_iterator([alphabet], trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
+
+
+def build_model(cfg: MicroConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
+        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
+        max_position_embeddings=cfg.max_positions, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(cfg.seed)
+    return Qwen2ForCausalLM(config)
+
+
+def pretrain(cfg: MicroConfig, out_dir: Path, log_steps: int = 100) -> Path:
+    """Train the micro base on single-step puzzles; save model + tokenizer to out_dir."""
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    set_seed(cfg.seed)
+    tokenizer = train_tokenizer()
+    model = build_model(cfg, tokenizer)
+    rows = puzzles.generate(cfg.rows, cfg.families, steps=1, difficulty=cfg.difficulty, seed=cfg.seed)
+    examples = [encode_example(tokenizer, r, cfg.max_positions) for r in rows]
+    args = TrainingArguments(
+        output_dir=str(out_dir / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=min(100, cfg.steps // 10),
+        weight_decay=0.0, logging_steps=log_steps, save_strategy="no", report_to=[], seed=cfg.seed,
+        data_seed=cfg.seed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=examples,
+                      data_collator=AnswerCollator(tokenizer.pad_token_id))
+    trainer.train()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
