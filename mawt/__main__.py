@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -36,6 +38,40 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if diff <= 1e-5 else 1
 
 
+def _pretrain_micro(args: argparse.Namespace) -> int:
+    from .micro import MicroConfig, pretrain
+    from .runconfig import _build
+
+    cfg = MicroConfig()
+    if args.config:
+        import yaml
+
+        cfg = _build(MicroConfig, yaml.safe_load(Path(args.config).read_text()) or {}, args.config)
+    pretrain(cfg, Path(args.out))
+    print(f"micro base model written to {args.out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .run import train_run
+    from .runconfig import load_run_config
+
+    summary = train_run(load_run_config(args.config), Path(args.out))
+    print(json.dumps({k: summary[k] for k in ("trainable_parameters", "train_loss", "heldout_answer_loss",
+                                              "train_seconds")}, indent=2))
+    return 0
+
+
+def _eval_heldout(args: argparse.Namespace) -> int:
+    from .run import eval_heldout
+
+    result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), args.batch_size,
+                          args.max_new_tokens)
+    print(json.dumps({k: result[k] for k in ("n", "exact_match", "challenge_metric", "heldout_answer_loss")},
+                     indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mawt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +80,24 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--mixer", default="grpo")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    pre = sub.add_parser("pretrain-micro", help="pre-train the micro base model on synthetic puzzles")
+    pre.add_argument("--config", help="YAML with MicroConfig fields (default: built-in)")
+    pre.add_argument("--out", required=True, help="directory for save_pretrained")
+    pre.set_defaults(func=_pretrain_micro)
+
+    train = sub.add_parser("train", help="fine-tune one run (patch, freeze, train, save)")
+    train.add_argument("--config", required=True, help="run YAML (see mawt/runconfig.py)")
+    train.add_argument("--out", required=True, help="run directory (resumes from its last checkpoint)")
+    train.set_defaults(func=_train)
+
+    ev = sub.add_parser("eval-heldout", help="greedy answers and both scores on the held-out split")
+    ev.add_argument("--model", required=True, help="save_pretrained directory (MAWT or plain)")
+    ev.add_argument("--heldout", required=True, help="held-out rows (JSONL, e.g. RUN/data/heldout.jsonl)")
+    ev.add_argument("--out", required=True, help="JSON with per-item predictions and scores")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--max-new-tokens", type=int, default=24)
+    ev.set_defaults(func=_eval_heldout)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

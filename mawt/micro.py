@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from . import puzzles
@@ -45,13 +45,20 @@ class MicroConfig:
 
 
 def train_tokenizer() -> PreTrainedTokenizerFast:
-    """Character-level tokenizer: every printable ASCII character is one token."""
-    tok = Tokenizer(models.WordLevel(unk_token=SPECIAL["unk_token"]))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    trainer = trainers.WordLevelTrainer(special_tokens=list(SPECIAL.values()), min_frequency=1)
-    alphabet = string.ascii_letters + string.digits + string.punctuation + " \n"
-    tok.train_from_iterator([alphabet], trainer=trainer)
+    """Character-level tokenizer: a byte-level BPE trained with no merges.
+
+    Every byte is one token. Byte-level BPE is also what Qwen2's tokenizer class
+    is, so `AutoTokenizer` (which picks the class from the model type) reads the
+    saved tokenizer back with identical ids.
+    """
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1, special_tokens=list(SPECIAL.values()), show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, nothing merged
+    )
+    tok.train_from_iterator([string.printable], trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
 
 

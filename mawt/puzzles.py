@@ -65,6 +65,10 @@ FAMILIES: dict[str, tuple[str, str, Callable[[str], str]]] = {
     "sort_letters": ("Sort the letters of {w}.", "sort the letters", lambda w: "".join(sorted(w))),
     "shift": ("Shift each letter of {w} by one.", "shift each letter by one", _shift),
     "double_last": ("Double the last letter of {w}.", "double the last letter", lambda w: w + w[-1:]),
+    "double_first": ("Double the first letter of {w}.", "double the first letter", lambda w: w[:1] + w),
+    "drop_two": ("Remove the first two letters of {w}.", "remove the first two letters", lambda w: w[2:]),
+    "rotate": ("Move the first letter of {w} to the end.", "move the first letter to the end",
+               lambda w: w[1:] + w[:1]),
 }
 # Families that are not word transforms (they make their own question).
 SPECIAL = ("next_letter", "initials")

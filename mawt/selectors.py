@@ -48,6 +48,7 @@ class Selection:
     logits: torch.Tensor | None = None  # selector logits, learned mixers only
     log_probs: torch.Tensor | None = None  # log softmax(logits), with grad
     choice: torch.Tensor | None = None  # chosen slice per token (grpo, gumbel), long (B, L)
+    observation: torch.Tensor | None = None  # the MLP's (detached) input, (B, L, F)
 
     @property
     def choice_log_prob(self) -> torch.Tensor | None:
@@ -123,7 +124,7 @@ class DepthSelector(nn.Module):
 
         if self.mixer == "softmax":
             w = torch.softmax(logits / self.tau, dim=-1)
-            return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs)
+            return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs, observation=obs)
 
         if self.training:
             noisy = logits + _gumbel_like(logits)
@@ -136,4 +137,5 @@ class DepthSelector(nn.Module):
             w = hard + soft - soft.detach()  # straight-through: hard forward, soft gradient
         else:
             w = hard  # grpo: trained by the policy loss, not through w
-        return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs, choice=choice)
+        return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs, choice=choice,
+                         observation=obs)

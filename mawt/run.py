@@ -1,0 +1,190 @@
+"""One fine-tuning run and one held-out evaluation, as the CLI and the workflow call them."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from .data import AnswerCollator, encode_example, load_rows, read_jsonl, split, write_split
+from .patching import freeze, patch_model
+from .runconfig import RunConfig
+
+PACKAGES = ("torch", "transformers", "accelerate", "datasets", "tokenizers", "lm-eval", "mawt")
+
+
+def environment() -> dict:
+    """Versions, git commit and hardware, for every run's metadata."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        root = Path(__file__).resolve().parents[1]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"versions": versions, "git_commit": commit, "python": platform.python_version(),
+            "machine": platform.machine(), "cpu_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device='cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    return name
+
+
+def _check_model_source(name: str) -> None:
+    """A local-looking model path must be a save_pretrained directory (hub ids are org/name)."""
+    looks_local = Path(name).exists() or name.startswith((".", "/", "~")) or name.count("/") >= 2
+    if looks_local and not (Path(name) / "config.json").is_file():
+        raise ValueError(f"base_model={name!r}: no model there (expected a save_pretrained directory "
+                         "with config.json)")
+
+
+def load_base(cfg: RunConfig, device: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _check_model_source(cfg.base_model)
+    dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.base_model,
+                                                  trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=dtype, use_safetensors=True,
+                                                     trust_remote_code=cfg.trust_remote_code)
+    except OSError as err:
+        raise ValueError(f"base_model={cfg.base_model!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
+                         "offline, point base_model at a local save_pretrained directory") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device), tokenizer
+
+
+@torch.no_grad()
+def answer_loss(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32) -> float:
+    """Mean teacher-forced cross-entropy of the answer tokens (eval mode)."""
+    from .trainer import answer_ce
+
+    model.eval()
+    collate = AnswerCollator(tokenizer.pad_token_id)
+    losses = []
+    for i in range(0, len(rows), batch_size):
+        batch = collate([encode_example(tokenizer, r, max_length) for r in rows[i : i + batch_size]])
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        losses.append(answer_ce(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                                batch["labels"]))
+    return float(torch.cat(losses).mean())
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop log lines written after the checkpoint we resume from."""
+    if path.exists():
+        keep = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(line + "\n" for line in keep))
+
+
+def train_run(cfg: RunConfig, out: Path) -> dict:
+    """Split the data, patch, freeze, fine-tune, save; returns the run summary (also run.json)."""
+    from transformers import TrainingArguments, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .trainer import JsonlLogger, MAWTTrainer, selection_stats
+
+    out = Path(out)
+    device = _device(cfg.train.device)
+    rows = load_rows(cfg.data)
+    train_rows, heldout_rows = split(rows, cfg.data)
+    set_seed(cfg.train.seed)
+    model, tokenizer = load_base(cfg, device)
+    if cfg.mawt is not None:
+        patch_model(model, cfg.mawt)
+        model.to(device)
+    n_trainable = freeze(model, cfg.trainable)
+    write_split(train_rows, heldout_rows, cfg.data, out / "data")
+
+    examples = [encode_example(tokenizer, r, cfg.train.max_length) for r in train_rows]
+    t = cfg.train
+    report_to = ["tensorboard"] if _has("tensorboard") else []
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), max_steps=t.steps, per_device_train_batch_size=t.batch_size,
+        learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps,
+        lr_scheduler_type="cosine", logging_steps=t.logging_steps,
+        save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 1, save_total_limit=1,
+        report_to=report_to, seed=t.seed, data_seed=t.seed,
+        use_cpu=device == "cpu", bf16=t.dtype == "bfloat16", dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    use_grpo = cfg.mawt is not None and cfg.mawt.mixer == "grpo" and cfg.mawt.depth > 1
+    trainer = MAWTTrainer(model=model, args=args, train_dataset=examples,
+                          data_collator=AnswerCollator(tokenizer.pad_token_id), run=t, use_grpo=use_grpo,
+                          callbacks=[JsonlLogger(out / "metrics.jsonl")])
+    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+    if last:
+        _truncate_metrics(out / "metrics.jsonl", int(Path(last).name.split("-")[-1]))
+    elif (out / "metrics.jsonl").exists():
+        (out / "metrics.jsonl").unlink()
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    train_seconds = time.perf_counter() - started
+
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    summary = {
+        "config": cfg.to_dict(),
+        "seed": t.seed,
+        "trainable_parameters": n_trainable,
+        "train_loss": result.training_loss,
+        "train_seconds": train_seconds,
+        "resumed_from": Path(last).name if last else None,
+        "heldout_answer_loss": answer_loss(model, tokenizer, heldout_rows, t.max_length),
+        "final_selection": selection_stats(model),
+        "environment": environment(),
+    }
+    tmp = out / "run.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    tmp.replace(out / "run.json")
+    return summary
+
+
+def eval_heldout(model_dir: Path, heldout: Path, out: Path, batch_size: int = 32, max_new_tokens: int = 24,
+                 max_length: int = 128) -> dict:
+    """Greedy answers on the held-out rows, both scores, per-item predictions -> JSON."""
+    from transformers import AutoTokenizer
+
+    from .evaluate import generate_answers, score_items
+    from .patching import load_model
+
+    _check_model_source(str(model_dir))
+    rows = read_jsonl(heldout)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = load_model(model_dir).to(_device("auto"))
+    preds = generate_answers(model, tokenizer, [r["challenge"] for r in rows], batch_size, max_new_tokens)
+    result = score_items(rows, preds)
+    result["heldout_answer_loss"] = answer_loss(model, tokenizer, rows, max_length)
+    result["model"] = str(model_dir)
+    result["environment"] = environment()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
+    tmp.replace(out)
+    return result
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

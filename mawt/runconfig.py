@@ -1,0 +1,131 @@
+"""`RunConfig`: everything one fine-tuning run needs, read from a YAML file.
+
+    base_model: results/micro/base      # a save_pretrained directory or a hub id
+    data: {source: synthetic, families: [reverse, drop_first], steps: 2}
+    mawt: {depth: 4, mixer: grpo}        # null: no MAWT (plain fine-tuning)
+    trainable: last
+    train: {steps: 200, learning_rate: 1e-3, group_size: 4, seed: 0}
+
+Unknown keys, wrong types and impossible values are rejected before any work,
+with the file and the key in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .config import MAWTConfig
+from .data import DataConfig
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    seed: int = 0
+    max_length: int = 128  # tokens of prompt + answer
+    # GRPO (mixer: grpo only), see mawt/grpo.py.
+    group_size: int = 4  # G rollouts per example
+    lambda_pg: float = 1.0  # weight of the policy-gradient loss
+    beta: float = 0.01  # KL(pi || pi_ref) weight
+    eta: float = 0.001  # entropy bonus weight
+    reuse_prefix: bool = True  # run the frozen prefix once, the trainable suffix G times
+    logging_steps: int = 10
+    save_steps: int = 50  # Trainer checkpoints (resume); 0 = none
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "float32"  # float32 | bfloat16
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "max_length", "group_size", "logging_steps")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"train.{name}={value!r} is invalid: must be an integer >= 1")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(f"train.learning_rate={self.learning_rate!r} is invalid: must be > 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"train.device={self.device!r} is invalid: allowed are auto, cpu, cuda")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"train.dtype={self.dtype!r} is invalid: allowed are float32, bfloat16")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 32
+    max_new_tokens: int = 24
+
+
+@dataclass
+class RunConfig:
+    base_model: str = "results/micro/base"
+    tokenizer: str | None = None  # default: the base model's directory / id
+    trust_remote_code: bool = False  # never on unless a setup says so explicitly
+    data: DataConfig = field(default_factory=DataConfig)
+    mawt: MAWTConfig | None = field(default_factory=MAWTConfig)
+    trainable: str = "last"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.mawt is not None and self.mawt.mixer == "grpo" and self.mawt.depth > 1 and self.train.group_size < 2:
+            raise ValueError(
+                f"train.group_size={self.train.group_size} is invalid for mixer grpo: "
+                "group-relative advantages need at least 2 rollouts"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _build(cls, data, where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed are {sorted(fields)}")
+    kwargs = {}
+    for key, value in data.items():
+        if key in _SECTIONS and cls is RunConfig:
+            kwargs[key] = None if (key == "mawt" and value is None) else _build(_SECTIONS[key], value, f"{where}.{key}")
+        else:
+            default = fields[key].default
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ValueError(f"{where}.{key}={value!r} is invalid: must be true or false")
+            if isinstance(default, float) and isinstance(value, str):
+                try:  # YAML 1.1 reads 1e-3 as a string
+                    value = float(value)
+                except ValueError:
+                    pass
+            if isinstance(default, (int, float)) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"{where}.{key}={value!r} is invalid: must be a number")
+                if isinstance(default, float):
+                    value = float(value)
+            kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run YAML (safe loader); errors name the file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"run config {str(path)!r}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"run config {str(path)!r} is not valid YAML: {err}") from None
+    return _build(RunConfig, data, str(path))

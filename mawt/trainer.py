@@ -1,0 +1,163 @@
+"""`MAWTTrainer`: the transformers Trainer with the MAWT loss.
+
+Only documented hooks are overridden: `compute_loss` (cross-entropy, plus the
+GRPO objective of mawt/grpo.py for the `grpo` mixer) and `log` (adds the loss
+parts and selector statistics averaged since the last log). `JsonlLogger` writes
+every log line to `metrics.jsonl` beside the checkpoint.
+
+Frozen-prefix reuse (MAWT_SPEC section 3): when every decoder layer below the
+first trainable one is frozen, the prefix runs once per step without grad and
+only the trainable suffix runs on the G rollouts, so a GRPO step does not cost G
+full forward passes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+
+from . import grpo
+from .patching import mawt_layers
+from .runconfig import TrainConfig
+
+
+def first_trainable_layer(model) -> int:
+    """Index of the first decoder layer with a trainable parameter (0 if embeddings train)."""
+    inner = model.model
+    if any(p.requires_grad for p in inner.embed_tokens.parameters()):
+        return 0
+    for i, layer in enumerate(inner.layers):
+        if any(p.requires_grad for p in layer.parameters()):
+            return i
+    return len(inner.layers)
+
+
+def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: int):
+    """Decoder layers [start, stop) of a Qwen2/Mistral/Llama model on `hidden` (B, L, E)."""
+    inner = model.model
+    kwargs = dict(config=inner.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None,
+                  position_ids=position_ids)
+    masks = {"full_attention": create_causal_mask(**kwargs)}
+    if "sliding_attention" in inner.config.layer_types:
+        masks["sliding_attention"] = create_sliding_window_causal_mask(**kwargs)
+    rope = inner.rotary_emb(hidden, position_ids)
+    for i in range(start, stop):
+        hidden = inner.layers[i](hidden, attention_mask=masks[inner.config.layer_types[i]],
+                                 position_embeddings=rope, position_ids=position_ids)
+    return hidden
+
+
+def answer_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over answer tokens, per row: (N,)."""
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    tok = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")  # (N, L-1)
+    return grpo.masked_mean(tok, labels != -100)
+
+
+def selection_stats(model) -> dict[str, float]:
+    """Mean slice usage and selector entropy over the MAWT layers' last decisions."""
+    sels = [m.last_selection for m in mawt_layers(model).values() if m.last_selection is not None]
+    if not sels:
+        return {}
+    usage = torch.stack([grpo.masked_mean(s.weights.detach().float().transpose(1, 2), s.valid[:, None]).mean(0)
+                         for s in sels]).mean(0)  # (D,)
+    out = {f"depth_usage_{d}": float(u) for d, u in enumerate(usage)}
+    ent = [grpo.categorical_entropy(s.log_probs.detach(), s.valid) for s in sels if s.log_probs is not None]
+    if ent:
+        out["selector_entropy"] = float(torch.stack(ent).mean())
+    return out
+
+
+class JsonlLogger(TrainerCallback):
+    """Appends every Trainer log line (with its step) to a JSONL file."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **logs}, sort_keys=True) + "\n")
+
+
+class MAWTTrainer(Trainer):
+    def __init__(self, *args, run: TrainConfig, use_grpo: bool, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.run = run
+        self.use_grpo = use_grpo
+        self._parts: dict[str, list[float]] = defaultdict(list)
+        # pi_ref: the selectors as they are before fine-tuning (frozen copies).
+        self._ref = {i: copy.deepcopy(m.selector.mlp).requires_grad_(False)
+                     for i, m in mawt_layers(self.model).items() if m.selector.mlp is not None}
+        self.prefix_calls = 0  # how many times the frozen prefix ran (tests count it)
+
+    # ------------------------------------------------------------------ loss
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.use_grpo:
+            loss = self._grpo_loss(model, inputs)
+            return (loss, None) if return_outputs else loss
+        outputs = model(**inputs)
+        ce = answer_ce(outputs.logits, inputs["labels"]).mean()
+        self._record(loss_ce=ce.item(), **selection_stats(model))
+        return (ce, outputs) if return_outputs else ce
+
+    def _grpo_loss(self, model, inputs) -> torch.Tensor:
+        G, run = self.run.group_size, self.run
+        ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+        n_layers = len(model.model.layers)
+        split = first_trainable_layer(model) if run.reuse_prefix else 0
+        position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
+
+        frozen_embed = not any(p.requires_grad for p in model.model.embed_tokens.parameters())
+        with torch.set_grad_enabled(not frozen_embed):
+            hidden = model.model.embed_tokens(ids)
+        if split > 0:
+            with torch.no_grad():  # the frozen prefix: once per step
+                hidden = run_layers(model, hidden, mask, position_ids, 0, split)
+            self.prefix_calls += 1
+
+        rep = lambda t: t.repeat_interleave(G, dim=0)  # noqa: E731  (rollouts of an example adjacent)
+        hidden = run_layers(model, rep(hidden), rep(mask), rep(position_ids), split, n_layers)
+        logits = model.lm_head(model.model.norm(hidden))
+        ce = answer_ce(logits, rep(labels))  # (B*G,)
+        advantages = grpo.group_advantages(-ce.detach(), G)
+
+        layers = mawt_layers(model)
+        sels = {i: m.last_selection for i, m in layers.items() if m.last_selection.choice is not None}
+        valid = rep(mask).bool()
+        zero = ce.new_zeros(())
+        log_pi = sum((s.choice_log_prob for s in sels.values()), torch.zeros_like(ce)[:, None])
+        pg = grpo.policy_loss(advantages, log_pi, valid) if sels else zero
+        kl = sum((grpo.categorical_kl(s.log_probs, F.log_softmax(self._ref[i](s.observation).float(), -1), valid)
+                  for i, s in sels.items()), zero)
+        entropy = sum((grpo.categorical_entropy(s.log_probs, valid) for s in sels.values()), zero)
+        loss = ce.mean() + run.lambda_pg * pg + run.beta * kl - run.eta * entropy
+
+        rewards = -ce.detach().view(-1, G)
+        self._record(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), policy_entropy=entropy.item(),
+                     reward_mean=rewards.mean().item(), reward_std=rewards.std(1, unbiased=False).mean().item(),
+                     **selection_stats(model))
+        return loss
+
+    # --------------------------------------------------------------- logging
+    def _record(self, **values: float) -> None:
+        if self.model.training:
+            for k, v in values.items():
+                if not torch.isfinite(torch.tensor(v)):
+                    raise FloatingPointError(
+                        f"non-finite {k}={v} at step {self.state.global_step}: stopping (no metrics written)"
+                    )
+                self._parts[k].append(v)
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if self._parts and "loss" in logs:
+            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._parts.items()}}
+            self._parts.clear()
+        super().log(logs, *args, **kwargs)
