@@ -34,11 +34,11 @@ class MicroConfig:
     # Pre-training data: single-step puzzles of these families (the fine-tuning
     # task must be new to the base, e.g. their compositions).
     families: list[str] = field(default_factory=lambda: ["reverse", "drop_first", "drop_last", "swap_ends",
-                                                         "sort_letters", "double_last"])
+                                                         "sort_letters", "double_last", "shift"])
     rows: int = 20000
     difficulty: int = 2
     # Optimisation.
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 32
     learning_rate: float = 3e-3
     seed: int = 0

@@ -48,8 +48,8 @@ def _reverse(w: str) -> str:
     return w[::-1]
 
 
-def _shift(w: str) -> str:
-    return "".join(chr((ord(c) - 97 + 1) % 26 + 97) for c in w)
+def _shift(w: str, k: int = 1) -> str:
+    return "".join(chr((ord(c) - 97 + k) % 26 + 97) for c in w)
 
 
 def _swap_ends(w: str) -> str:
@@ -65,8 +65,7 @@ FAMILIES: dict[str, tuple[str, str, Callable[[str], str]]] = {
     "sort_letters": ("Sort the letters of {w}.", "sort the letters", lambda w: "".join(sorted(w))),
     "shift": ("Shift each letter of {w} by one.", "shift each letter by one", _shift),
     "double_last": ("Double the last letter of {w}.", "double the last letter", lambda w: w + w[-1:]),
-    "double_first": ("Double the first letter of {w}.", "double the first letter", lambda w: w[:1] + w),
-    "drop_two": ("Remove the first two letters of {w}.", "remove the first two letters", lambda w: w[2:]),
+    "shift_two": ("Shift each letter of {w} by two.", "shift each letter by two", lambda w: _shift(w, 2)),
     "rotate": ("Move the first letter of {w} to the end.", "move the first letter to the end",
                lambda w: w[1:] + w[:1]),
 }

@@ -1,0 +1,200 @@
+"""Fine-tuning runs end to end on a tiny model saved to disk as the "pretrained" base."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from mawt import mawt_layers
+from mawt.micro import MicroConfig, build_model, train_tokenizer
+from mawt.run import eval_heldout, train_run
+from mawt.runconfig import load_run_config
+from mawt.trainer import MAWTTrainer
+
+GRPO_RUN = {
+    "data": {"source": "synthetic", "families": ["reverse", "drop_first"], "synthetic_rows": 80,
+             "n_train": 48, "n_heldout": 16, "difficulty": 1},
+    "mawt": {"depth": 4, "mixer": "grpo", "init_noise": 0.3},
+    "trainable": "last",
+    "train": {"steps": 12, "batch_size": 8, "learning_rate": 3e-3, "group_size": 4, "logging_steps": 4,
+              "save_steps": 0, "seed": 0, "warmup_steps": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """A 3-layer Qwen2 with the micro tokenizer, random weights, saved like a hub model."""
+    out = tmp_path_factory.mktemp("base")
+    tok = train_tokenizer()
+    model = build_model(MicroConfig(layers=3, hidden=64, heads=4, kv_heads=2, intermediate=128), tok)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _config(tmp_path, base_dir, **overrides):
+    data = json.loads(json.dumps(GRPO_RUN))
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            data[section] = {**(data.get(section) or {}), **values}
+        else:
+            data[section] = values
+    data["base_model"] = str(base_dir)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_run_config(path)
+
+
+def _metrics(run_dir):
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    drop = ("train_runtime", "train_samples_per_second", "train_steps_per_second")
+    return [{k: v for k, v in line.items() if k not in drop} for line in lines]
+
+
+class _RowCounter:
+    """Counts the rows that pass through a module (a forward hook, nothing mocked)."""
+
+    def __init__(self, module):
+        self.calls, self.rows = 0, 0
+        module.register_forward_hook(self)
+
+    def __call__(self, module, args, output):
+        self.calls += 1
+        self.rows += args[0].shape[0]
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_frozen_prefix_runs_once_per_step(tmp_path, base_dir, reuse, monkeypatch):
+    cfg = _config(tmp_path, base_dir, train={"steps": 3, "reuse_prefix": reuse})
+    counters = {}
+    original_init = MAWTTrainer.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        layers = self.model.model.layers
+        counters["first"], counters["last"] = _RowCounter(layers[0]), _RowCounter(layers[-1])
+        counters["trainer"] = self
+
+    monkeypatch.setattr(MAWTTrainer, "__init__", init)
+    train_run(cfg, tmp_path / "run")
+    steps, batch, G = 3, 8, 4
+    first, last = counters["first"], counters["last"]
+    # Training forwards only (the held-out loss at the end runs in eval: subtract it).
+    train_first_rows = first.rows - 16
+    assert last.rows - 16 == steps * batch * G  # the trainable suffix always sees G rollouts
+    if reuse:
+        assert counters["trainer"].prefix_calls == steps
+        assert train_first_rows == steps * batch  # prefix: once per step, B rows
+    else:
+        assert counters["trainer"].prefix_calls == 0
+        assert train_first_rows == steps * batch * G
+
+
+def test_grpo_run_learns_and_moves_the_selector(tmp_path, base_dir):
+    cfg = _config(tmp_path, base_dir, train={"steps": 40, "learning_rate": 1e-2})
+    summary = train_run(cfg, tmp_path / "run")
+    before = eval_heldout(base_dir, tmp_path / "run" / "data" / "heldout.jsonl", tmp_path / "base.json")
+    after = eval_heldout(tmp_path / "run" / "model", tmp_path / "run" / "data" / "heldout.jsonl",
+                         tmp_path / "tuned.json")
+    assert after["heldout_answer_loss"] < before["heldout_answer_loss"] - 0.5
+    assert summary["heldout_answer_loss"] == pytest.approx(after["heldout_answer_loss"], rel=1e-5)
+    assert len(after["items"]) == 16 and {"prediction", "exact_match", "challenge_correct"} <= set(after["items"][0])
+    usage = [summary["final_selection"][f"depth_usage_{d}"] for d in range(4)]
+    assert max(abs(u - 0.25) for u in usage) > 0.05, f"selector still uniform: {usage}"
+    assert summary["final_selection"]["selector_entropy"] < 0.99 * torch.log(torch.tensor(4.0)).item()
+    logged = _metrics(tmp_path / "run")
+    parts = {"loss_ce", "loss_pg", "kl", "policy_entropy", "reward_mean", "reward_std", "depth_usage_0",
+             "selector_entropy"}
+    assert parts <= set(logged[0])
+    assert summary["environment"]["versions"]["torch"].startswith("2.13.0")
+    assert summary["trainable_parameters"] > 0 and summary["seed"] == 0
+
+
+def test_every_trainable_parameter_changes(tmp_path, base_dir):
+    from mawt import load_model
+
+    cfg = _config(tmp_path, base_dir, mawt={"mixer": "softmax"}, train={"steps": 5})
+    train_run(cfg, tmp_path / "run")
+    tuned = load_model(tmp_path / "run" / "model")
+    from safetensors.torch import load_file
+
+    base_weights = load_file(base_dir / "model.safetensors")
+    tuned_weights = dict(tuned.named_parameters())
+    last = "model.layers.2."
+    changed = [n for n in tuned_weights if n.startswith(last) and n in base_weights
+               and not torch.equal(tuned_weights[n].detach(), base_weights[n])]
+    trainable_base = [n for n in base_weights if n.startswith(last)]
+    assert sorted(changed) == sorted(trainable_base)
+    frozen = [n for n in base_weights if not n.startswith(last)]
+    assert all(torch.equal(tuned_weights[n].detach(), base_weights[n]) for n in frozen if n in tuned_weights)
+    selector = mawt_layers(tuned)[2].selector
+    assert selector.mlp is not None
+
+
+def test_same_seed_same_metrics(tmp_path, base_dir):
+    cfg = _config(tmp_path, base_dir, train={"steps": 8})
+    train_run(cfg, tmp_path / "a")
+    train_run(cfg, tmp_path / "b")
+    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+    assert (tmp_path / "a" / "data" / "manifest.json").read_text() == (tmp_path / "b" / "data" / "manifest.json").read_text()
+
+
+def test_resume_from_the_last_checkpoint(tmp_path, base_dir):
+    cfg = _config(tmp_path, base_dir, train={"steps": 8, "save_steps": 4})
+    first = train_run(cfg, tmp_path / "run")
+    assert first["resumed_from"] is None and (tmp_path / "run" / "checkpoints" / "checkpoint-8").is_dir()
+    cfg.train.steps = 12
+    second = train_run(cfg, tmp_path / "run")
+    assert second["resumed_from"] == "checkpoint-8"
+    steps = [m["step"] for m in _metrics(tmp_path / "run") if "loss" in m]
+    assert steps == [4, 8, 12]  # no duplicated log lines after the resume
+
+
+def test_cli_train_and_eval_and_clear_errors(tmp_path, base_dir):
+    cfg = dict(GRPO_RUN, base_model=str(base_dir), mawt={"depth": 1, "mixer": "fixed"})
+    cfg["train"] = dict(cfg["train"], steps=2)
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg))
+    run = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(tmp_path / "ok.yaml"),
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "model" / "config.json").is_file()
+    ev = subprocess.run([sys.executable, "-m", "mawt", "eval-heldout", "--model", str(tmp_path / "run" / "model"),
+                         "--heldout", str(tmp_path / "run" / "data" / "heldout.jsonl"),
+                         "--out", str(tmp_path / "eval.json")], capture_output=True, text=True, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert json.loads((tmp_path / "eval.json").read_text())["n"] == 16
+    assert "eval-heldout" in subprocess.run([sys.executable, "-m", "mawt", "--help"], capture_output=True,
+                                            text=True).stdout
+
+    bad = dict(cfg, train=dict(cfg["train"], stepz=3))
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(tmp_path / "bad.yaml"),
+                           "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "bad.yaml.train: unknown key(s) ['stepz']" in proc.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"mawt": {"depth": 0}}, r"mawt: MAWTConfig.depth=0 is invalid"),
+        ({"mawt": {"mixer": "grpo", "depth": 2}, "train": {"group_size": 1}}, "group_size=1 is invalid for mixer grpo"),
+        ({"train": {"learning_rate": "fast"}}, r"train.learning_rate='fast' is invalid: must be a number"),
+        ({"data": {"n_train": 0}}, r"data.n_train=0 is invalid"),
+    ],
+)
+def test_run_config_errors_name_file_and_key(tmp_path, base_dir, override, message):
+    with pytest.raises(ValueError, match=message):
+        _config(tmp_path, base_dir, **override)
+
+
+def test_missing_base_model_is_reported_before_any_output(tmp_path, base_dir):
+    cfg = _config(tmp_path, base_dir)
+    cfg.base_model = str(tmp_path / "nowhere" / "model")
+    with pytest.raises(ValueError, match="base_model=.*no model there"):
+        train_run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
