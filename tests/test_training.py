@@ -9,13 +9,13 @@ import torch
 import yaml
 
 from mawt import mawt_layers
-from mawt.micro import MicroConfig, build_model, train_tokenizer
+from mawt.micro import MicroConfig, pretrain
 from mawt.run import eval_heldout, train_run
 from mawt.runconfig import load_run_config
 from mawt.trainer import MAWTTrainer
 
 GRPO_RUN = {
-    "data": {"source": "synthetic", "families": ["reverse", "drop_first"], "synthetic_rows": 80,
+    "data": {"source": "synthetic", "families": ["shift_two"], "synthetic_rows": 80,
              "n_train": 48, "n_heldout": 16, "difficulty": 1},
     "mawt": {"depth": 4, "mixer": "grpo", "init_noise": 0.3},
     "trainable": "last",
@@ -26,13 +26,11 @@ GRPO_RUN = {
 
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
-    """A 3-layer Qwen2 with the micro tokenizer, random weights, saved like a hub model."""
+    """A shrunken micro base (3 layers x 64), briefly pre-trained by the real pretrain() code."""
     out = tmp_path_factory.mktemp("base")
-    tok = train_tokenizer()
-    model = build_model(MicroConfig(layers=3, hidden=64, heads=4, kv_heads=2, intermediate=128), tok)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    cfg = MicroConfig(layers=3, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=1500, steps=120,
+                      batch_size=32, difficulty=1)
+    return pretrain(cfg, out, log_steps=60)
 
 
 def _config(tmp_path, base_dir, **overrides):
@@ -99,7 +97,7 @@ def test_grpo_run_learns_and_moves_the_selector(tmp_path, base_dir):
     before = eval_heldout(base_dir, tmp_path / "run" / "data" / "heldout.jsonl", tmp_path / "base.json")
     after = eval_heldout(tmp_path / "run" / "model", tmp_path / "run" / "data" / "heldout.jsonl",
                          tmp_path / "tuned.json")
-    assert after["heldout_answer_loss"] < before["heldout_answer_loss"] - 0.5
+    assert after["heldout_answer_loss"] < before["heldout_answer_loss"] - 0.2
     assert summary["heldout_answer_loss"] == pytest.approx(after["heldout_answer_loss"], rel=1e-5)
     assert len(after["items"]) == 16 and {"prediction", "exact_match", "challenge_correct"} <= set(after["items"][0])
     usage = [summary["final_selection"][f"depth_usage_{d}"] for d in range(4)]
