@@ -136,6 +136,10 @@ class MAWTAttention(nn.Module):
         self.depth_output = near_identity()  # B_d, (D, hd, hd)
         self.selector = DepthSelector(cfg, config.hidden_size).to(weight.device, weight.dtype)
 
+        # >1 while a GRPO step feeds G identical copies of each row (set by the
+        # trainer for the first MAWT layer of the trainable suffix): the attention
+        # core then runs once per group and only the mixing sees all G rollouts.
+        self.shared_groups = 1
         self.capture_attention = False  # set by mawt.capture()
         self.captured: torch.Tensor | None = None  # (B, H, Lq, Lk, D) of the last forward
         self.last_selection = None  # mawt.selectors.Selection of the last forward
@@ -158,6 +162,14 @@ class MAWTAttention(nn.Module):
     ) -> tuple[torch.Tensor, None]:
         if cache is None:
             cache = kwargs.pop("past_key_values", None)  # pre-5.x keyword
+        G = self.shared_groups
+        if G > 1:  # rows come in groups of G identical copies: attend once per group
+            if cache is not None or hidden_states.shape[0] % G:
+                raise ValueError("MAWTAttention.shared_groups needs a batch of whole groups and no cache")
+            full_hidden = hidden_states
+            hidden_states = hidden_states[::G]
+            attention_mask = attention_mask[::G] if attention_mask is not None else None
+            position_embeddings = tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings)
         B, L, _ = hidden_states.shape
         H, D, hd = self.num_heads, self.mawt.depth, self.head_dim
 
@@ -187,10 +199,14 @@ class MAWTAttention(nn.Module):
             attn, stats = self._fused(q, k, v, attention_mask, allowed, offset, dropout)
         if stats is not None:
             stats = stats.masked_fill(~valid[..., None, None], 0.0)  # padded queries: no signal
+        out = torch.matmul(attn.view(B, H, D, L, hd), self.depth_output)  # O_d: (B, H, D, L, hd)
+        if G > 1:  # back to one row per rollout: each samples its own depth choices
+            out, valid, hidden_states = out.repeat_interleave(G, 0), valid.repeat_interleave(G, 0), full_hidden
+            stats = stats.repeat_interleave(G, 0) if stats is not None else None
+            B = B * G
 
         sel = self.selector(stats, hidden_states, valid)
         self.last_selection = sel
-        out = torch.matmul(attn.view(B, H, D, L, hd), self.depth_output)  # O_d: (B, H, D, L, hd)
         out = torch.einsum("bhdle,bld->blhe", out, sel.weights.to(out.dtype))  # (B, L, H, hd)
         out = self.o_proj(out.reshape(B, L, H * hd))
         return out, None

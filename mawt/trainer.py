@@ -124,12 +124,27 @@ class MAWTTrainer(Trainer):
             self.prefix_calls += 1
 
         rep = lambda t: t.repeat_interleave(G, dim=0)  # noqa: E731  (rollouts of an example adjacent)
-        hidden = run_layers(model, rep(hidden), rep(mask), rep(position_ids), split, n_layers)
+        layers = mawt_layers(model)
+        if run.reuse_prefix:
+            # Rollouts only differ from the first MAWT layer's mixing on: run what comes
+            # before it once, and let that layer attend once per group.
+            first_mawt = min((i for i in layers if i >= split), default=n_layers)
+            if first_mawt > split:
+                hidden = run_layers(model, hidden, mask, position_ids, split, first_mawt)
+            shared = layers.get(first_mawt)
+        else:
+            first_mawt, shared = split, None
+        if shared is not None:
+            shared.shared_groups = G
+        try:
+            hidden = run_layers(model, rep(hidden), rep(mask), rep(position_ids), first_mawt, n_layers)
+        finally:
+            if shared is not None:
+                shared.shared_groups = 1
         logits = model.lm_head(model.model.norm(hidden))
         ce = answer_ce(logits, rep(labels))  # (B*G,)
         advantages = grpo.group_advantages(-ce.detach(), G)
 
-        layers = mawt_layers(model)
         sels = {i: m.last_selection for i, m in layers.items() if m.last_selection.choice is not None}
         valid = rep(mask).bool()
         zero = ce.new_zeros(())

@@ -166,3 +166,35 @@ def test_bfloat16_model_runs_finite(batch):
     with torch.no_grad():
         out = model(**batch).logits
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("mixer", ["grpo", "softmax"])
+def test_shared_groups_equal_running_every_rollout(mixer, batch):
+    """GRPO rollouts of one example share the attention core: same outputs and gradients."""
+    G = 3
+    model = patched_copy(tiny_model("qwen2"), depth=4, mixer=mixer, init_noise=0.2)
+    model.train()
+    layer = mawt_layers(model)[1]
+    x = torch.randn(3, 10, 32).repeat_interleave(G, 0)
+    rope = model.model.rotary_emb(x, torch.arange(10)[None])
+    mask = batch["attention_mask"].repeat_interleave(G, 0)[:, None, None, :].bool() & torch.ones(10, 10).tril().bool()
+    results = []
+    for groups in (1, G):
+        layer.zero_grad()
+        layer.shared_groups = groups
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(5)
+        out, _ = layer(xi, rope, mask)
+        (out.pow(2) * batch["attention_mask"].repeat_interleave(G, 0)[..., None]).sum().backward()
+        # Per-row input gradients differ (q/k/v are taken from one row per group), but
+        # their sum over each group, i.e. the gradient of the tensor that was repeated, is the same.
+        group_grad = xi.grad.view(3, G, 10, 32).sum(1)
+        grads = {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
+        results.append((out.detach(), group_grad, grads, layer.last_selection.weights))
+    layer.shared_groups = 1
+    (o1, g1, p1, w1), (o2, g2, p2, w2) = results
+    valid = batch["attention_mask"].repeat_interleave(G, 0).bool()
+    assert torch.equal(w1, w2)
+    assert max_diff(o1, o2, valid) <= 1e-5 and max_diff(g1, g2) <= 1e-5
+    assert p1.keys() == p2.keys() and "depth_query" in p1
+    assert max((p1[n] - p2[n]).abs().max().item() for n in p1) <= 1e-5

@@ -196,3 +196,35 @@ def test_missing_base_model_is_reported_before_any_output(tmp_path, base_dir):
     with pytest.raises(ValueError, match="base_model=.*no model there"):
         train_run(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_prefix_reuse_gives_the_same_loss_and_gradients(tmp_path, base_dir):
+    """Reuse is an optimisation only: same rollouts, same loss, same gradients as G full passes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
+
+    from mawt import MAWTConfig, freeze, patch_model
+    from mawt.data import AnswerCollator, encode_example
+    from mawt.puzzles import generate
+    from mawt.runconfig import TrainConfig
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    batch = AnswerCollator(tok.pad_token_id)([encode_example(tok, r, 64) for r in generate(4, ["shift_two"])])
+    results = []
+    for reuse in (True, False):
+        torch.manual_seed(0)
+        model = patch_model(AutoModelForCausalLM.from_pretrained(base_dir), MAWTConfig(depth=3, init_noise=0.3))
+        freeze(model, "last:2")
+        model.train()
+        args = TrainingArguments(output_dir=str(tmp_path / str(reuse)), report_to=[], use_cpu=True)
+        trainer = MAWTTrainer(model=model, args=args, run=TrainConfig(group_size=4, reuse_prefix=reuse),
+                              use_grpo=True)
+        torch.manual_seed(1)
+        loss = trainer.compute_loss(model, batch)
+        loss.backward()
+        results.append((loss.item(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
+                        trainer.prefix_calls))
+    (l1, g1, calls1), (l2, g2, calls2) = results
+    assert (calls1, calls2) == (1, 0)
+    assert l1 == pytest.approx(l2, abs=1e-6)
+    assert g1.keys() == g2.keys() and any("layers.1." in n for n in g1)
+    assert max((g1[n] - g2[n]).abs().max().item() for n in g1) <= 1e-5
