@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # user mistakes: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:  # a diverging run: say where, write no metrics
+        print(f"error: {err}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

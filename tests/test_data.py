@@ -109,3 +109,11 @@ def test_encoding_masks_the_prompt():
     answer_ids = [i for i, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100]
     assert tok.decode(answer_ids) == "tac" + tok.eos_token
     assert tok.decode(ex["input_ids"]).startswith("Spell cat backwards.\nAnswer: tac")
+
+
+def test_chat_template_is_used_when_the_tokenizer_has_one():
+    tok = train_tokenizer()
+    tok.chat_template = "{% for m in messages %}U:{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
+    ex = encode_example(tok, {"challenge": "Spell cat backwards.", "answer": "tac"}, max_length=64)
+    assert tok.decode(ex["input_ids"]).startswith("U:Spell cat backwards.A:tac")
+    assert ex["labels"][: len("U:Spell cat backwards.A:")] == [-100] * len("U:Spell cat backwards.A:")

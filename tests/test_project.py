@@ -37,3 +37,14 @@ def test_readme_quick_start_has_two_commands_and_ci_runs_the_test_one():
     ci_lines = [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
     assert ci_lines == [commands[1]]
     assert "pytest" in commands[1] and ".[test]" in commands[1]
+
+
+def test_every_shipped_run_config_loads():
+    from mawt.runconfig import load_run_config
+
+    configs = sorted((ROOT / "examples").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        cfg = load_run_config(path)
+        assert path.read_text().startswith("#"), f"{path.name} starts with how to run it"
+        assert cfg.data.source == "synthetic" and cfg.trainable == "last"
