@@ -42,11 +42,14 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
     from .micro import MicroConfig, pretrain
     from .runconfig import _build
 
-    cfg = MicroConfig()
+    overrides = {}
     if args.config:
         import yaml
 
-        cfg = _build(MicroConfig, yaml.safe_load(Path(args.config).read_text()) or {}, args.config)
+        overrides = yaml.safe_load(Path(args.config).read_text()) or {}
+    if args.overrides:
+        overrides = {**overrides, **json.loads(args.overrides)}
+    cfg = _build(MicroConfig, overrides, args.config or "pretrain-micro --overrides")
     pretrain(cfg, Path(args.out))
     print(f"micro base model written to {args.out}")
     return 0
@@ -56,9 +59,43 @@ def _train(args: argparse.Namespace) -> int:
     from .run import train_run
     from .runconfig import load_run_config
 
-    summary = train_run(load_run_config(args.config), Path(args.out))
+    split_dir = Path(args.split) if args.split else None
+    summary = train_run(load_run_config(args.config), Path(args.out), split_dir)
     print(json.dumps({k: summary[k] for k in ("trainable_parameters", "train_loss", "heldout_answer_loss",
                                               "train_seconds")}, indent=2))
+    return 0
+
+
+def _prepare_data(args: argparse.Namespace) -> int:
+    from .run import prepare_data
+    from .runconfig import _build, load_run_config
+    from .data import DataConfig
+
+    if args.setup:
+        from .workflow import load_setup
+
+        cfg = _build(DataConfig, load_setup(args.setup)["data"], f"workflow/setups/{args.setup}.yaml data")
+    else:
+        cfg = load_run_config(args.config).data
+    train, heldout = prepare_data(cfg, Path(args.out))
+    print(f"{len(train)} train / {len(heldout)} held-out rows written to {args.out}")
+    return 0
+
+
+def _lm_eval(args: argparse.Namespace) -> int:
+    from .lmeval import run_lm_eval
+
+    result = run_lm_eval(Path(args.model), args.tasks, Path(args.out), heldout=args.heldout, limit=args.limit,
+                         batch_size=args.batch_size, device=args.device)
+    print(json.dumps(result["tasks"], indent=2))
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from .tables import study_table
+
+    frame = study_table(Path(args.index), Path(args.out_dir))
+    print(frame.to_string())
     return 0
 
 
@@ -83,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
 
     pre = sub.add_parser("pretrain-micro", help="pre-train the micro base model on synthetic puzzles")
     pre.add_argument("--config", help="YAML with MicroConfig fields (default: built-in)")
+    pre.add_argument("--overrides", help="JSON object of MicroConfig fields (applied last)")
     pre.add_argument("--out", required=True, help="directory for save_pretrained")
     pre.set_defaults(func=_pretrain_micro)
 
     train = sub.add_parser("train", help="fine-tune one run (patch, freeze, train, save)")
     train.add_argument("--config", required=True, help="run YAML (see mawt/runconfig.py)")
     train.add_argument("--out", required=True, help="run directory (resumes from its last checkpoint)")
+    train.add_argument("--split", help="prepared split directory (train.jsonl, heldout.jsonl); default: split here")
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval-heldout", help="greedy answers and both scores on the held-out split")
@@ -98,6 +137,28 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--max-new-tokens", type=int, default=24)
     ev.set_defaults(func=_eval_heldout)
+
+    prep = sub.add_parser("prepare-data", help="load and split the data: train/heldout JSONL + manifest")
+    src = prep.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="run YAML (its data section)")
+    src.add_argument("--setup", help="workflow setup name (workflow/setups/NAME.yaml, its data section)")
+    prep.add_argument("--out", required=True)
+    prep.set_defaults(func=_prepare_data)
+
+    lm = sub.add_parser("lm-eval", help="lm-eval tasks on a checkpoint, through lm-eval's own API")
+    lm.add_argument("--model", required=True)
+    lm.add_argument("--tasks", nargs="+", required=True)
+    lm.add_argument("--heldout", help="held-out JSONL for the verbal_heldout task")
+    lm.add_argument("--out", required=True)
+    lm.add_argument("--limit", type=int)
+    lm.add_argument("--batch-size", type=int, default=8)
+    lm.add_argument("--device", default="cpu")
+    lm.set_defaults(func=_lm_eval)
+
+    tab = sub.add_parser("table", help="one study's table (CSV + Markdown) from its run index")
+    tab.add_argument("--index", required=True, help="the study's runs.json (written by the workflow)")
+    tab.add_argument("--out-dir", required=True)
+    tab.set_defaults(func=_table)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -94,8 +94,16 @@ def _truncate_metrics(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in keep))
 
 
-def train_run(cfg: RunConfig, out: Path) -> dict:
-    """Split the data, patch, freeze, fine-tune, save; returns the run summary (also run.json)."""
+def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Load and split the data (study protocol); write train/heldout JSONL + manifest."""
+    train_rows, heldout_rows = split(load_rows(cfg), cfg)
+    write_split(train_rows, heldout_rows, cfg, Path(out_dir))
+    return train_rows, heldout_rows
+
+
+def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
+    """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
+    returns the run summary (also written to run.json)."""
     from transformers import TrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -103,15 +111,19 @@ def train_run(cfg: RunConfig, out: Path) -> dict:
 
     out = Path(out)
     device = _device(cfg.train.device)
-    rows = load_rows(cfg.data)
-    train_rows, heldout_rows = split(rows, cfg.data)
+    if split_dir is not None:
+        train_rows = read_jsonl(Path(split_dir) / "train.jsonl")
+        heldout_rows = read_jsonl(Path(split_dir) / "heldout.jsonl")
+    else:
+        train_rows, heldout_rows = split(load_rows(cfg.data), cfg.data)
     set_seed(cfg.train.seed)
     model, tokenizer = load_base(cfg, device)
     if cfg.mawt is not None:
         patch_model(model, cfg.mawt)
         model.to(device)
     n_trainable = freeze(model, cfg.trainable)
-    write_split(train_rows, heldout_rows, cfg.data, out / "data")
+    if split_dir is None:
+        write_split(train_rows, heldout_rows, cfg.data, out / "data")
 
     examples = [encode_example(tokenizer, r, cfg.train.max_length) for r in train_rows]
     t = cfg.train

@@ -1,4 +1,4 @@
-rule demo:
+rule demo:  # snakemake demo: the layer demo alone
     output:
         "results/demo/attention.txt",
     log:

@@ -1,0 +1,55 @@
+# Held-out answers (the project's own greedy generation) and lm-eval tasks,
+# for every run and for the untuned base model (run id `base`).
+
+
+rule eval_heldout:
+    input:
+        model=eval_model,
+        heldout=f"{OUT}/data/heldout.jsonl",
+    output:
+        f"{OUT}/runs/{{run}}/heldout.json",
+    log:
+        f"{LOGS}/eval_heldout/{{run}}.log",
+    benchmark:
+        f"{BENCH}/eval_heldout/{{run}}.tsv"
+    params:
+        model=model_dir,
+        batch=SETUP.get("run", {}).get("eval", {}).get("batch_size", 32),
+        tokens=SETUP.get("run", {}).get("eval", {}).get("max_new_tokens", 24),
+    conda:
+        "../../environment.yml"
+    threads: RES["threads"]
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime"],
+        **gpu_resources(),
+    shell:
+        "OMP_NUM_THREADS={threads} python -m mawt eval-heldout --model {params.model} --heldout {input.heldout} "
+        "--batch-size {params.batch} --max-new-tokens {params.tokens} --out {output} > {log} 2>&1"
+
+
+rule lm_eval:
+    input:
+        model=eval_model,
+        heldout=f"{OUT}/data/heldout.jsonl",
+    output:
+        f"{OUT}/runs/{{run}}/lmeval.json",
+    log:
+        f"{LOGS}/lm_eval/{{run}}.log",
+    benchmark:
+        f"{BENCH}/lm_eval/{{run}}.tsv"
+    params:
+        model=model_dir,
+        tasks=" ".join(SETUP["lm_eval"]["tasks"]),
+        limit=f"--limit {SETUP['lm_eval']['limit']}" if SETUP["lm_eval"].get("limit") else "",
+        device="cuda" if RES.get("gpus") else "cpu",
+    conda:
+        "../../environment.yml"
+    threads: RES["threads"]
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime"],
+        **gpu_resources(),
+    shell:
+        "OMP_NUM_THREADS={threads} python -m mawt lm-eval --model {params.model} --tasks {params.tasks} "
+        "--heldout {input.heldout} --device {params.device} {params.limit} --out {output} > {log} 2>&1"

@@ -1,0 +1,43 @@
+# One fine-tuning run per resolved config (runs are keyed by a hash of their
+# config, so identical runs of different studies are trained once).
+
+
+rule run_config:
+    output:
+        f"{OUT}/runs/{{run}}/config.yaml",
+    log:
+        f"{LOGS}/run_config/{{run}}.log",
+    params:
+        text=run_yaml,
+    threads: 1
+    run:
+        with open(output[0], "w") as f:
+            f.write(params.text)
+
+
+rule train:
+    input:
+        config=f"{OUT}/runs/{{run}}/config.yaml",
+        split=f"{OUT}/data/train.jsonl",
+        base=base_model_files,
+    output:
+        model=f"{OUT}/runs/{{run}}/model/model.safetensors",
+        summary=f"{OUT}/runs/{{run}}/run.json",
+        metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    benchmark:
+        f"{BENCH}/train/{{run}}.tsv"
+    params:
+        out=lambda wc, output: os.path.dirname(output.summary),
+        split=lambda wc, input: os.path.dirname(input.split),
+    conda:
+        "../../environment.yml"
+    threads: RES["threads"]
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime"],
+        **gpu_resources(),
+    shell:
+        "OMP_NUM_THREADS={threads} python -m mawt train --config {input.config} --split {params.split} "
+        "--out {params.out} > {log} 2>&1"
