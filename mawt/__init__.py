@@ -2,23 +2,29 @@
 
     from mawt import MAWTConfig, patch_model, freeze, load_model, capture
 
-Importing the package registers the MAWT model classes with transformers'
-AutoConfig / AutoModelForCausalLM, so MAWT checkpoints load with either.
+Importing the layer API registers the MAWT model classes with transformers'
+AutoConfig / AutoModelForCausalLM, so MAWT checkpoints load with either. The
+names are resolved lazily, so light modules (e.g. `mawt.workflow`, read by the
+Snakefile at every invocation) do not pay for importing torch and transformers.
 """
 
-from .attention import MAWTAttention
-from .config import MAWTConfig
-from .patching import capture, freeze, load_model, mawt_layers, patch_model
-from .selectors import Selection
+import importlib
 
-__all__ = [
-    "MAWTAttention",
-    "MAWTConfig",
-    "Selection",
-    "capture",
-    "freeze",
-    "load_model",
-    "mawt_layers",
-    "patch_model",
-]
+_API = {
+    "MAWTAttention": "attention",
+    "MAWTConfig": "config",
+    "Selection": "selectors",
+    "capture": "patching",
+    "freeze": "patching",
+    "load_model": "patching",
+    "mawt_layers": "patching",
+    "patch_model": "patching",
+}
+__all__ = sorted(_API)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'mawt' has no attribute {name!r}")

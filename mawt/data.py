@@ -20,8 +20,6 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from . import puzzles
 
 
@@ -183,6 +181,8 @@ class AnswerCollator:
     pad_token_id: int
 
     def __call__(self, features: list[dict]) -> dict:
+        import torch
+
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(features), width), -100, dtype=torch.long)

@@ -1,0 +1,101 @@
+"""The Snakemake workflow: dry runs, lint, validation errors, a real smoke run, re-runs."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_SETUP = {
+    "name": "smoke",
+    "base_model": "pretrain",
+    "pretrain": {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "rows": 400,
+                 "steps": 20, "batch_size": 32, "difficulty": 1},
+    "data": {"source": "synthetic", "families": ["shift_two"], "synthetic_rows": 40, "n_train": 24,
+             "n_heldout": 6, "difficulty": 1},
+    "run": {"trainable": "last", "train": {"steps": 2, "batch_size": 8, "save_steps": 0, "device": "cpu",
+                                           "logging_steps": 1}},
+    "lm_eval": {"tasks": ["verbal_heldout"], "limit": None},
+    "resources": {"threads": 1, "mem_mb": 1000, "runtime": 5, "gpus": 0},
+}
+SMOKE_STUDY = {
+    "name": "tiny",
+    "seeds": [0, 1],
+    "defaults": {"mawt": {"depth": 2, "mixer": "grpo"}},
+    "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax"}}},
+}
+
+
+def snakemake(workdir: Path, *args: str, setup: str | Path = "micro", ablations: Path | None = None,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(ROOT / "workflow" / "config.yaml"),
+           "--config", f"setup={setup}", f"ablations={ablations or ROOT / 'ablations'}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    table = output.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+@pytest.fixture
+def smoke(tmp_path):
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(SMOKE_STUDY))
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(SMOKE_SETUP))
+    return tmp_path
+
+
+@pytest.mark.parametrize("setup, extra", [("micro", {"pretrain_micro": 1}), ("paper", {})])
+def test_dry_run_lists_the_expected_jobs(tmp_path, setup, extra):
+    proc = snakemake(tmp_path, "-n", setup=setup)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    # depths: plain + 3 depths; mixing: plain + 4 mixers; freezing: plain + 5; x 2 seeds.
+    # The shared plain baseline and the GRPO D=4 last-layer run are trained once.
+    assert counts["train"] == 22 and counts["run_config"] == 22
+    assert counts["eval_heldout"] == counts["lm_eval"] == 23  # + the untuned base
+    assert counts["study_table"] == 3 and counts["prepare_data"] == 1
+    assert counts.get("pretrain_micro", 0) == extra.get("pretrain_micro", 0)
+    assert not (tmp_path / "results").exists(), "a dry run writes nothing"
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(tmp_path, "--lint")
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), setup="paper")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert job_counts(proc.stdout)["train"] == 22
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"variants": {"x": {"mawt": {"depht": 2}}}}, r"tiny.yaml: key variants.x.mawt: Additional properties are not allowed \('depht' was unexpected\)"),
+        ({"variants": {"x": {"mawt": {"mixer": "top1"}}}}, r"key variants.x.mawt.mixer: 'top1' is not one of \['softmax', 'grpo', 'gumbel', 'mean', 'fixed'\]"),
+        ({"variants": {"x": {"mawt": {"depth": 0}}}}, r"key variants.x.mawt.depth: 0 is less than the minimum of 1"),
+        ({"seeds": []}, r"key seeds: \[\] should be non-empty"),
+        ({"seeds": "0"}, r"key seeds: '0' is not of type 'array'"),
+        ({"variants": {"x": {"train": {"steps": "many"}}}}, r"key variants.x.train.steps: 'many' is not of type 'integer'"),
+        ({"variants": {"x": {"trainable": "first"}}}, r"key variants.x.trainable: 'first' does not match"),
+        ({"variants": {"x": {"mawt": {"mixer": "fixed", "depth": 2, "fixed_index": 5}}}}, r"fixed_index=5 is invalid: must be in 0..1"),
+        ({"variants": {"../escape": {}}}, r"key variants: '../escape' does not match"),
+        ({"variants": {"x": {"train": {"group_size": 1}}}}, r"group_size=1 is invalid for mixer grpo"),
+    ],
+)
+def test_invalid_study_fails_before_any_job(smoke, edit, message):
+    study = {**SMOKE_STUDY, **edit}
+    (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(study))
+    proc = snakemake(smoke, "--cores", "1", setup=smoke / "smoke.yaml", ablations=smoke / "ablations")
+    assert proc.returncode != 0
+    assert re.search(message, proc.stderr), proc.stderr[-2000:]
+    assert "Invalid ablation configuration" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (smoke / "results").exists(), "nothing is written"
