@@ -99,3 +99,41 @@ def test_invalid_study_fails_before_any_job(smoke, edit, message):
     assert re.search(message, proc.stderr), proc.stderr[-2000:]
     assert "Invalid ablation configuration" in proc.stderr and "Traceback" not in proc.stderr
     assert not (smoke / "results").exists(), "nothing is written"
+
+
+def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
+    args = dict(setup=smoke / "smoke.yaml", ablations=smoke / "ablations")
+    proc = snakemake(smoke, "--cores", "2", **args)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = smoke / "results" / "smoke"
+    runs = [d for d in (out / "runs").iterdir() if d.name != "base"]
+    assert len(runs) == 6  # (the plain D=1 baseline + 2 variants) x 2 seeds
+    for d in runs:
+        info = json.loads((d / "run.json").read_text())
+        held = json.loads((d / "heldout.json").read_text())
+        lmeval = json.loads((d / "lmeval.json").read_text())
+        assert info["seed"] == info["config"]["train"]["seed"] in (0, 1) and info["config"]["mawt"]["depth"] in (1, 2)
+        assert held["n"] == 6 and 0.0 <= held["exact_match"] <= 1.0
+        assert "verbal_heldout" in lmeval["tasks"]
+        assert (d / "model" / "model.safetensors").stat().st_size > 0
+    table = (out / "studies" / "tiny" / "table.csv").read_text().splitlines()
+    assert table[0].startswith("variant,") and len(table) == 1 + 4  # header, base, plain, 2 variants
+    assert [line.split(",")[0] for line in table[1:]] == ["base (untuned)", "plain", "grpo2", "softmax2"]
+    bench = smoke / "results" / "benchmarks" / "smoke"
+    assert (bench / "prepare_data.tsv").exists() and (bench / "pretrain_micro.tsv").exists()
+    for rule in ("train", "eval_heldout", "lm_eval"):
+        assert len(list((bench / rule).glob("*.tsv"))) == (6 if rule == "train" else 7), rule
+    assert (bench / "train" / f"{runs[0].name}.tsv").read_text().startswith("s\th:m:s\tmax_rss")
+
+    again = snakemake(smoke, "-n", **args)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    study = {**SMOKE_STUDY, "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax"},
+                                                                   "train": {"steps": 3}}}}
+    (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(study))
+    edited = snakemake(smoke, "-n", **args)
+    assert edited.returncode == 0, edited.stderr[-3000:]
+    counts = job_counts(edited.stdout)
+    # softmax2's two seeds (new config -> new run id) and the study's index and table; nothing else
+    assert counts == {"run_config": 2, "train": 2, "eval_heldout": 2, "lm_eval": 2, "study_index": 1,
+                      "study_table": 1, "all": 1, "total": 11}

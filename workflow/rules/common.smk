@@ -6,6 +6,13 @@ import sys
 
 import yaml
 
+# Jobs run `python -m mawt ...` from the working directory (-d); the package is
+# this checkout's, installed or not (conda envs from environment.yml, SLURM jobs).
+_ROOT = os.path.abspath(workflow.basedir)  # the top-level Snakefile's folder
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
 from mawt.workflow import StudyError, load_setup, load_studies, run_config, run_id
 
 try:
