@@ -92,10 +92,30 @@ def _lm_eval(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .tables import study_table
+    from .tables import load_study, study_table
 
     frame = study_table(Path(args.index), Path(args.out_dir))
     print(frame.to_string())
+    if args.plots:
+        from .plots import study_plots
+
+        for path in study_plots(load_study(Path(args.index)), frame, Path(args.plots)):
+            print(path)
+    return 0
+
+
+def _attention(args: argparse.Namespace) -> int:
+    from .run import attention_example
+
+    print(json.dumps(attention_example(Path(args.model), Path(args.heldout), Path(args.out), args.index, args.head)))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(build_report([Path(p) for p in args.index], Path(args.setup_file), Path(args.bench_dir), Path(args.out),
+                       Path(args.tidy_out)))
     return 0
 
 
@@ -158,7 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     tab = sub.add_parser("table", help="one study's table (CSV + Markdown) from its run index")
     tab.add_argument("--index", required=True, help="the study's runs.json (written by the workflow)")
     tab.add_argument("--out-dir", required=True)
+    tab.add_argument("--plots", help="also draw the study's plots (PNG + SVG) into this directory")
     tab.set_defaults(func=_table)
+
+    att = sub.add_parser("attention", help="save the 5D attention of one held-out example (.npz)")
+    att.add_argument("--model", required=True, help="a MAWT checkpoint (save_pretrained directory)")
+    att.add_argument("--heldout", required=True, help="held-out rows (JSONL)")
+    att.add_argument("--out", required=True, help=".npz file")
+    att.add_argument("--index", type=int, default=0, help="which held-out row (default 0)")
+    att.add_argument("--head", type=int, help="which head (default: the one whose slices differ most)")
+    att.set_defaults(func=_attention)
+
+    rep = sub.add_parser("report", help="the self-contained HTML report from the studies' run indexes")
+    rep.add_argument("--index", nargs="+", required=True, help="runs.json of each study (tables already written)")
+    rep.add_argument("--setup-file", required=True)
+    rep.add_argument("--bench-dir", required=True, help="Snakemake benchmark folder of the setup")
+    rep.add_argument("--out", required=True, help="the .html file")
+    rep.add_argument("--tidy-out", required=True, help="tidy table of all runs: PATH.csv and PATH.parquet")
+    rep.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

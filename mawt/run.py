@@ -200,3 +200,46 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
+
+
+def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0, head: int | None = None) -> dict:
+    """The 5D attention of one held-out prompt (+ gold answer) -> .npz for the report's heatmaps.
+
+    Saves the first MAWT layer's (H, L, L, D) maps as float16, the token strings,
+    the layer index and a head: `head`, or the one whose D maps differ most
+    (largest mean absolute deviation from the slices' mean) -- the head where
+    the depth dimension is doing something.
+    """
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from .data import prompt_text
+    from .patching import capture, load_model
+
+    _check_model_source(str(model_dir))
+    rows = read_jsonl(heldout)
+    if not 0 <= index < len(rows):
+        raise ValueError(f"attention: --index {index} is out of range: {heldout} has {len(rows)} rows")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = load_model(model_dir).eval()
+    text = prompt_text(tokenizer, rows[index]["challenge"]) + rows[index]["answer"]
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    try:
+        with torch.no_grad(), capture(model) as cap:
+            model(**ids)
+    except ValueError as err:
+        raise ValueError(f"attention: {model_dir} has no MAWT layer to capture ({err})") from None
+    layer = min(cap.attentions)
+    att = cap.attentions[layer][0].float()  # (H, L, L, D)
+    spread = (att - att.mean(dim=-1, keepdim=True)).abs().mean(dim=(1, 2, 3))
+    chosen = int(spread.argmax()) if head is None else head
+    if not 0 <= chosen < att.shape[0]:
+        raise ValueError(f"attention: --head {head} is out of range: the layer has {att.shape[0]} heads")
+    tokens = [tokenizer.decode([t]) for t in ids["input_ids"][0].tolist()]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(tmp, attention=att.numpy().astype(np.float16), tokens=np.array(tokens, dtype=str),
+                        layer=layer, head=chosen, challenge=rows[index]["challenge"], answer=rows[index]["answer"])
+    tmp.replace(out)
+    return {"layer": layer, "head": chosen, "shape": list(att.shape), "tokens": len(tokens)}

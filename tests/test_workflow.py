@@ -60,7 +60,9 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup, extra):
     # The shared plain baseline and the GRPO D=4 last-layer run are trained once.
     assert counts["train"] == 22 and counts["run_config"] == 22
     assert counts["eval_heldout"] == counts["lm_eval"] == 23  # + the untuned base
-    assert counts["study_table"] == 3 and counts["prepare_data"] == 1
+    assert counts["study_table"] == 3 and counts["prepare_data"] == 1 and counts["report"] == 1
+    # the report's heatmaps: the first MAWT run of each study; mixing's and freezing's are the same run
+    assert counts["attention_example"] == 2
     assert counts.get("pretrain_micro", 0) == extra.get("pretrain_micro", 0)
     assert not (tmp_path / "results").exists(), "a dry run writes nothing"
 
@@ -119,6 +121,11 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     table = (out / "studies" / "tiny" / "table.csv").read_text().splitlines()
     assert table[0].startswith("variant,") and len(table) == 1 + 4  # header, base, plain, 2 variants
     assert [line.split(",")[0] for line in table[1:]] == ["base (untuned)", "plain", "grpo2", "softmax2"]
+    plots = {p.name for p in (out / "studies" / "tiny" / "plots").iterdir()}
+    assert {"comparison.png", "comparison.svg", "training_curves.png", "slice_usage.png", "attention.png"} <= plots
+    report = (smoke / "results" / "report.html").read_text()
+    assert 'id="study-tiny"' in report and report.count("<img") == len([p for p in plots if p.endswith(".png")])
+    assert (out / "all_runs.parquet").exists() and (out / "all_runs.csv").exists()
     bench = smoke / "results" / "benchmarks" / "smoke"
     assert (bench / "prepare_data.tsv").exists() and (bench / "pretrain_micro.tsv").exists()
     for rule in ("train", "eval_heldout", "lm_eval"):
@@ -136,4 +143,4 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     counts = job_counts(edited.stdout)
     # softmax2's two seeds (new config -> new run id) and the study's index and table; nothing else
     assert counts == {"run_config": 2, "train": 2, "eval_heldout": 2, "lm_eval": 2, "study_index": 1,
-                      "study_table": 1, "all": 1, "total": 11}
+                      "study_table": 1, "report": 1, "all": 1, "total": 12}

@@ -2,6 +2,7 @@
 # parse time, before any job is scheduled (nothing is written on an error).
 import json
 import os
+import shlex
 import sys
 
 import yaml
@@ -9,7 +10,9 @@ import yaml
 # Jobs run `python -m mawt ...` from the working directory (-d); the package is
 # this checkout's, installed or not (conda envs from environment.yml, SLURM jobs).
 _ROOT = os.path.abspath(workflow.basedir)  # the top-level Snakefile's folder
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
+# (braces doubled twice: once for this f-string, once for Snakemake's formatting of the command)
+_QROOT = shlex.quote(_ROOT).replace("{", "{{").replace("}", "}}")
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={_QROOT}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
@@ -53,23 +56,40 @@ def run_yaml(wildcards):
     return yaml.safe_dump(RUNS[wildcards.run], sort_keys=True)
 
 
+def attention_run(study):
+    """The run whose attention maps the report shows: the study's first MAWT variant (D > 1), first seed."""
+    for _, _, run in STUDY_RUNS[study]:
+        if (RUNS[run].get("mawt") or {}).get("depth", 1) > 1:
+            return run
+    return None
+
+
 def study_index(wildcards):
     """The study's run index (see mawt/tables.py) as JSON text."""
     study = STUDIES[wildcards.study]
-    runs = [{"variant": v, "seed": s, "run_id": r, "dir": run_dir(r)} for v, s, r in STUDY_RUNS[wildcards.study]]
+    runs = [{"variant": v, "seed": s, "run_id": r, "dir": run_dir(r), "bench": f"{BENCH}/train/{r}.tsv"}
+            for v, s, r in STUDY_RUNS[wildcards.study]]
     base = {"heldout": f"{run_dir('base')}/heldout.json", "lmeval": f"{run_dir('base')}/lmeval.json"}
+    att = attention_run(wildcards.study)
     return json.dumps({"study": study.name, "setup": SETUP["name"], "description": study.description,
-                       "yaml": study.text, "base": base, "runs": runs}, indent=2, sort_keys=True)
+                       "yaml": study.text, "base": base, "runs": runs,
+                       "attention": f"{run_dir(att)}/attention.npz" if att else None}, indent=2, sort_keys=True)
 
 
 def study_inputs(wildcards):
     runs = {r for _, _, r in STUDY_RUNS[wildcards.study]}
     files = [f"{run_dir(r)}/{name}" for r in sorted(runs) for name in ("run.json", "heldout.json", "lmeval.json")]
+    att = attention_run(wildcards.study)
+    files += [f"{run_dir(att)}/attention.npz"] if att else []
     return files + [f"{run_dir('base')}/heldout.json", f"{run_dir('base')}/lmeval.json"]
 
 
 def study_tables():
     return [f"{OUT}/studies/{study}/table.md" for study in STUDIES]
+
+
+def study_indexes():
+    return [f"{OUT}/studies/{study}/runs.json" for study in STUDIES]
 
 
 def gpu_resources():

@@ -53,3 +53,23 @@ rule lm_eval:
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt lm-eval --model {params.model} --tasks {params.tasks} "
         "--heldout {input.heldout} --device {params.device} {params.limit} --out {output} > {log} 2>&1"
+
+
+rule attention_example:  # the report's heatmaps: one held-out example's 5D attention
+    input:
+        model=eval_model,
+        heldout=f"{OUT}/data/heldout.jsonl",
+    output:
+        f"{OUT}/runs/{{run}}/attention.npz",
+    log:
+        f"{LOGS}/attention_example/{{run}}.log",
+    params:
+        model=model_dir,
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime"],
+    shell:
+        "python -m mawt attention --model {params.model} --heldout {input.heldout} --out {output} > {log} 2>&1"

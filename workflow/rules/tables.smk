@@ -1,4 +1,4 @@
-# Per-study tables (the report collects them).
+# Per-study tables and plots, then the report that collects them.
 
 
 rule study_index:
@@ -19,17 +19,49 @@ rule study_table:
         index=f"{OUT}/studies/{{study}}/runs.json",
         results=study_inputs,
     output:
-        md=f"{OUT}/studies/{{study}}/table.md",
+        md=report(f"{OUT}/studies/{{study}}/table.md", caption="../report/table.rst", category="{study}",
+                  labels={"study": "{study}", "figure": "table"}),
         csv=f"{OUT}/studies/{{study}}/table.csv",
         runs=f"{OUT}/studies/{{study}}/runs.csv",
+        long=f"{OUT}/studies/{{study}}/long.csv",
+        plots=report(directory(f"{OUT}/studies/{{study}}/plots"), patterns=["{name}.svg"],
+                     caption="../report/plots.rst", category="{study}",
+                     labels={"study": "{study}", "figure": "{name}"}),
     log:
         f"{LOGS}/study_table/{{study}}.log",
+    benchmark:
+        f"{BENCH}/study_table/{{study}}.tsv"
     params:
         out=lambda wc: f"{OUT}/studies/{wc.study}",
     conda:
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=1500,
     shell:
-        "python -m mawt table --index {input.index} --out-dir {params.out} > {log} 2>&1"
+        "python -m mawt table --index {input.index} --out-dir {params.out} --plots {output.plots} > {log} 2>&1"
+
+
+rule report:
+    input:
+        indexes=study_indexes(),
+        tables=study_tables(),
+        setup=SETUP["path"],
+    output:
+        html=report("results/report.html", caption="../report/report.rst", category="Report",
+                    labels={"figure": "results/report.html"}),
+        csv=f"{OUT}/all_runs.csv",
+        parquet=f"{OUT}/all_runs.parquet",
+    log:
+        f"{LOGS}/report.log",
+    params:
+        bench=BENCH,
+        tidy=lambda wc, output: os.path.splitext(output.csv)[0],
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=1500,
+    shell:
+        "python -m mawt report --index {input.indexes} --setup-file {input.setup} --bench-dir {params.bench} "
+        "--out {output.html} --tidy-out {params.tidy} > {log} 2>&1"

@@ -1,0 +1,194 @@
+"""Study plots (matplotlib, PNG + SVG): comparison, depth sweep, training curves,
+slice usage, and the 5D attention of one held-out example.
+
+Colours: the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"),
+distinguishable with the common colour-vision deficiencies; lines also differ
+in marker so they survive greyscale printing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .stats import bootstrap_ci  # noqa: E402
+from .tables import BASE, BASELINE, Study  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LABELS = {"exact_match": "held-out exact match", "challenge_metric": "held-out challenge metric"}
+
+plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 10, "axes.grid": True,
+                     "grid.alpha": 0.3, "svg.hashsalt": "mawt", "svg.fonttype": "none"})
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = out_dir / f"{name}.{ext}"
+        tmp = path.with_name(f"{name}.tmp.{ext}")
+        fig.savefig(tmp, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else {"Software": None})
+        tmp.replace(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def comparison(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Every variant's two held-out scores with 95% intervals; plain as a reference band."""
+    variants = [v for v in table["variant"] if v != BASE]
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 0.55 * len(variants) * 2, 3.6), sharey=True, layout="constrained")
+    for ax, metric in zip(axes, ("exact_match", "challenge_metric"), strict=True):
+        rows = table.set_index("variant")
+        if BASELINE in rows.index:
+            b = rows.loc[BASELINE]
+            ax.axhspan(b[f"{metric}_low"], b[f"{metric}_high"], color="0.85", zorder=0, label="plain 95% CI")
+            ax.axhline(b[metric], color="0.4", ls="--", lw=1, label="plain (D=1)")
+        if BASE in rows.index:
+            ax.axhline(rows.loc[BASE, metric], color=OKABE_ITO[5], ls=":", lw=1.2, label="untuned base")
+        x = np.arange(len(variants))
+        mean = rows.loc[variants, metric].to_numpy()
+        low, high = rows.loc[variants, f"{metric}_low"].to_numpy(), rows.loc[variants, f"{metric}_high"].to_numpy()
+        colours = [OKABE_ITO[0] if v != BASELINE else "0.3" for v in variants]
+        for i in range(len(variants)):
+            ax.errorbar(x[i], mean[i], yerr=[[mean[i] - low[i]], [high[i] - mean[i]]], fmt="o", color=colours[i],
+                        capsize=4, ms=6)
+            if variants[i] != BASELINE and rows.loc[variants[i]].get(f"diff_{metric}_significant") is True:
+                ax.annotate("*", (x[i], high[i]), ha="center", va="bottom", fontsize=14)
+        ax.set_xticks(x, variants, rotation=30, ha="right")
+        ax.set_title(LABELS[metric])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("fraction correct (mean, 95% CI)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"{study.name}: held-out accuracy per variant ('*': differs from plain)")
+    return _save(fig, out_dir, "comparison")
+
+
+def depth_sweep(study: Study, out_dir: Path, metric: str = "exact_match") -> list[Path]:
+    """Accuracy vs number of depth slices, one line per mixer, 95% bands (only if D varies)."""
+    runs = study.runs[study.runs["variant"] != BASE]
+    mawt = runs[runs["variant"] != BASELINE]
+    per_point = mawt.groupby(["mixer", "depth"])["variant"].nunique()
+    if mawt.empty or mawt.groupby("mixer")["depth"].nunique().max() < 2 or per_point.max() > 1:
+        return []  # no mixer is swept over D (or two variants share a point: the comparison plot shows them)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    plain = runs[runs["variant"] == BASELINE]
+    for k, (mixer, sub) in enumerate(mawt.groupby("mixer", sort=True)):
+        points = [(depth, bootstrap_ci(study.score_matrix(group["variant"].iloc[0], metric)))
+                  for depth, group in sub.groupby("depth")]
+        if not plain.empty:  # D=1 is the plain model for every mixer
+            points.insert(0, (1, bootstrap_ci(study.score_matrix(BASELINE, metric))))
+        points.sort(key=lambda p: p[0])
+        d = np.array([p[0] for p in points])
+        colour, marker = OKABE_ITO[k % len(OKABE_ITO)], MARKERS[k % len(MARKERS)]
+        ax.plot(d, [p[1].mean for p in points], marker=marker, color=colour, label=mixer)
+        ax.fill_between(d, [p[1].low for p in points], [p[1].high for p in points], color=colour, alpha=0.2)
+    ax.set_xscale("log", base=2)
+    depths = sorted(set(runs["depth"].dropna().astype(int)))
+    ax.set_xticks(depths, [str(v) for v in depths])
+    ax.set_xlabel("depth slices D (D=1: plain fine-tuning)")
+    ax.set_ylabel(f"{LABELS[metric]} (mean, 95% CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(title="mixer")
+    ax.set_title(f"{study.name}: accuracy vs number of depths")
+    return _save(fig, out_dir, "depth_sweep")
+
+
+def _mean_curve(study: Study, variant: str, column: str) -> pd.Series | None:
+    ids = study.runs.loc[study.runs["variant"] == variant, "run_id"]
+    frames = [study.metrics[r].set_index("step")[column] for r in ids
+              if r in study.metrics and column in study.metrics[r]]
+    return pd.concat(frames, axis=1).mean(axis=1) if frames else None
+
+
+def training_curves(study: Study, out_dir: Path) -> list[Path]:
+    """Cross-entropy and (GRPO) reward per step, mean over seeds, one line per variant."""
+    variants = [v for v in study.variants if v != BASE]
+    panels = [("loss_ce", "answer cross-entropy (nats/token)")]
+    if any(_mean_curve(study, v, "reward_mean") is not None for v in variants):
+        panels.append(("reward_mean", "GRPO reward (-CE of the rollout)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False, layout="constrained")
+    for ax, (column, label) in zip(axes[0], panels, strict=True):
+        for k, variant in enumerate(variants):
+            curve = _mean_curve(study, variant, column)
+            if curve is not None:
+                ax.plot(curve.index, curve.to_numpy(), color=OKABE_ITO[k % 8], lw=1.3, label=variant,
+                        ls="--" if variant == BASELINE else "-")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(label)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{study.name}: training curves (mean over seeds)")
+    return _save(fig, out_dir, "training_curves")
+
+
+def slice_usage(study: Study, out_dir: Path) -> list[Path]:
+    """Per-slice usage over training (stacked areas) and selector entropy, GRPO/gumbel variants."""
+    runs = study.runs
+    variants = [v for v in study.variants
+                if v != BASE and runs.loc[runs["variant"] == v, "mixer"].iloc[0] in ("grpo", "gumbel")
+                and (runs.loc[runs["variant"] == v, "depth"].iloc[0] or 1) > 1]
+    if not variants:
+        return []
+    fig, axes = plt.subplots(1, len(variants), figsize=(3.4 * len(variants) + 1, 3.4), squeeze=False, sharey=True,
+                             layout="constrained")
+    for ax, variant in zip(axes[0], variants, strict=True):
+        depth = int(runs.loc[runs["variant"] == variant, "depth"].iloc[0])
+        curves = [_mean_curve(study, variant, f"depth_usage_{d}") for d in range(depth)]
+        if any(c is None for c in curves):
+            continue
+        steps = curves[0].index.to_numpy()
+        ax.stackplot(steps, *[c.to_numpy() for c in curves], colors=OKABE_ITO[:depth],
+                     labels=[f"slice {d}" for d in range(depth)], alpha=0.85)
+        ent = _mean_curve(study, variant, "selector_entropy")
+        twin = ax.twinx()
+        twin.grid(False)
+        if ent is not None:
+            twin.plot(steps, ent.reindex(curves[0].index).to_numpy(), color="black", lw=1.2, label="entropy")
+        twin.axhline(np.log(depth), color="black", ls=":", lw=0.8)
+        twin.set_ylim(0, np.log(max(depth, 2)) * 1.05)
+        twin.set_ylabel("selector entropy (nats; dotted: log D)")
+        ax.set_title(f"{variant} (D={depth})")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("share of tokens per slice")
+    axes[0][0].legend(loc="lower left", fontsize=7)
+    fig.suptitle(f"{study.name}: depth-slice usage over training (mean over seeds)")
+    return _save(fig, out_dir, "slice_usage")
+
+
+def attention_maps(npz_path, out_dir: Path, title: str = "") -> list[Path]:
+    """One heatmap per depth slice for one head, from `python -m mawt attention`."""
+    data = np.load(npz_path, allow_pickle=False)
+    att, head = data["attention"].astype(np.float32), int(data["head"])  # (H, Lq, Lk, D)
+    tokens = [str(t) for t in data["tokens"]]
+    depth = att.shape[-1]
+    fig, axes = plt.subplots(1, depth, figsize=(3.0 * depth + 1, 3.4), squeeze=False, layout="constrained")
+    image = None
+    for d, ax in enumerate(axes[0]):
+        image = ax.imshow(att[head, :, :, d], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(f"slice {d}")
+        ax.set_xlabel("key position")
+        step = max(1, len(tokens) // 12)
+        ax.set_xticks(range(0, len(tokens), step), [tokens[i] for i in range(0, len(tokens), step)],
+                      rotation=90, fontsize=6)
+        ax.grid(False)
+    axes[0][0].set_ylabel("query position")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="attention weight")
+    fig.suptitle(title or f"layer {int(data['layer'])}, head {head}: the D attention maps of one held-out example")
+    return _save(fig, out_dir, "attention")
+
+
+def study_plots(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    out_dir = Path(out_dir)
+    paths = comparison(study, table, out_dir) + depth_sweep(study, out_dir) + training_curves(study, out_dir)
+    paths += slice_usage(study, out_dir)
+    if study.attention and Path(study.attention).exists():
+        paths += attention_maps(study.attention, out_dir)
+    return paths
