@@ -21,6 +21,7 @@ from .stats import bootstrap_ci  # noqa: E402
 from .tables import BASE, BASELINE, Study  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+STACK = OKABE_ITO[:7] + ["#999999"]  # areas: no black (the entropy line is black)
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LABELS = {"exact_match": "held-out exact match", "challenge_metric": "held-out challenge metric"}
 
@@ -144,7 +145,7 @@ def slice_usage(study: Study, out_dir: Path) -> list[Path]:
         if any(c is None for c in curves):
             continue
         steps = curves[0].index.to_numpy()
-        ax.stackplot(steps, *[c.to_numpy() for c in curves], colors=OKABE_ITO[:depth],
+        ax.stackplot(steps, *[c.to_numpy() for c in curves], colors=[STACK[d % len(STACK)] for d in range(depth)],
                      labels=[f"slice {d}" for d in range(depth)], alpha=0.85)
         ent = _mean_curve(study, variant, "selector_entropy")
         twin = ax.twinx()

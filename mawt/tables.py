@@ -207,9 +207,9 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             entry[label] = "" if pd.isna(row.get(col, np.nan)) else fmt.format(row[col])
         usage = sorted(c for c in table.columns if c.startswith("depth_usage_"))
         if usage and not pd.isna(row.get(usage[0], np.nan)):
-            entry["slice usage"] = " / ".join(f"{row[c]:.2f}" for c in usage if not pd.isna(row[c]))
+            entry["held-out slice usage"] = " / ".join(f"{row[c]:.2f}" for c in usage if not pd.isna(row[c]))
         else:
-            entry["slice usage"] = ""
+            entry["held-out slice usage"] = ""
         shown.append(entry)
     return pd.DataFrame(shown)
 
@@ -217,7 +217,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 NOTE = ("Mean over seeds and held-out items with a 95% bootstrap interval (seeds and items resampled); "
         "'vs plain' is the paired difference to plain fine-tuning (D=1, fixed) over the same seeds and items, "
         "'*' where its interval excludes 0. lm-eval: score ± lm-eval's standard error, both averaged over seeds. "
-        "peak MB: the largest max RSS of the variant's training jobs (Snakemake benchmark).")
+        "peak MB: the largest max RSS of the variant's training jobs (Snakemake benchmark). Selector entropy and "
+        "slice usage: the trained model on the held-out answers (eval mode: GRPO and gumbel pick the argmax slice).")
 
 
 def study_table(index_path: Path, out_dir: Path, n_boot: int = 2000) -> pd.DataFrame:
