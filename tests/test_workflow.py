@@ -132,6 +132,9 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
         assert len(list((bench / rule).glob("*.tsv"))) == (6 if rule == "train" else 7), rule
     assert (bench / "train" / f"{runs[0].name}.tsv").read_text().startswith("s\th:m:s\tmax_rss")
 
+    own = snakemake(smoke, "--report", str(smoke / "snakemake_report.html"), **args)  # Snakemake's own report
+    assert own.returncode == 0 and (smoke / "snakemake_report.html").stat().st_size > 0, own.stderr[-2000:]
+
     again = snakemake(smoke, "-n", **args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
