@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import puzzles
+from . import atomic, puzzles
 
 
 @dataclass
@@ -132,7 +132,7 @@ def write_split(train: list[dict], heldout: list[dict], cfg: DataConfig, out_dir
     """train.jsonl, heldout.jsonl and manifest.json (content hashes of both parts)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in (("train", train), ("heldout", heldout)):
-        _atomic_write(out_dir / f"{name}.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        atomic.write_text(out_dir / f"{name}.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     manifest = {
         "data": cfg.__dict__,
         "n_train": len(train),
@@ -140,17 +140,13 @@ def write_split(train: list[dict], heldout: list[dict], cfg: DataConfig, out_dir
         "train_hashes": sorted(content_hash(r) for r in train),
         "heldout_hashes": sorted(content_hash(r) for r in heldout),
     }
-    _atomic_write(out_dir / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+    atomic.write_json(out_dir / "manifest.json", manifest)
 
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # ---------------------------------------------------------------- tokenisation

@@ -19,6 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from . import atomic
+
 LMEVAL_DIR = Path(__file__).resolve().parents[1] / "workflow" / "lmeval"
 
 
@@ -100,9 +102,7 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
     }
     out = Path(out_json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-    tmp.replace(out)
+    atomic.write_json(out, summary)
     responses = {name: [s["filtered_resps"][0] for s in sorted(samples, key=lambda s: s["doc_id"])]
                  for name, samples in results.get("samples", {}).items()
                  if results["configs"][name].get("output_type") == "generate_until"}

@@ -16,7 +16,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from . import puzzles
+from . import atomic, puzzles
 from .data import AnswerCollator, encode_example
 
 SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
@@ -93,6 +93,7 @@ def pretrain(cfg: MicroConfig, out_dir: Path, log_steps: int = 100) -> Path:
     trainer = Trainer(model=model, args=args, train_dataset=examples,
                       data_collator=AnswerCollator(tokenizer.pad_token_id))
     trainer.train()
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    with atomic.atomic_path(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return out_dir

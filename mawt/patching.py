@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -177,6 +178,12 @@ def load_model(path, **kwargs) -> nn.Module:
     Every weight in the checkpoint must be used and every weight of the model must
     come from it; anything else is an error, never a warning.
     """
+    if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
+        pickles = sorted(p.name for p in Path(path).glob("*.bin")) + sorted(p.name for p in Path(path).glob("*.pt"))
+        raise ValueError(f"load_model({str(path)!r}): no .safetensors weights"
+                         + (f" (found {pickles}: pickle files are never loaded; re-save with safetensors)"
+                            if pickles else ""))
+    kwargs.setdefault("use_safetensors", True)  # never unpickle weights
     model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True, **kwargs)
     problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys") and v}
     if problems:

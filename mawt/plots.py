@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .atomic import atomic_path  # noqa: E402
 from .stats import bootstrap_ci  # noqa: E402
 from .tables import BASE, BASELINE, Study  # noqa: E402
 
@@ -34,9 +35,8 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"{name}.{ext}"
-        tmp = path.with_name(f"{name}.tmp.{ext}")
-        fig.savefig(tmp, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else {"Software": None})
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", metadata={"Date": None} if ext == "svg" else {"Software": None})
         paths.append(path)
     plt.close(fig)
     return paths

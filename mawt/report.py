@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_path, write_text
 from .tables import BASE, BASELINE, NOTE, Study, display_table, load_study, long_table, read_benchmark
 
 PLOT_ORDER = ("comparison", "depth_sweep", "training_curves", "slice_usage", "attention")
@@ -161,12 +162,11 @@ def build_report(indexes: list[Path], setup_file: Path, bench_dir: Path, out_htm
     tidy = pd.concat([long_table(s) for s, _, _ in loaded], ignore_index=True)
     tidy_out = Path(tidy_out)
     tidy_out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, write in ((".csv", lambda f, p: f.to_csv(p, index=False)),
-                          (".parquet", lambda f, p: f.to_parquet(p, index=False))):
+    for suffix, write in ((".csv", lambda f, tmp: f.to_csv(tmp, index=False)),
+                          (".parquet", lambda f, tmp: f.to_parquet(tmp, index=False))):
         path = tidy_out.with_suffix(suffix)
-        tmp = path.with_name(path.name + ".tmp")
-        write(tidy.astype({"value": float, "seed": float}), tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            write(tidy.astype({"value": float, "seed": float}), tmp)
 
     summary = _summary_rows([(s, t) for s, t, _ in loaded])
     per_rule, jobs = _jobs(bench_dir)
@@ -190,8 +190,5 @@ def build_report(indexes: list[Path], setup_file: Path, bench_dir: Path, out_htm
             f"<title>MAWT ablations ({_e(setup_name)})</title><style>{STYLE}</style></head>"
             f"<body>{''.join(body)}</body></html>\n")
     out_html = Path(out_html)
-    out_html.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_html.with_name(out_html.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out_html)
+    write_text(out_html, page)
     return out_html

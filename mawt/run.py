@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import torch
 
+from . import atomic
 from .data import AnswerCollator, encode_example, load_rows, read_jsonl, split, write_split
 from .patching import freeze, patch_model
 from .runconfig import RunConfig
 
-PACKAGES = ("torch", "transformers", "accelerate", "datasets", "tokenizers", "lm-eval", "mawt")
+PACKAGES = ("torch", "transformers", "accelerate", "datasets", "tokenizers", "lm-eval", "numpy", "pandas",
+            "snakemake", "mawt")
 
 
 def environment() -> dict:
@@ -30,9 +34,12 @@ def environment() -> dict:
         root = Path(__file__).resolve().parents[1]
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                                 timeout=10).stdout.strip() or None
+        # uncommitted edits to tracked files mean the commit alone does not reproduce the run
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                    capture_output=True, text=True, timeout=10).stdout.strip()) if commit else None
     except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"versions": versions, "git_commit": commit, "python": platform.python_version(),
+        commit, dirty = None, None
+    return {"versions": versions, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
             "machine": platform.machine(), "cpu_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
@@ -71,6 +78,31 @@ def load_base(cfg: RunConfig, device: str):
     return model.to(device), tokenizer
 
 
+def preflight(cfg: RunConfig) -> None:
+    """Checks that need only the base model's config (cheap): patched layers and trainable
+    layers exist, something trains. Runs before any weight is loaded or any file written."""
+    from transformers import AutoConfig
+
+    _check_model_source(cfg.base_model)
+    try:
+        conf = AutoConfig.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"base_model={cfg.base_model!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
+                         "offline, point base_model at a local save_pretrained directory") from None
+    n = getattr(conf, "num_hidden_layers", None)
+    if n is None:
+        return
+    for i in (cfg.mawt.layers if cfg.mawt is not None else []):
+        if not -n <= i < n:
+            raise ValueError(f"mawt.layers contains {i}, out of range for {cfg.base_model!r} with {n} decoder "
+                             f"layers: allowed are 0..{n - 1} or -{n}..-1")
+    if cfg.trainable == "mawt" and cfg.mawt is None:
+        raise ValueError("trainable='mawt' leaves nothing to train: the run has no MAWT layers (mawt: null)")
+    if cfg.trainable.startswith("last:") and cfg.trainable[5:].isdigit() and not 1 <= int(cfg.trainable[5:]) <= n:
+        raise ValueError(f"trainable={cfg.trainable!r} is invalid: N in 'last:N' must be in 1..{n} "
+                         f"({cfg.base_model!r} has {n} decoder layers)")
+
+
 @torch.no_grad()
 def answer_loss(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32) -> float:
     """Mean teacher-forced cross-entropy of the answer tokens (eval mode)."""
@@ -88,10 +120,28 @@ def answer_loss(model, tokenizer, rows: list[dict], max_length: int, batch_size:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop log lines written after the checkpoint we resume from."""
+    """On resume, drop log lines written after the checkpoint we resume from (and a torn last line)."""
     if path.exists():
-        keep = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in keep))
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    keep.append(line)
+            except (json.JSONDecodeError, KeyError):
+                break  # the line being written when the run was killed, and nothing after it
+        atomic.write_text(path, "".join(line + "\n" for line in keep))
+
+
+def _resume_point(checkpoints: Path) -> str | None:
+    """The last complete checkpoint; folders a kill left half-written are removed."""
+    from .trainer import COMPLETE, complete_checkpoints
+
+    done = complete_checkpoints(checkpoints)
+    if checkpoints.is_dir():
+        for p in checkpoints.iterdir():
+            if p.is_dir() and p.name.startswith("checkpoint-") and not (p / COMPLETE).is_file():
+                shutil.rmtree(p)
+    return str(done[-1]) if done else None
 
 
 def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
@@ -105,12 +155,12 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
     returns the run summary (also written to run.json)."""
     from transformers import TrainingArguments, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .trainer import JsonlLogger, MAWTTrainer, selection_stats
 
     out = Path(out)
     device = _device(cfg.train.device)
+    preflight(cfg)
     if split_dir is not None:
         train_rows = read_jsonl(Path(split_dir) / "train.jsonl")
         heldout_rows = read_jsonl(Path(split_dir) / "heldout.jsonl")
@@ -126,6 +176,11 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         write_split(train_rows, heldout_rows, cfg.data, out / "data")
 
     examples = [encode_example(tokenizer, r, cfg.train.max_length) for r in train_rows]
+    # metrics are appended here while training and become metrics.jsonl only when the run ends
+    partial = out / "metrics.jsonl.partial"
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "metrics.jsonl").exists():
+        (out / "metrics.jsonl").unlink()  # a finished run's metrics are never mixed with a new run's
     t = cfg.train
     report_to = ["tensorboard"] if _has("tensorboard") else []
     args = TrainingArguments(
@@ -140,18 +195,23 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     use_grpo = cfg.mawt is not None and cfg.mawt.mixer == "grpo" and cfg.mawt.depth > 1
     trainer = MAWTTrainer(model=model, args=args, train_dataset=examples,
                           data_collator=AnswerCollator(tokenizer.pad_token_id), run=t, use_grpo=use_grpo,
-                          callbacks=[JsonlLogger(out / "metrics.jsonl")])
-    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+                          callbacks=[JsonlLogger(partial)])
+    last = _resume_point(out / "checkpoints")
     if last:
-        _truncate_metrics(out / "metrics.jsonl", int(Path(last).name.split("-")[-1]))
-    elif (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()
+        _truncate_metrics(partial, int(Path(last).name.split("-")[-1]))
+    elif partial.exists():
+        partial.unlink()
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=last)
+    try:
+        result = trainer.train(resume_from_checkpoint=last)
+    except FloatingPointError:  # diverged: no metrics file at all, so nothing downstream can average it
+        partial.unlink(missing_ok=True)
+        raise
     train_seconds = time.perf_counter() - started
 
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
+    with atomic.atomic_path(out / "model") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     summary = {
         "config": cfg.to_dict(),
         "seed": t.seed,
@@ -163,9 +223,8 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         "final_selection": selection_stats(model),
         "environment": environment(),
     }
-    tmp = out / "run.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-    tmp.replace(out / "run.json")
+    os.replace(partial, out / "metrics.jsonl")
+    atomic.write_json(out / "run.json", summary)
     return summary
 
 
@@ -190,9 +249,7 @@ def eval_heldout(model_dir: Path, heldout: Path, out: Path, batch_size: int = 32
     result["environment"] = environment()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
-    tmp.replace(out)
+    atomic.write_json(out, result)
     return result
 
 
@@ -238,8 +295,7 @@ def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0,
     tokens = [tokenizer.decode([t]) for t in ids["input_ids"][0].tolist()]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(tmp, attention=att.numpy().astype(np.float16), tokens=np.array(tokens, dtype=str),
-                        layer=layer, head=chosen, challenge=rows[index]["challenge"], answer=rows[index]["answer"])
-    tmp.replace(out)
+    with atomic.atomic_path(out) as tmp:
+        np.savez_compressed(tmp, attention=att.numpy().astype(np.float16), tokens=np.array(tokens, dtype=str),
+                            layer=layer, head=chosen, challenge=rows[index]["challenge"], answer=rows[index]["answer"])
     return {"layer": layer, "head": chosen, "shape": list(att.shape), "tokens": len(tokens)}

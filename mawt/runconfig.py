@@ -119,6 +119,15 @@ def _build(cls, data, where: str):
         raise ValueError(f"{where}: {err}") from None
 
 
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """One line for a YAML error: what is wrong and where (line, column)."""
+    mark = getattr(err, "problem_mark", None)
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{what}{where}" + (f" ({context})" if context else "")
+
+
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run YAML (safe loader); errors name the file and key."""
     path = Path(path)
@@ -127,5 +136,5 @@ def load_run_config(path: str | Path) -> RunConfig:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"run config {str(path)!r} is not valid YAML: {err}") from None
+        raise ValueError(f"run config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
     return _build(RunConfig, data, str(path))

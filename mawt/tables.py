@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_path
 from .stats import bootstrap_ci, paired_difference_ci
 
 SCORES = ("exact_match", "challenge_metric")  # per-item 0/1 scores with intervals
@@ -34,14 +35,13 @@ def _read(path) -> dict:
 
 def _write(frame_or_text, path: Path) -> None:
     """Write through a temporary file so a crash never leaves a half-written table."""
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(frame_or_text, str):
-        tmp.write_text(frame_or_text)
-    elif path.suffix == ".parquet":
-        frame_or_text.to_parquet(tmp, index=False)
-    else:
-        frame_or_text.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        if isinstance(frame_or_text, str):
+            tmp.write_text(frame_or_text)
+        elif path.suffix == ".parquet":
+            frame_or_text.to_parquet(tmp, index=False)
+        else:
+            frame_or_text.to_csv(tmp, index=False)
 
 
 def read_benchmark(path) -> dict:

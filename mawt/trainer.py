@@ -2,8 +2,9 @@
 
 Only documented hooks are overridden: `compute_loss` (cross-entropy, plus the
 GRPO objective of mawt/grpo.py for the `grpo` mixer) and `log` (adds the loss
-parts and selector statistics averaged since the last log). `JsonlLogger` writes
-every log line to `metrics.jsonl` beside the checkpoint.
+parts and selector statistics averaged since the last log) and `_save_checkpoint`
+(marks a checkpoint complete once saved). `JsonlLogger` writes every log line to
+the run's metrics file.
 
 Frozen-prefix reuse (MAWT_SPEC section 3): when every decoder layer below the
 first trainable one is frozen, the prefix runs once per step without grad and
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
-from . import grpo
+from . import atomic, grpo
 from .patching import mawt_layers
 from .runconfig import TrainConfig
 
@@ -75,16 +77,35 @@ def selection_stats(model) -> dict[str, float]:
     return out
 
 
+# Trainer log keys that measure the machine, not the model: kept out of the metrics
+# file so the same config and seed give byte-identical metrics (run.json has the time).
+TIMING_KEYS = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos"})
+COMPLETE = "COMPLETE"  # marker written into a checkpoint folder once everything in it is saved
+
+
 class JsonlLogger(TrainerCallback):
-    """Appends every Trainer log line (with its step) to a JSONL file."""
+    """Appends every Trainer log line (with its step) to a JSONL file (the run's
+    `metrics.jsonl.partial` while it trains; `train_run` renames it when the run ends)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = {k: v for k, v in (logs or {}).items() if k not in TIMING_KEYS}
         if state.is_world_process_zero and logs:
             with self.path.open("a") as f:
                 f.write(json.dumps({"step": state.global_step, **logs}, sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """`checkpoint-N` folders that were saved to the end (marker present), oldest first."""
+    if not Path(folder).is_dir():
+        return []
+    found = [p for p in Path(folder).iterdir() if p.is_dir() and p.name.startswith("checkpoint-")
+             and p.name.split("-")[-1].isdigit() and (p / COMPLETE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
 class MAWTTrainer(Trainer):
@@ -160,6 +181,19 @@ class MAWTTrainer(Trainer):
                      reward_mean=rewards.mean().item(), reward_std=rewards.std(1, unbiased=False).mean().item(),
                      **selection_stats(model))
         return loss
+
+    # ------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, then a COMPLETE marker: a kill mid-save leaves an
+        unmarked folder, which resuming ignores (transformers writes the files in place)."""
+        super()._save_checkpoint(model, trial)
+        folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+        if folder.is_dir():
+            for f in folder.rglob("*"):
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+            atomic.write_text(folder / COMPLETE, f"{self.state.global_step}\n")
 
     # --------------------------------------------------------------- logging
     def _record(self, **values: float) -> None:

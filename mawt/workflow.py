@@ -25,7 +25,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .runconfig import RunConfig, _build
+from .runconfig import RunConfig, _build, yaml_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "workflow" / "schemas"
@@ -68,7 +68,7 @@ def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise StudyError(f"{path}: not valid YAML: {err}") from None
+        raise StudyError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
     if not isinstance(data, dict):
         raise StudyError(f"{path}: expected a mapping at the top level")
     return data

@@ -16,6 +16,7 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={_QROOT}${{{{PYTHONPATH:+:$P
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from mawt import atomic
 from mawt.workflow import StudyError, load_setup, load_studies, run_config, run_id
 
 try:

@@ -10,8 +10,7 @@ rule study_index:
         text=study_index,
     threads: 1
     run:
-        with open(output[0], "w") as f:
-            f.write(params.text)
+        atomic.write_text(output[0], params.text)
 
 
 rule study_table:

@@ -11,8 +11,7 @@ rule run_config:
         text=run_yaml,
     threads: 1
     run:
-        with open(output[0], "w") as f:
-            f.write(params.text)
+        atomic.write_text(output[0], params.text)
 
 
 rule train:

@@ -1,0 +1,312 @@
+"""Nothing lost, nothing silently wrong: kills, crashes mid-write, NaNs, bad input, unsafe files, determinism.
+
+Everything here is real: Snakemake and the training CLI run as subprocesses and
+are killed with real signals; files are real files.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from mawt.micro import MicroConfig, pretrain
+from mawt.patching import load_model
+from mawt.run import train_run
+from mawt.runconfig import load_run_config
+from mawt.workflow import load_setup, load_studies, run_config, run_id
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from test_workflow import SMOKE_SETUP, snakemake  # noqa: E402
+
+CLI = [sys.executable, "-m", "mawt"]
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    return pretrain(MicroConfig(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=400, steps=30,
+                                batch_size=32, difficulty=1), out, log_steps=30)
+
+
+def _run_yaml(tmp_path: Path, base_dir: Path, name: str = "run.yaml", **over) -> Path:
+    cfg = {"base_model": str(base_dir),
+           "data": {"source": "synthetic", "families": ["shift_two"], "synthetic_rows": 40, "n_train": 24,
+                    "n_heldout": 8, "difficulty": 1},
+           "mawt": {"depth": 2, "mixer": "grpo"}, "trainable": "last",
+           "train": {"steps": 6, "batch_size": 8, "logging_steps": 2, "save_steps": 0, "seed": 0}}
+    for key, value in over.items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and isinstance(cfg.get(key), dict) else value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+# ---------------------------------------------------------------- 1. kill and resume
+
+
+KILL_STUDY = {"name": "kill", "seeds": [0], "variants": {"grpo2": {"mawt": {"depth": 2, "mixer": "grpo"}}}}
+
+
+def _kill_setup(tmp_path: Path) -> tuple[Path, str]:
+    setup = json.loads(json.dumps(SMOKE_SETUP))
+    setup["name"] = "kill"
+    setup["run"]["train"].update(steps=160, save_steps=20, logging_steps=10, batch_size=8)
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "kill.yaml").write_text(yaml.safe_dump(KILL_STUDY))
+    (tmp_path / "kill.yaml").write_text(yaml.safe_dump(setup))
+    s = load_setup(str(tmp_path / "kill.yaml"))
+    study = load_studies(s, ["kill"], tmp_path / "ablations")["kill"]
+    return tmp_path / "kill.yaml", run_id(run_config(s, study, "grpo2", 0, base_model="results/kill/base/model"))
+
+
+def _target(rid: str) -> str:
+    return f"results/kill/runs/{rid}/run.json"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to snakemake", "SIGKILL to the whole process group"])
+def test_killed_training_resumes_from_its_checkpoint_and_ends_identical(tmp_path, how):
+    ref_dir, run_dir = tmp_path / "reference", tmp_path / "interrupted"
+    ref_dir.mkdir(), run_dir.mkdir()
+    setup, rid = _kill_setup(ref_dir)
+    _kill_setup(run_dir)
+    args = dict(setup=setup, ablations=ref_dir / "ablations")
+    ref = snakemake(ref_dir, "--cores", "2", _target(rid), **args)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    args = dict(setup=run_dir / "kill.yaml", ablations=run_dir / "ablations")
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(run_dir), "--configfile",
+           str(ROOT / "workflow" / "config.yaml"), "--config", f"setup={args['setup']}",
+           f"ablations={args['ablations']}", "--cores", "2", _target(rid)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpts = run_dir / "results" / "kill" / "runs" / rid / "checkpoints"
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(ckpts.glob("checkpoint-*/COMPLETE")):
+        time.sleep(0.05)
+    if how.startswith("SIGTERM"):
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=120)
+    if how.startswith("SIGKILL"):  # the training process itself died with the group
+        time.sleep(0.5)
+    out = run_dir / "results" / "kill" / "runs" / rid
+    assert not (out / "run.json").exists(), "killed mid-training (the test must interrupt, not watch it finish)"
+    assert not (out / "metrics.jsonl").exists()
+    assert list(ckpts.glob("checkpoint-*/COMPLETE")), "a complete checkpoint survives the kill"
+
+    again = snakemake(run_dir, "--cores", "2", "--rerun-incomplete", _target(rid), **args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    info = json.loads((out / "run.json").read_text())
+    assert info["resumed_from"] and info["resumed_from"].startswith("checkpoint-"), "resumed, not restarted"
+    ref_out = ref_dir / "results" / "kill" / "runs" / rid
+    assert (out / "metrics.jsonl").read_bytes() == (ref_out / "metrics.jsonl").read_bytes()
+    ref_info = json.loads((ref_out / "run.json").read_text())
+    assert info["heldout_answer_loss"] == ref_info["heldout_answer_loss"]
+    a, b = load_file(out / "model" / "model.safetensors"), load_file(ref_out / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_half_written_checkpoint_is_ignored_and_removed(tmp_path, base_dir):
+    cfg = load_run_config(_run_yaml(tmp_path, base_dir, train={"steps": 8, "save_steps": 4}))
+    train_run(cfg, tmp_path / "run")
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in ckpts.iterdir()] == ["checkpoint-8"] and (ckpts / "checkpoint-8" / "COMPLETE").exists()
+    # a kill during the save of checkpoint-12 leaves a folder without the marker (files written so far)
+    torn = ckpts / "checkpoint-12"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"\0" * 100)
+    cfg.train.steps = 12
+    info = train_run(cfg, tmp_path / "run")
+    assert info["resumed_from"] == "checkpoint-8" and (ckpts / "checkpoint-12" / "COMPLETE").exists()
+
+
+# ---------------------------------------------------------------- 2. atomic outputs
+
+CRASH_WRITER = """
+import sys, time
+from mawt import atomic
+with atomic.atomic_path(sys.argv[1]) as tmp:
+    tmp.write_text('{"exact_match": 0.')  # half of the new content
+    print("written", flush=True)
+    time.sleep(120)                        # killed here: between write and rename
+"""
+
+
+def test_a_crash_between_write_and_rename_leaves_the_old_file(tmp_path):
+    target = tmp_path / "heldout.json"
+    target.write_text('{"exact_match": 0.5}\n')
+    proc = subprocess.Popen([sys.executable, "-c", CRASH_WRITER, str(target)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "written"
+    proc.kill()
+    proc.wait(timeout=30)
+    assert json.loads(target.read_text()) == {"exact_match": 0.5}, "the old complete file, not a torn one"
+    leftovers = [p.name for p in tmp_path.iterdir() if p != target]
+    assert leftovers == [f".heldout.json.tmp-{proc.pid}.json"]  # hidden, never a name a rule reads
+    # and with no previous version the result simply does not exist
+    fresh = tmp_path / "run.json"
+    proc = subprocess.Popen([sys.executable, "-c", CRASH_WRITER, str(fresh)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "written"
+    proc.kill()
+    proc.wait(timeout=30)
+    assert not fresh.exists()
+
+
+def test_every_result_writer_goes_through_the_atomic_helper():
+    """No result file is written in place: the package has no bare writes outside mawt/atomic.py."""
+    offenders = []
+    for path in (ROOT / "mawt").glob("*.py"):
+        if path.name == "atomic.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\.(to_csv|to_parquet|savefig|save_pretrained|savez\w*)\(|(?<!atomic)\.write_text\(|open\([^)]*['\"]w",
+                         line) and "tmp" not in line and "# not a result" not in line:
+                offenders.append(f"{path.name}:{n}: {line.strip()}")
+    assert not offenders, offenders
+
+
+# ---------------------------------------------------------------- 3. numerical faults
+
+
+def test_a_diverging_learning_rate_stops_with_the_step_and_writes_no_metrics(tmp_path, base_dir):
+    bad = _run_yaml(tmp_path, base_dir, train={"learning_rate": 1.0e6, "steps": 40, "logging_steps": 1})
+    proc = subprocess.run(CLI + ["train", "--config", str(bad), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert re.search(r"error: non-finite (loss_ce|loss_pg|kl|policy_entropy|reward_\w+)=(nan|inf|-inf) at step \d+",
+                     proc.stderr), proc.stderr[-1000:]
+    out = tmp_path / "run"
+    assert not (out / "metrics.jsonl").exists() and not (out / "metrics.jsonl.partial").exists()
+    assert not (out / "run.json").exists() and not (out / "model").exists()
+
+
+def test_a_nan_in_the_model_stops_at_the_first_step(tmp_path, base_dir):
+    poisoned = tmp_path / "poisoned"
+    model = load_model(base_dir)
+    with torch.no_grad():
+        model.model.norm.weight[0] = float("nan")  # the final norm: every logit becomes NaN
+    model.save_pretrained(poisoned)
+    for f in base_dir.glob("*token*"):
+        (poisoned / f.name).write_bytes(f.read_bytes())
+    cfg = load_run_config(_run_yaml(tmp_path, base_dir, base_model=str(poisoned)))
+    with pytest.raises(FloatingPointError, match=r"non-finite loss_ce=nan at step 0"):
+        train_run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+# ---------------------------------------------------------------- 4. bad input
+
+
+BAD_INPUT = [
+    ("malformed YAML", "RAW:mawt: {depth: 2\n", r"is not valid YAML"),
+    ("unknown key", {"train": {"stepz": 3}}, r"train: unknown key\(s\) \['stepz'\]"),
+    ("wrong type", {"train": {"steps": "many"}}, r"train.steps='many' is invalid"),
+    ("depth 0", {"mawt": {"depth": 0, "mixer": "grpo"}}, r"MAWTConfig.depth=0 is invalid"),
+    ("G < 2 for grpo", {"train": {"group_size": 1}}, r"group_size=1 is invalid for mixer grpo"),
+    ("layer out of range", {"mawt": {"depth": 2, "mixer": "grpo", "layers": [7]}}, r"layer.*7.*out of range|7"),
+    ("nothing to train", {"mawt": None, "trainable": "mawt"}, r"leaves nothing to train"),
+    ("data without the columns", "DATA:question,answer\nq,a\n", r"lacks column\(s\) \['challenge'\]"),
+    ("empty answers", "DATA:challenge,answer\nq1,a\nq2, \n", r"row 1 has an empty challenge or answer"),
+    ("missing base model", {"base_model": "/nowhere/model"}, r"base_model='/nowhere/model': no model there"),
+    ("hub id without network", {"base_model": "someorg/some-model"}, r"someorg/some-model.*could not be loaded"),
+    ("unsafe YAML tag", "RAW:base_model: !!python/object/apply:os.system ['touch PWNED']\n", r"not valid YAML"),
+]
+
+
+@pytest.mark.parametrize("case, edit, message", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_is_refused_with_its_message_and_nothing_written(tmp_path, base_dir, case, edit, message,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if isinstance(edit, str) and edit.startswith("RAW:"):
+        path = tmp_path / "run.yaml"
+        path.write_text(edit[4:])
+    elif isinstance(edit, str) and edit.startswith("DATA:"):
+        (tmp_path / "data.csv").write_text(edit[5:])
+        path = _run_yaml(tmp_path, base_dir, data={"source": str(tmp_path / "data.csv"), "n_train": 1,
+                                                   "n_heldout": 1})
+    else:
+        path = _run_yaml(tmp_path, base_dir, **edit)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run(CLI + ["train", "--config", str(path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert re.search(message, proc.stderr), proc.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "PWNED").exists()
+
+
+# ---------------------------------------------------------------- 5. security
+
+
+def test_pickle_checkpoints_are_refused(tmp_path, base_dir):
+    model = load_model(base_dir)
+    (tmp_path / "ckpt").mkdir()
+    model.config.save_pretrained(tmp_path / "ckpt")
+    torch.save(model.state_dict(), tmp_path / "ckpt" / "pytorch_model.bin")
+    with pytest.raises(ValueError, match=r"no \.safetensors weights \(found \['pytorch_model.bin'\]: pickle files"):
+        load_model(tmp_path / "ckpt")
+    (tmp_path / "h.jsonl").write_text(json.dumps({"challenge": "x", "answer": "y"}) + "\n")
+    proc = subprocess.run(CLI + ["eval-heldout", "--model", str(tmp_path / "ckpt"), "--heldout",
+                                 str(tmp_path / "h.jsonl"), "--out", str(tmp_path / "e.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "pickle files are never loaded" in proc.stderr
+    assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"name": "../../etc"}, r"key name: '../../etc' does not match"),
+    ({"variants": {"../escape": {}}}, r"key variants: '../escape' does not match"),
+])
+def test_names_cannot_escape_results(tmp_path, edit, message):
+    (tmp_path / "ablations").mkdir()
+    study = {"name": "tiny", "seeds": [0], "variants": {"a": {}}, **edit}
+    (tmp_path / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(study))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SMOKE_SETUP))
+    proc = snakemake(tmp_path, "-n", setup=tmp_path / "s.yaml", ablations=tmp_path / "ablations")
+    assert proc.returncode != 0 and re.search(message, proc.stderr), proc.stderr[-2000:]
+    assert not (tmp_path / "results").exists() and not (tmp_path.parent / "etc").exists()
+
+
+def test_remote_code_is_off_unless_a_setup_says_so(tmp_path, base_dir):
+    assert load_run_config(_run_yaml(tmp_path, base_dir)).trust_remote_code is False
+    assert load_run_config(_run_yaml(tmp_path, base_dir, trust_remote_code=True)).trust_remote_code is True
+    for name in ("micro", "paper"):
+        assert load_setup(name).get("run", {}).get("trust_remote_code", False) is False
+
+
+# ---------------------------------------------------------------- 6. determinism
+
+
+def test_same_config_and_seed_give_byte_identical_metrics(tmp_path, base_dir):
+    """Two runs of one config into the same run directory (paths are part of the JSON)."""
+    path, run = _run_yaml(tmp_path, base_dir), tmp_path / "run"
+    files = ("metrics.jsonl", "heldout.json", "data/manifest.json", "model/model.safetensors")
+    outputs = []
+    for _ in range(2):
+        shutil.rmtree(run, ignore_errors=True)
+        proc = subprocess.run(CLI + ["train", "--config", str(path), "--out", str(run)],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        proc = subprocess.run(CLI + ["eval-heldout", "--model", str(run / "model"), "--heldout",
+                                     str(run / "data" / "heldout.jsonl"), "--out", str(run / "heldout.json")],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs.append({f: (run / f).read_bytes() for f in files})
+    for f in files:
+        assert outputs[0][f] == outputs[1][f], f
+    info = json.loads((run / "run.json").read_text())
+    assert info["seed"] == 0 and info["config"]["data"]["seed"] == 42
+    env = info["environment"]
+    assert env["git_commit"] and env["versions"]["torch"].startswith("2.13.0") and "git_dirty" in env
