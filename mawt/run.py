@@ -144,6 +144,12 @@ def _resume_point(checkpoints: Path) -> str | None:
     return str(done[-1]) if done else None
 
 
+def _mean_logged_loss(path: Path) -> float | None:
+    """Mean training loss over every logged step of the whole run (resumed or not)."""
+    losses = [line["loss"] for line in map(json.loads, path.read_text().splitlines()) if "loss" in line]
+    return sum(losses) / len(losses) if losses else None
+
+
 def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
     """Load and split the data (study protocol); write train/heldout JSONL + manifest."""
     train_rows, heldout_rows = split(load_rows(cfg), cfg)
@@ -179,8 +185,11 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     # metrics are appended here while training and become metrics.jsonl only when the run ends
     partial = out / "metrics.jsonl.partial"
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()  # a finished run's metrics are never mixed with a new run's
+    if (out / "metrics.jsonl").exists():  # a finished (or nearly finished) run: its log becomes the partial
+        if partial.exists():                 # again, cut back to the checkpoint we resume from, or dropped
+            (out / "metrics.jsonl").unlink()
+        else:
+            os.replace(out / "metrics.jsonl", partial)
     t = cfg.train
     report_to = ["tensorboard"] if _has("tensorboard") else []
     args = TrainingArguments(
@@ -203,7 +212,7 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         partial.unlink()
     started = time.perf_counter()
     try:
-        result = trainer.train(resume_from_checkpoint=last)
+        trainer.train(resume_from_checkpoint=last)
     except FloatingPointError:  # diverged: no metrics file at all, so nothing downstream can average it
         partial.unlink(missing_ok=True)
         raise
@@ -212,18 +221,19 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     with atomic.atomic_path(out / "model") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+    partial.touch()  # (a run of 0 logged steps still gets its file)
+    os.replace(partial, out / "metrics.jsonl")
     summary = {
         "config": cfg.to_dict(),
         "seed": t.seed,
         "trainable_parameters": n_trainable,
-        "train_loss": result.training_loss,
+        "train_loss": _mean_logged_loss(out / "metrics.jsonl"),
         "train_seconds": train_seconds,
         "resumed_from": Path(last).name if last else None,
         "heldout_answer_loss": answer_loss(model, tokenizer, heldout_rows, t.max_length),
         "final_selection": selection_stats(model),
         "environment": environment(),
     }
-    os.replace(partial, out / "metrics.jsonl")
     atomic.write_json(out / "run.json", summary)
     return summary
 

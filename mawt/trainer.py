@@ -77,9 +77,12 @@ def selection_stats(model) -> dict[str, float]:
     return out
 
 
-# Trainer log keys that measure the machine, not the model: kept out of the metrics
-# file so the same config and seed give byte-identical metrics (run.json has the time).
-TIMING_KEYS = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos"})
+# Trainer log keys kept out of the metrics file: timings measure the machine, not the model,
+# and the Trainer's final `train_loss` averages only the steps of the last process (after a
+# resume, a different number). Without them the same config and seed give byte-identical
+# metrics, interrupted or not; run.json has the time and the whole run's mean loss.
+SUMMARY_KEYS = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos",
+                          "train_loss"})
 COMPLETE = "COMPLETE"  # marker written into a checkpoint folder once everything in it is saved
 
 
@@ -91,7 +94,7 @@ class JsonlLogger(TrainerCallback):
         self.path = Path(path)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        logs = {k: v for k, v in (logs or {}).items() if k not in TIMING_KEYS}
+        logs = {k: v for k, v in (logs or {}).items() if k not in SUMMARY_KEYS}
         if state.is_world_process_zero and logs:
             with self.path.open("a") as f:
                 f.write(json.dumps({"step": state.global_step, **logs}, sort_keys=True) + "\n")
