@@ -147,3 +147,12 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     # softmax2's two seeds (new config -> new run id) and the study's index and table; nothing else
     assert counts == {"run_config": 2, "train": 2, "eval_heldout": 2, "lm_eval": 2, "study_index": 1,
                       "study_table": 1, "report": 1, "all": 1, "total": 12}
+
+
+def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
+    proc = snakemake(tmp_path, "-n", "results/report.html")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-2000:]
+    assert "Using workflow specific profile" in out and "profiles/default" in out
+    counts = job_counts(proc.stdout)
+    assert counts["report"] == 1 and counts["train"] == 22
