@@ -267,15 +267,16 @@ def test_pickle_checkpoints_are_refused(tmp_path, base_dir):
     assert not (tmp_path / "e.json").exists()
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"name": "../../etc"}, r"key name: '../../etc' does not match"),
-    ({"variants": {"../escape": {}}}, r"key variants: '../escape' does not match"),
+@pytest.mark.parametrize("edit, setup_name, message", [
+    ({"name": "../../etc"}, "smoke", r"key name: '../../etc' does not match"),
+    ({"variants": {"../escape": {}}}, "smoke", r"key variants: '../escape' does not match"),
+    ({}, "../../etc", r"key name: '../../etc' does not match"),
 ])
-def test_names_cannot_escape_results(tmp_path, edit, message):
+def test_names_cannot_escape_results(tmp_path, edit, setup_name, message):
     (tmp_path / "ablations").mkdir()
     study = {"name": "tiny", "seeds": [0], "variants": {"a": {}}, **edit}
     (tmp_path / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(study))
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(SMOKE_SETUP))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SMOKE_SETUP, "name": setup_name}))
     proc = snakemake(tmp_path, "-n", setup=tmp_path / "s.yaml", ablations=tmp_path / "ablations")
     assert proc.returncode != 0 and re.search(message, proc.stderr), proc.stderr[-2000:]
     assert not (tmp_path / "results").exists() and not (tmp_path.parent / "etc").exists()
