@@ -101,7 +101,6 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
         "model": str(model_dir),
     }
     out = Path(out_json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out, summary)
     responses = {name: [s["filtered_resps"][0] for s in sorted(samples, key=lambda s: s["doc_id"])]
                  for name, samples in results.get("samples", {}).items()

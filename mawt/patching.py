@@ -134,6 +134,31 @@ def patch_model(model: nn.Module, cfg: MAWTConfig) -> nn.Module:
     return model
 
 
+def trainable_tail(trainable: str, n_layers: int) -> int | None:
+    """How many of the last decoder layers a freeze mode trains (None: all parameters).
+
+    Needs only the layer count, so runs check it from the config before loading weights."""
+    if trainable == "all":
+        return None
+    if trainable == "mawt":
+        return 0
+    if trainable == "last":
+        return 1
+    if isinstance(trainable, str) and trainable.startswith("last:"):
+        tail = trainable.split(":", 1)[1]
+        if not tail.isdigit() or not 1 <= int(tail) <= n_layers:
+            raise ValueError(
+                f"freeze: trainable={trainable!r} is invalid: N in 'last:N' must be an "
+                f"integer in 1..{n_layers} (the model has {n_layers} decoder layers)"
+            )
+        return int(tail)
+    raise ValueError(f"freeze: trainable={trainable!r} is unknown; allowed are {FREEZE_MODES}")
+
+
+def nothing_to_train(trainable: str) -> ValueError:
+    return ValueError(f"freeze: trainable={trainable!r} leaves nothing to train (the model has no MAWT layers)")
+
+
 def freeze(model: nn.Module, trainable: str = "last") -> int:
     """Set requires_grad by mode; returns the number of trainable parameter elements.
 
@@ -143,29 +168,14 @@ def freeze(model: nn.Module, trainable: str = "last") -> int:
     block would otherwise keep its random depth transforms forever).
     """
     layers = _decoder_layers(model)
-    if trainable == "all":
+    n_last = trainable_tail(trainable, len(layers))
+    if n_last is None:
         keep = list(model.parameters())
     else:
-        if trainable == "mawt":
-            n_last = 0
-        elif trainable == "last":
-            n_last = 1
-        elif isinstance(trainable, str) and trainable.startswith("last:"):
-            tail = trainable.split(":", 1)[1]
-            if not tail.isdigit() or not 1 <= int(tail) <= len(layers):
-                raise ValueError(
-                    f"freeze: trainable={trainable!r} is invalid: N in 'last:N' must be an "
-                    f"integer in 1..{len(layers)} (the model has {len(layers)} decoder layers)"
-                )
-            n_last = int(tail)
-        else:
-            raise ValueError(f"freeze: trainable={trainable!r} is unknown; allowed are {FREEZE_MODES}")
         keep = [p for layer in layers[len(layers) - n_last :] for p in layer.parameters()] if n_last else []
         keep += [p for m in mawt_layers(model).values() for p in m.mawt_parameters()]
         if not keep:
-            raise ValueError(
-                f"freeze: trainable={trainable!r} leaves nothing to train (the model has no MAWT layers)"
-            )
+            raise nothing_to_train(trainable)
     keep_ids = {id(p) for p in keep}
     for p in model.parameters():
         p.requires_grad_(id(p) in keep_ids)

@@ -18,7 +18,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
-from .stats import bootstrap_ci  # noqa: E402
 from .tables import BASE, BASELINE, Study  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -45,9 +44,9 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
 def comparison(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Every variant's two held-out scores with 95% intervals; plain as a reference band."""
     variants = [v for v in table["variant"] if v != BASE]
+    rows = table.set_index("variant")
     fig, axes = plt.subplots(1, 2, figsize=(4 + 0.55 * len(variants) * 2, 3.6), sharey=True, layout="constrained")
     for ax, metric in zip(axes, ("exact_match", "challenge_metric"), strict=True):
-        rows = table.set_index("variant")
         if BASELINE in rows.index:
             b = rows.loc[BASELINE]
             ax.axhspan(b[f"{metric}_low"], b[f"{metric}_high"], color="0.85", zorder=0, label="plain 95% CI")
@@ -61,7 +60,8 @@ def comparison(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
         for i in range(len(variants)):
             ax.errorbar(x[i], mean[i], yerr=[[mean[i] - low[i]], [high[i] - mean[i]]], fmt="o", color=colours[i],
                         capsize=4, ms=6)
-            if variants[i] != BASELINE and rows.loc[variants[i]].get(f"diff_{metric}_significant") is True:
+            flag = rows.loc[variants[i]].get(f"diff_{metric}_significant")
+            if variants[i] != BASELINE and pd.notna(flag) and bool(flag):
                 ax.annotate("*", (x[i], high[i]), ha="center", va="bottom", fontsize=14)
         ax.set_xticks(x, variants, rotation=30, ha="right")
         ax.set_title(LABELS[metric])
@@ -72,25 +72,27 @@ def comparison(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "comparison")
 
 
-def depth_sweep(study: Study, out_dir: Path, metric: str = "exact_match") -> list[Path]:
-    """Accuracy vs number of depth slices, one line per mixer, 95% bands (only if D varies)."""
+def depth_sweep(study: Study, table: pd.DataFrame, out_dir: Path, metric: str = "exact_match") -> list[Path]:
+    """Accuracy vs number of depth slices, one line per mixer, 95% bands (only if D varies);
+    the intervals are the study table's."""
     runs = study.runs[study.runs["variant"] != BASE]
     mawt = runs[runs["variant"] != BASELINE]
     per_point = mawt.groupby(["mixer", "depth"])["variant"].nunique()
     if mawt.empty or mawt.groupby("mixer")["depth"].nunique().max() < 2 or per_point.max() > 1:
         return []  # no mixer is swept over D (or two variants share a point: the comparison plot shows them)
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
-    plain = runs[runs["variant"] == BASELINE]
+    rows = table.set_index("variant")
     for k, (mixer, sub) in enumerate(mawt.groupby("mixer", sort=True)):
-        points = [(depth, bootstrap_ci(study.score_matrix(group["variant"].iloc[0], metric)))
-                  for depth, group in sub.groupby("depth")]
-        if not plain.empty:  # D=1 is the plain model for every mixer
-            points.insert(0, (1, bootstrap_ci(study.score_matrix(BASELINE, metric))))
+        points = [(depth, group["variant"].iloc[0]) for depth, group in sub.groupby("depth")]
+        if BASELINE in rows.index:  # D=1 is the plain model for every mixer
+            points.insert(0, (1, BASELINE))
         points.sort(key=lambda p: p[0])
         d = np.array([p[0] for p in points])
+        cis = rows.loc[[v for _, v in points]]
         colour, marker = OKABE_ITO[k % len(OKABE_ITO)], MARKERS[k % len(MARKERS)]
-        ax.plot(d, [p[1].mean for p in points], marker=marker, color=colour, label=mixer)
-        ax.fill_between(d, [p[1].low for p in points], [p[1].high for p in points], color=colour, alpha=0.2)
+        ax.plot(d, cis[metric].to_numpy(), marker=marker, color=colour, label=mixer)
+        ax.fill_between(d, cis[f"{metric}_low"].to_numpy(), cis[f"{metric}_high"].to_numpy(), color=colour,
+                        alpha=0.2)
     ax.set_xscale("log", base=2)
     depths = sorted(set(runs["depth"].dropna().astype(int)))
     ax.set_xticks(depths, [str(v) for v in depths])
@@ -188,7 +190,7 @@ def attention_maps(npz_path, out_dir: Path, title: str = "") -> list[Path]:
 
 def study_plots(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
-    paths = comparison(study, table, out_dir) + depth_sweep(study, out_dir) + training_curves(study, out_dir)
+    paths = comparison(study, table, out_dir) + depth_sweep(study, table, out_dir) + training_curves(study, out_dir)
     paths += slice_usage(study, out_dir)
     if study.attention and Path(study.attention).exists():
         paths += attention_maps(study.attention, out_dir)

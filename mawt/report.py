@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import atomic_path, write_text
-from .tables import BASE, BASELINE, NOTE, Study, display_table, load_study, long_table, read_benchmark
+from .atomic import write_text
+from .tables import (BASE, BASELINE, NOTE, Study, display_table, load_study, long_table, read_benchmark,
+                     write_table)
 
 PLOT_ORDER = ("comparison", "depth_sweep", "training_curves", "slice_usage", "attention")
 CAPTIONS = {
@@ -139,10 +140,8 @@ def _jobs(bench_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _environment(studies: list[Study], setup_text: str) -> str:
-    env = {}
-    for run_dir in (d for study in studies for d in study.dirs.values()):
-        env = json.loads((Path(run_dir) / "run.json").read_text()).get("environment", {})
-        break
+    first = next((d for study in studies for d in study.dirs.values()), None)
+    env = json.loads((Path(first) / "run.json").read_text()).get("environment", {}) if first else {}
     rows = pd.DataFrame([{"key": k, "value": v} for k, v in env.items() if k != "versions"]
                         + [{"key": f"version: {k}", "value": v} for k, v in env.get("versions", {}).items()])
     return ("<h2 id=\"environment\">Environment</h2><p>From the first run's metadata (every run.json has its own)."
@@ -160,13 +159,10 @@ def build_report(indexes: list[Path], setup_file: Path, bench_dir: Path, out_htm
         loaded.append((study, table, index.parent / "plots"))
     setup_name = loaded[0][0].setup if loaded else "?"
     tidy = pd.concat([long_table(s) for s, _, _ in loaded], ignore_index=True)
+    tidy = tidy.astype({"value": float, "seed": float})
     tidy_out = Path(tidy_out)
-    tidy_out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, write in ((".csv", lambda f, tmp: f.to_csv(tmp, index=False)),
-                          (".parquet", lambda f, tmp: f.to_parquet(tmp, index=False))):
-        path = tidy_out.with_suffix(suffix)
-        with atomic_path(path) as tmp:
-            write(tidy.astype({"value": float, "seed": float}), tmp)
+    for suffix in (".csv", ".parquet"):
+        write_table(tidy, tidy_out.with_suffix(suffix))
 
     summary = _summary_rows([(s, t) for s, t, _ in loaded])
     per_rule, jobs = _jobs(bench_dir)

@@ -60,10 +60,15 @@ def _check_model_source(name: str) -> None:
                          "with config.json)")
 
 
+def _unloadable(cfg: RunConfig, err: Exception) -> ValueError:
+    return ValueError(f"base_model={cfg.base_model!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
+                      "offline, point base_model at a local save_pretrained directory")
+
+
 def load_base(cfg: RunConfig, device: str):
+    """Tokenizer and base model (safetensors only); `preflight` has checked the source."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    _check_model_source(cfg.base_model)
     dtype = torch.bfloat16 if cfg.train.dtype == "bfloat16" else torch.float32
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.base_model,
@@ -71,8 +76,7 @@ def load_base(cfg: RunConfig, device: str):
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=dtype, use_safetensors=True,
                                                      trust_remote_code=cfg.trust_remote_code)
     except OSError as err:
-        raise ValueError(f"base_model={cfg.base_model!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
-                         "offline, point base_model at a local save_pretrained directory") from None
+        raise _unloadable(cfg, err) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device), tokenizer
@@ -83,24 +87,20 @@ def preflight(cfg: RunConfig) -> None:
     layers exist, something trains. Runs before any weight is loaded or any file written."""
     from transformers import AutoConfig
 
+    from .patching import _resolve_layers, nothing_to_train, trainable_tail
+
     _check_model_source(cfg.base_model)
     try:
         conf = AutoConfig.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
-        raise ValueError(f"base_model={cfg.base_model!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
-                         "offline, point base_model at a local save_pretrained directory") from None
+        raise _unloadable(cfg, err) from None
     n = getattr(conf, "num_hidden_layers", None)
     if n is None:
         return
-    for i in (cfg.mawt.layers if cfg.mawt is not None else []):
-        if not -n <= i < n:
-            raise ValueError(f"mawt.layers contains {i}, out of range for {cfg.base_model!r} with {n} decoder "
-                             f"layers: allowed are 0..{n - 1} or -{n}..-1")
-    if cfg.trainable == "mawt" and cfg.mawt is None:
-        raise ValueError("trainable='mawt' leaves nothing to train: the run has no MAWT layers (mawt: null)")
-    if cfg.trainable.startswith("last:") and cfg.trainable[5:].isdigit() and not 1 <= int(cfg.trainable[5:]) <= n:
-        raise ValueError(f"trainable={cfg.trainable!r} is invalid: N in 'last:N' must be in 1..{n} "
-                         f"({cfg.base_model!r} has {n} decoder layers)")
+    if cfg.mawt is not None:
+        _resolve_layers(cfg.mawt.layers, n)  # the same checks patch_model makes
+    if trainable_tail(cfg.trainable, n) == 0 and cfg.mawt is None:
+        raise nothing_to_train(cfg.trainable)
 
 
 @torch.no_grad()
@@ -257,8 +257,6 @@ def eval_heldout(model_dir: Path, heldout: Path, out: Path, batch_size: int = 32
     result["heldout_answer_loss"] = answer_loss(model, tokenizer, rows, max_length)
     result["model"] = str(model_dir)
     result["environment"] = environment()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out, result)
     return result
 
@@ -303,8 +301,6 @@ def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0,
     if not 0 <= chosen < att.shape[0]:
         raise ValueError(f"attention: --head {head} is out of range: the layer has {att.shape[0]} heads")
     tokens = [tokenizer.decode([t]) for t in ids["input_ids"][0].tolist()]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_path(out) as tmp:
         np.savez_compressed(tmp, attention=att.numpy().astype(np.float16), tokens=np.array(tokens, dtype=str),
                             layer=layer, head=chosen, challenge=rows[index]["challenge"], answer=rows[index]["answer"])

@@ -33,7 +33,7 @@ def _read(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def _write(frame_or_text, path: Path) -> None:
+def write_table(frame_or_text, path: Path) -> None:
     """Write through a temporary file so a crash never leaves a half-written table."""
     with atomic_path(path) as tmp:
         if isinstance(frame_or_text, str):
@@ -137,11 +137,11 @@ def summarise(study: Study, n_boot: int = 2000) -> pd.DataFrame:
         for axis in AXES:
             row[axis] = sub[axis].iloc[0] if axis in sub and sub[axis].notna().any() else None
         for metric in SCORES:
-            ci = bootstrap_ci(study.score_matrix(variant, metric), n_boot=n_boot)
+            scores = study.score_matrix(variant, metric)
+            ci = bootstrap_ci(scores, n_boot=n_boot)
             row.update({metric: ci.mean, f"{metric}_low": ci.low, f"{metric}_high": ci.high})
             if has_baseline and variant != BASELINE:
-                diff = paired_difference_ci(study.score_matrix(variant, metric),
-                                            study.score_matrix(BASELINE, metric), n_boot=n_boot)
+                diff = paired_difference_ci(scores, study.score_matrix(BASELINE, metric), n_boot=n_boot)
                 row.update({f"diff_{metric}": diff.mean, f"diff_{metric}_low": diff.low,
                             f"diff_{metric}_high": diff.high, f"diff_{metric}_significant": diff.excludes_zero})
         numeric = [c for c in sub.columns if c not in (*SCORES, "seed", *AXES) and pd.api.types.is_numeric_dtype(sub[c])]
@@ -227,10 +227,10 @@ def study_table(index_path: Path, out_dir: Path, n_boot: int = 2000) -> pd.DataF
     table = summarise(study, n_boot=n_boot)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write(study.runs, out_dir / "runs.csv")
-    _write(table, out_dir / "table.csv")
-    _write(long_table(study), out_dir / "long.csv")
+    write_table(study.runs, out_dir / "runs.csv")
+    write_table(table, out_dir / "table.csv")
+    write_table(long_table(study), out_dir / "long.csv")
     md = (f"# Study `{study.name}` ({study.setup} setup)\n\n" + (f"{study.description}\n\n" if study.description else "")
           + display_table(table).to_markdown(index=False) + f"\n\n{NOTE}\n")
-    _write(md, out_dir / "table.md")
+    write_table(md, out_dir / "table.md")
     return table
