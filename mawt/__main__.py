@@ -71,7 +71,11 @@ def _prepare_data(args: argparse.Namespace) -> int:
     from .runconfig import _build, load_run_config
     from .data import DataConfig
 
-    if args.setup:
+    if args.data:
+        import yaml
+
+        cfg = _build(DataConfig, yaml.safe_load(Path(args.data).read_text()) or {}, args.data)
+    elif args.setup:
         from .workflow import load_setup
 
         cfg = _build(DataConfig, load_setup(args.setup)["data"], f"workflow/setups/{args.setup}.yaml data")
@@ -123,7 +127,7 @@ def _eval_heldout(args: argparse.Namespace) -> int:
     from .run import eval_heldout
 
     result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), args.batch_size,
-                          args.max_new_tokens)
+                          args.max_new_tokens, args.max_length)
     print(json.dumps({k: result[k] for k in ("n", "exact_match", "challenge_metric", "heldout_answer_loss")},
                      indent=2))
     return 0
@@ -156,12 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--out", required=True, help="JSON with per-item predictions and scores")
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--max-new-tokens", type=int, default=24)
+    ev.add_argument("--max-length", type=int, default=128, help="tokens of prompt + answer (the run's train.max_length)")
     ev.set_defaults(func=_eval_heldout)
 
     prep = sub.add_parser("prepare-data", help="load and split the data: train/heldout JSONL + manifest")
     src = prep.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="run YAML (its data section)")
     src.add_argument("--setup", help="workflow setup name (workflow/setups/NAME.yaml, its data section)")
+    src.add_argument("--data", help="YAML of DataConfig fields (what the workflow's data_config rule writes)")
     prep.add_argument("--out", required=True)
     prep.set_defaults(func=_prepare_data)
 

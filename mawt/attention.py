@@ -135,6 +135,12 @@ class MAWTAttention(nn.Module):
         self.depth_query = near_identity()  # A_d, (D, hd, hd)
         self.depth_output = near_identity()  # B_d, (D, hd, hd)
         self.selector = DepthSelector(cfg, config.hidden_size).to(weight.device, weight.dtype)
+        # Headwise output gate (cfg.gate == "head"): zero init, so 2*sigmoid(0) = 1 keeps the base model.
+        self.output_gate = None
+        if cfg.gate == "head":
+            self.output_gate = nn.Linear(config.hidden_size, self.num_heads, device=weight.device, dtype=weight.dtype)
+            nn.init.zeros_(self.output_gate.weight)
+            nn.init.zeros_(self.output_gate.bias)
 
         # >1 while a GRPO step feeds G identical copies of each row (set by the
         # trainer for the first MAWT layer of the trainable suffix): the attention
@@ -146,11 +152,12 @@ class MAWTAttention(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.mawt
-        return f"layer={self.layer_idx}, depth={c.depth}, mixer={c.mixer}, path={c.path}"
+        return f"layer={self.layer_idx}, depth={c.depth}, mixer={c.mixer}, path={c.path}, gate={c.gate}"
 
     def mawt_parameters(self) -> list[nn.Parameter]:
         """Parameters MAWT adds on top of the base layer (depth transforms + selector)."""
-        return [self.depth_query, self.depth_output, *self.selector.parameters()]
+        gate = list(self.output_gate.parameters()) if self.output_gate is not None else []
+        return [self.depth_query, self.depth_output, *self.selector.parameters(), *gate]
 
     def forward(
         self,
@@ -208,6 +215,8 @@ class MAWTAttention(nn.Module):
         sel = self.selector(stats, hidden_states, valid)
         self.last_selection = sel
         out = torch.einsum("bhdle,bld->blhe", out, sel.weights.to(out.dtype))  # (B, L, H, hd)
+        if self.output_gate is not None:  # one gate per head, from the query's own hidden state (causal)
+            out = out * (2.0 * torch.sigmoid(self.output_gate(hidden_states))).unsqueeze(-1)  # (B, L, H, 1)
         out = self.o_proj(out.reshape(B, L, H * hd))
         return out, None
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 MIXERS = ("softmax", "grpo", "gumbel", "mean", "fixed")
 PATHS = ("fused", "materialized")
+GATES = ("none", "head")
 # Mixers whose weights come from a learned selector MLP (the others are constant).
 LEARNED_MIXERS = ("softmax", "grpo", "gumbel")
 
@@ -45,6 +46,12 @@ class MAWTConfig:
     # Query rows per block when the fused path computes selector statistics:
     # bounds the temporary score block to (B, H*D, query_block, Lk).
     query_block: int = 128
+    # Per-head output gate (Qiu et al. 2025, "Gated Attention for LLMs", headwise
+    # G1 position): y = (g * O) W_O with g = 2 * sigmoid(x W_g + b_g), one scalar
+    # per head from the query's hidden state; W_g = b_g = 0 at init, so g = 1 and
+    # the pretrained model is kept. `head` with depth 1 is the cheap,
+    # parameter-comparable baseline `gated` that every study gets.
+    gate: str = "none"
 
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> ValueError:
@@ -66,6 +73,8 @@ class MAWTConfig:
         ):
             raise bad("layers", "must be a non-empty list of layer indices, e.g. [-1]")
         self.layers = list(self.layers)
+        if self.gate not in GATES:
+            raise bad("gate", f"allowed values are {', '.join(GATES)}")
         if not isinstance(self.fixed_index, int) or not 0 <= self.fixed_index < self.depth:
             raise bad("fixed_index", f"must be in 0..{self.depth - 1} (depth={self.depth})")
         if not self.init_noise >= 0:

@@ -1,38 +1,132 @@
 """The GRPO objective for depth selection (MAWT_SPEC section 3).
 
-Actions are the per-token depth choices of the `grpo` selector. Each training
-example is run as a group of G rollouts that share the input and sample their own
-choices. For rollout i:
+Actions are the per-token depth choices d_{i,t} of the `grpo` selector. Each
+training example is run as a group of G rollouts that share the input and
+sample their own choices; the rollouts of one example are adjacent rows.
 
-    r_i  = - mean CE of the answer tokens under rollout i        (detached)
-    A_i  = (r_i - mean_j r_j) / (std_j r_j + eps)                group-relative
-    L_pg = - mean_i [ A_i * mean_t log pi(d_{i,t} | x) ]          t: non-pad positions
-    L    = mean_i CE_i + lambda_pg * L_pg + beta * KL(pi || pi_ref) - eta * H(pi)
+    L = CE + lambda_pg * L_pg + beta * KL(pi || pi_ref) - eta * H(pi)
 
-How this differs from DeepSeekMath's GRPO (Shao et al. 2024):
-  * the "policy" is the depth selector, not the language model: actions are
-    depth choices at every position, the reward is the answer likelihood (dense,
-    cheap) rather than a verifier's score of a sampled completion;
+Credit (`train.credit`): which reward a choice is credited with
+---------------------------------------------------------------
+A choice at position t changes the MAWT layer's output at t only. With MAWT in
+the last layer it therefore changes only the next-token logits at t; with MAWT
+in a lower layer it reaches every position >= t (through later attention).
+
+* ``token`` (default). Reward of the choice at t: r_{i,t} = -CE_{i,t}, the
+  next-token cross-entropy at t (detached), only at positions t that predict an
+  answer token (labels[t+1] != -100: the "answer cells"). Advantages compare
+  the G rollouts at the same position t; prompt positions, the position of the
+  last answer token (it predicts nothing scored) and padding get no policy
+  gradient at all:
+
+      L_pg = - mean over answer cells (i, t) of A_{i,t} * log pi(d_{i,t} | x)
+
+  Exact credit for MAWT in the last layer. For MAWT in a lower layer it is an
+  APPROXIMATION (the choice at t also moves the rewards of later positions,
+  which it is not credited with); the trainer allows it and logs a warning.
+* ``sequence`` (the original form). r_i = -mean answer CE of rollout i;
+
+      L_pg = - mean_i [ A_i * mean_{t in S_i} log pi(d_{i,t} | x) ]
+
+  with S_i the non-pad positions t <= the last answer cell of row i (a choice
+  after the last position that predicts an answer token cannot change the
+  reward, whatever layer MAWT is in). Valid for any layer, but with MAWT in the
+  last layer ~90 % of S_i are prompt positions whose choices cannot matter:
+  their log-probs only add noise (the reason `token` is the default).
+* ``exact``: only when every MAWT layer is the model's last layer (see
+  `check_credit`). Every slice d is evaluated at every answer cell (D forced
+  rollouts of the last layer: its attention runs once, `MAWTAttention.
+  shared_groups = D`, the selector's `forced` choice picks slice d in copy d),
+  giving r_t(d) = -CE_t(d). Nothing is sampled; the policy gradient is the
+  analytic gradient of the expected reward:
+
+      b_t   = sum_d pi(d|x_t) r_t(d)
+      grad  = sum_d pi(d|x_t) (r_t(d) - b_t) grad log pi(d|x_t)   = grad E_pi[r_t]
+      L_pg  = - mean over answer cells t of sum_d sg[pi] A_t(d) log pi(d|x_t)
+
+  (sg = stop-gradient). The CE term that trains the model (A_d, B_d, the other
+  trainable weights) is the pi-weighted expected CE with pi detached: per row,
+  the mean over answer tokens of sum_d sg[pi(d|x_t)] CE_t(d), then the mean
+  over rows. It is the expectation of what `token`/`sequence` train on (the CE
+  of a sampled rollout, whose choice at t only moves CE_t), without sampling.
+
+Advantage normalisation (`train.advantage`)
+-------------------------------------------
+* ``grpo`` (Shao et al. 2024, DeepSeekMath): A = (r - mean_G r) / (std_G r + eps),
+  population std. Exact mode: A_t(d) = (r_t(d) - b_t) / (sigma_t + eps) with
+  sigma_t^2 = sum_d pi (r_t(d) - b_t)^2, the std of the reward under pi.
+* ``dr_grpo`` (Liu et al. 2025, "Understanding R1-Zero-Like Training: A
+  Critical Perspective", arXiv 2503.20783): A = r - mean_G r, no std division,
+  and no per-sequence length normalisation. In the sequence form the sum over
+  S_i is divided by a constant instead of |S_i| (the token budget
+  `train.max_length`, their MAX_TOKENS). The token and exact forms average over
+  answer cells, which has no per-sequence normaliser to drop, so there dr_grpo
+  only drops the std division. (The G rollouts of one example share their
+  positions, so the length bias Liu et al. describe cannot arise between
+  rollouts here; dr_grpo changes how examples of different lengths weigh.)
+* ``rloo`` (Kool et al. 2019, "Buy 4 REINFORCE samples, get a baseline for
+  free!"; Ahmadian et al. 2024, arXiv 2402.14740): A_i = r_i - mean_{j != i} r_j
+  = G/(G-1) (r_i - mean_G r), no division; the sequence form keeps GRPO's
+  per-sequence mean over S_i (only the baseline differs). In exact mode the
+  baseline is the expectation b_t itself (nothing is sampled, so there is no
+  sample to leave out): rloo equals dr_grpo there.
+
+Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300)
+------------------------------------------------------------------------
+  * the policy is the depth selector, not the language model: actions are
+    depth choices at every position of a fixed (teacher-forced) sequence, not
+    sampled tokens;
+  * the reward is dense and cheap, the (negative) likelihood of the gold answer
+    tokens, not a verifier's score of a sampled completion;
   * one policy update per batch (on-policy), so the clipped importance ratio
     pi/pi_old is exactly 1 and the clipped surrogate reduces to the plain
     advantage-weighted log-likelihood above; no clipping is applied;
-  * the KL term is the exact per-token KL between the selector's categorical
-    distribution and the reference's (both are tiny, D-way), not the k3
-    estimator; pi_ref is the selector at the start of fine-tuning;
-  * the std of the group uses the population form (divide by G), and eps keeps
-    a group of identical rewards at zero advantage, hence zero policy gradient.
+  * the KL term is the exact per-position KL between the selector's D-way
+    categorical distribution and the reference's, not the k3 estimator;
+    pi_ref is the selector at the start of fine-tuning;
+  * the group std is the population std (divide by G); eps keeps a group of
+    identical rewards at zero advantage, hence zero policy gradient;
+  * per-token credit (`token`, default) instead of one advantage per sequence;
+  * exact enumeration (`exact`) of all D actions instead of sampling;
+  * the normalisation is an option (grpo / dr_grpo / rloo, above);
+  * KL and entropy are averaged over the positions the policy loss trains
+    (answer cells for token/exact, S_i for sequence), not over the whole row.
+
+Diagnostics: `zero_spread_frac` is the fraction of groups (sequence) or of
+(group, position) cells (token) whose G rewards are all equal (spread <= 1e-6
+nats): no policy gradient comes from those. `reward_spread` (exact) is the mean
+over answer cells of max_d r_t(d) - min_d r_t(d): whether the choice matters at
+all on a task.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .runconfig import TrainConfig
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """rewards: (B*G,), rollouts of one example adjacent. Returns (B*G,) advantages."""
-    r = rewards.view(-1, group_size)
-    adv = (r - r.mean(dim=1, keepdim=True)) / (r.std(dim=1, unbiased=False, keepdim=True) + eps)
-    return adv.reshape(-1)
+CREDITS = TrainConfig.CREDITS  # ("token", "sequence", "exact")
+ADVANTAGES = TrainConfig.ADVANTAGES  # ("grpo", "dr_grpo", "rloo")
+ZERO_SPREAD_TOL = 1e-6  # nats: rewards closer than this count as equal
+
+
+def check_credit(credit: str, patched_layers, n_layers: int) -> None:
+    """Raise ValueError (one line) when `credit` cannot be used with MAWT in `patched_layers`.
+
+    `patched_layers`: the MAWT layer indices (absolute, or negative from the
+    end); `n_layers`: the model's decoder layers. `exact` needs every MAWT
+    layer to be the last one. Needs only the model config (call it before the
+    weights load).
+    """
+    if credit not in CREDITS:
+        raise ValueError(f"train.credit={credit!r} is invalid: allowed are {', '.join(CREDITS)}")
+    if credit == "exact":
+        below = sorted({i % n_layers for i in patched_layers} - {n_layers - 1})
+        if below:
+            raise ValueError(
+                f"train.credit='exact' needs MAWT only in the last layer ({n_layers - 1}), but it is also in "
+                f"layer(s) {below}: use train.credit 'token' (approximate below the last layer) or 'sequence'"
+            )
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -40,11 +134,117 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Ten
     return (x * mask).sum(dim) / mask.sum(dim).clamp_min(1.0)
 
 
-def policy_loss(advantages: torch.Tensor, choice_log_prob: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """L_pg = -mean_i[A_i * mean_t log pi(d_it)]; choice_log_prob, valid: (B*G, L)."""
-    return -(advantages.detach() * masked_mean(choice_log_prob, valid)).mean()
+# ------------------------------------------------------------------ positions
+def answer_cells(labels: torch.Tensor) -> torch.Tensor:
+    """(N, L) bool: position t predicts an answer token (labels[t+1] != -100)."""
+    cells = torch.zeros_like(labels, dtype=torch.bool)
+    cells[:, :-1] = labels[:, 1:] != -100
+    return cells
 
 
+def upto_last_answer(labels: torch.Tensor) -> torch.Tensor:
+    """(N, L) bool: t <= the last answer cell of the row (all False without one)."""
+    cells = answer_cells(labels)
+    # reversed cumulative "any": True at t iff some answer cell sits at t or later
+    return cells.flip(-1).cumsum(-1).flip(-1) > 0
+
+
+# ----------------------------------------------------------------- advantages
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4, mode: str = "grpo",
+                     cells: torch.Tensor | None = None) -> torch.Tensor:
+    """Group-relative advantages; rollouts of one example are adjacent rows.
+
+    rewards: (B*G,) sequence rewards, or (B*G, T) per-position rewards compared
+    across the G rollouts at the same position (token form); `cells` (B*G, T)
+    marks the positions that carry a reward (others get advantage 0 and do not
+    enter the group statistics). mode: grpo | dr_grpo | rloo (module docstring).
+    """
+    if mode not in ADVANTAGES:
+        raise ValueError(f"train.advantage={mode!r} is invalid: allowed are {', '.join(ADVANTAGES)}")
+    G = group_size
+    r = rewards.reshape(-1, G, *rewards.shape[1:])
+    m = torch.ones_like(r) if cells is None else cells.reshape(r.shape).to(r.dtype)
+    r = r * m
+    n = m.sum(1, keepdim=True)
+    mean = r.sum(1, keepdim=True) / n.clamp_min(1.0)
+    centred = (r - mean) * m
+    if mode == "grpo":
+        std = ((centred ** 2).sum(1, keepdim=True) / n.clamp_min(1.0)).sqrt()
+        adv = centred / (std + eps)
+    elif mode == "dr_grpo":
+        adv = centred
+    else:  # rloo: r_i - mean_{j != i} r_j = n/(n-1) (r_i - mean)
+        adv = centred * (n / (n - 1).clamp_min(1.0))
+    return adv.reshape(rewards.shape)
+
+
+def zero_spread_frac(rewards: torch.Tensor, group_size: int, cells: torch.Tensor | None = None,
+                     tol: float = ZERO_SPREAD_TOL) -> torch.Tensor:
+    """Fraction of groups (rewards (B*G,)) or of (group, position) cells (rewards
+    (B*G, T) with `cells`) whose G rewards are all within `tol`: no gradient there."""
+    r = rewards.reshape(-1, group_size, *rewards.shape[1:])
+    spread = r.amax(1) - r.amin(1)
+    zero = (spread <= tol).float()
+    if cells is None:
+        return zero.mean()
+    return masked_mean(zero.flatten(), cells.reshape(r.shape)[:, 0].flatten(), dim=0)
+
+
+# --------------------------------------------------------------- policy losses
+def policy_loss(advantages: torch.Tensor, choice_log_prob: torch.Tensor, valid: torch.Tensor,
+                mode: str = "grpo", length_norm: float | None = None) -> torch.Tensor:
+    """Sequence form. advantages (B*G,); choice_log_prob, valid: (B*G, L).
+
+    grpo, rloo: L_pg = -mean_i[A_i * mean_{t valid} log pi(d_it)] (per-sequence mean);
+    dr_grpo: L_pg = -mean_i[A_i * sum_{t valid} log pi(d_it)] / length_norm
+    (a constant; default: L, the padded width).
+    """
+    A = advantages.detach()
+    if mode == "dr_grpo":
+        norm = float(length_norm if length_norm is not None else choice_log_prob.shape[-1])
+        return -(A * (choice_log_prob * valid.to(choice_log_prob.dtype)).sum(-1) / norm).mean()
+    return -(A * masked_mean(choice_log_prob, valid)).mean()
+
+
+def token_policy_loss(advantages: torch.Tensor, choice_log_prob: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Token form: L_pg = -mean over cells (i, t) of A_it * log pi(d_it); all (B*G, L).
+
+    Positions outside `cells` get exactly zero gradient."""
+    w = advantages.detach() * cells.to(choice_log_prob.dtype)
+    return -(w * choice_log_prob).sum() / cells.sum().clamp_min(1).to(choice_log_prob.dtype)
+
+
+def exact_advantages(log_probs: torch.Tensor, rewards: torch.Tensor, mode: str = "grpo",
+                     eps: float = 1e-4) -> torch.Tensor:
+    """A_t(d) of exact mode: r_t(d) - b_t, b_t = sum_d pi r_t(d); grpo divides by the
+    pi-weighted std. log_probs, rewards: (..., D); pi is detached."""
+    if mode not in ADVANTAGES:
+        raise ValueError(f"train.advantage={mode!r} is invalid: allowed are {', '.join(ADVANTAGES)}")
+    pi = log_probs.detach().exp()
+    centred = rewards - (pi * rewards).sum(-1, keepdim=True)
+    if mode == "grpo":
+        return centred / ((pi * centred ** 2).sum(-1, keepdim=True).sqrt() + eps)
+    return centred  # dr_grpo, rloo (the baseline is exact: nothing to leave out)
+
+
+def exact_policy_loss(log_probs: torch.Tensor, rewards: torch.Tensor, cells: torch.Tensor, mode: str = "grpo",
+                      eps: float = 1e-4) -> torch.Tensor:
+    """Exact mode: L_pg = -mean over cells of sum_d sg[pi(d)] A_t(d) log pi(d).
+
+    log_probs (N, L, D) with grad; rewards (N, L, D) detached; cells (N, L) bool.
+    With dr_grpo/rloo, grad L_pg = -mean over cells of grad E_pi[r_t] exactly."""
+    A = exact_advantages(log_probs, rewards.detach(), mode, eps)
+    per_cell = (log_probs.detach().exp() * A * log_probs).sum(-1)  # (N, L)
+    return -(per_cell * cells.to(per_cell.dtype)).sum() / cells.sum().clamp_min(1).to(per_cell.dtype)
+
+
+def reward_spread(rewards: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Mean over cells of max_d r_t(d) - min_d r_t(d); rewards (N, L, D)."""
+    spread = rewards.amax(-1) - rewards.amin(-1)
+    return masked_mean(spread.flatten(), cells.flatten(), dim=0)
+
+
+# ------------------------------------------------------------- regularisers
 def categorical_kl(log_p: torch.Tensor, log_q: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean over valid positions of KL(p || q) for (N, L, D) log-probabilities."""
     kl = (log_p.exp() * (log_p - log_q)).sum(-1)

@@ -37,6 +37,7 @@ class MicroConfig:
                                                          "sort_letters", "double_last", "shift"])
     rows: int = 20000
     difficulty: int = 2
+    vocabulary: str = "letters"  # random letter strings: distinct puzzles, no word list to memorise
     # Optimisation.
     steps: int = 2000
     batch_size: int = 32
@@ -81,7 +82,8 @@ def pretrain(cfg: MicroConfig, out_dir: Path, log_steps: int = 100) -> Path:
     set_seed(cfg.seed)
     tokenizer = train_tokenizer()
     model = build_model(cfg, tokenizer)
-    rows = puzzles.generate(cfg.rows, cfg.families, steps=1, difficulty=cfg.difficulty, seed=cfg.seed)
+    rows = puzzles.generate(cfg.rows, cfg.families, steps=1, difficulty=cfg.difficulty, seed=cfg.seed,
+                            vocabulary=cfg.vocabulary)
     examples = [encode_example(tokenizer, r, cfg.max_positions) for r in rows]
     args = TrainingArguments(
         output_dir=str(out_dir / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,

@@ -68,7 +68,7 @@ def comparison(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel("fraction correct (mean, 95% CI)")
     axes[0].legend(loc="upper left", fontsize=8)
-    fig.suptitle(f"{study.name}: held-out accuracy per variant ('*': differs from plain)")
+    fig.suptitle(f"{study.name}: held-out accuracy per variant ('*': differs from its baseline, Holm-adjusted)")
     return _save(fig, out_dir, "comparison")
 
 
@@ -76,7 +76,8 @@ def depth_sweep(study: Study, table: pd.DataFrame, out_dir: Path, metric: str = 
     """Accuracy vs number of depth slices, one line per mixer, 95% bands (only if D varies);
     the intervals are the study table's."""
     runs = study.runs[study.runs["variant"] != BASE]
-    mawt = runs[runs["variant"] != BASELINE]
+    controls = {BASELINE, *(b for b in study.baselines.values() if b)}  # baselines are not points of the sweep
+    mawt = runs[~runs["variant"].isin(controls)]
     per_point = mawt.groupby(["mixer", "depth"])["variant"].nunique()
     if mawt.empty or mawt.groupby("mixer")["depth"].nunique().max() < 2 or per_point.max() > 1:
         return []  # no mixer is swept over D (or two variants share a point: the comparison plot shows them)

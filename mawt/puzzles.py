@@ -8,13 +8,19 @@ instruction. A puzzle of `steps` > 1 chains several families ("..., then ...").
     -> [{"challenge": "Spell plant backwards.", "answer": "tnalp", "family": "reverse"}, ...]
 
 Deterministic per seed (Python's `random.Random`, no global state), no network.
-The `difficulty` knob is the word length range; `steps` is the composition depth.
+The `difficulty` knob is the word length range; `steps` is the composition depth;
+`vocabulary` is what the puzzles are made of: `words` (the WORDS list below, a few
+hundred per difficulty) or `letters` (random letter strings: "Spell qzvk backwards.").
+The n puzzles are pairwise distinct (`normalise_challenge`) unless distinct=False;
+`capacity(...)` is how many distinct puzzles a setting can make.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import string
+import unicodedata
 from collections.abc import Callable, Sequence
 
 # Short common English words (3-7 letters), lowercase a-z only.
@@ -69,18 +75,90 @@ FAMILIES: dict[str, tuple[str, str, Callable[[str], str]]] = {
     "rotate": ("Move the first letter of {w} to the end.", "move the first letter to the end",
                lambda w: w[1:] + w[:1]),
 }
-# Families that are not word transforms (they make their own question).
-SPECIAL = ("next_letter", "initials")
+# Families that are not word transforms (they make their own question); they cannot be chained.
+SPECIAL = ("next_letter", "initials", "later_letter")
 ALL_FAMILIES = tuple(FAMILIES) + SPECIAL
+# What the puzzles are made of: `words` (the WORDS list: readable, a few hundred per
+# difficulty) or `letters` (random lowercase strings: practically unlimited).
+VOCABULARIES = ("words", "letters")
 DIFFICULTY = {  # word length range per difficulty level
     1: (3, 4),
     2: (4, 5),
     3: (5, 7),
 }
+_NEXT_LETTER_STEPS = (1, 2, 3)
+
+# ASCII punctuation in the unicode sense (category P*; `$+<=>^`|~` are symbols and stay).
+_ASCII_PUNCTUATION = str.maketrans(
+    "", "", "".join(c for c in string.punctuation if unicodedata.category(c).startswith("P"))
+)
+
+
+def normalise_challenge(text: str) -> str:
+    """A challenge's identity: lowercase, unicode punctuation (category P*) removed,
+    whitespace collapsed (NFKC first, so full-width and compatibility forms match).
+
+    Two challenges are the same puzzle when their normalised texts are equal: the
+    generator's distinctness, the split's de-duplication and `data.content_hash`
+    all use this one function.
+    """
+    if text.isascii():
+        text = text.lower().translate(_ASCII_PUNCTUATION)
+    else:
+        text = unicodedata.normalize("NFKC", text).lower()
+        text = "".join(c for c in text if not unicodedata.category(c).startswith("P"))
+    return " ".join(text.split())
+
+
+class _Vocabulary:
+    """The strings puzzles are made of at one difficulty: WORDS or random letter strings."""
+
+    def __init__(self, kind: str, lo: int, hi: int) -> None:
+        self.kind, self.lo, self.hi = kind, lo, hi
+        lengths = range(lo, hi + 1)
+        if kind == "words":
+            self.words = [w for w in WORDS if lo <= len(w) <= hi]
+            self.by_length = {n: [w for w in self.words if len(w) == n] for n in lengths}
+        else:
+            self.by_length_count = {n: 26**n for n in lengths}
+        # words that have a different word of the same length (for `later_letter`)
+        self.pairable = [w for w in getattr(self, "words", ()) if len(self.by_length[len(w)]) > 1]
+
+    def count(self, length: int | None = None) -> int:
+        """How many distinct strings (of one length, or of all)."""
+        if self.kind == "words":
+            return len(self.words) if length is None else len(self.by_length[length])
+        return sum(self.by_length_count.values()) if length is None else self.by_length_count[length]
+
+    def _letters(self, rng: random.Random, length: int | None = None) -> str:
+        return "".join(rng.choices(string.ascii_lowercase, k=length or rng.randint(self.lo, self.hi)))
+
+    def draw(self, rng: random.Random) -> str:
+        return rng.choice(self.words) if self.kind == "words" else self._letters(rng)
+
+    def draw_distinct(self, rng: random.Random, k: int) -> list[str]:
+        if self.kind == "words":
+            return rng.sample(self.words, k)
+        picked: list[str] = []
+        while len(picked) < k:
+            s = self._letters(rng)
+            if s not in picked:
+                picked.append(s)
+        return picked
+
+    def draw_pair(self, rng: random.Random) -> tuple[str, str]:
+        """Two different strings of equal length."""
+        if self.kind == "words":
+            first = rng.choice(self.pairable)
+            return first, rng.choice([w for w in self.by_length[len(first)] if w != first])
+        first = self._letters(rng)
+        while (second := self._letters(rng, len(first))) == first:
+            pass
+        return first, second
 
 
 def _next_letter(rng: random.Random) -> dict:
-    step = rng.randint(1, 3)
+    step = rng.choice(_NEXT_LETTER_STEPS)
     start = rng.randint(0, 25 - 4 * step)
     series = [string.ascii_lowercase[start + i * step] for i in range(4)]
     return {
@@ -89,26 +167,89 @@ def _next_letter(rng: random.Random) -> dict:
     }
 
 
-def _initials(rng: random.Random, words: Sequence[str]) -> dict:
-    picked = rng.sample(list(words), rng.randint(3, 4))
+def _initials(rng: random.Random, vocab: _Vocabulary) -> dict:
+    picked = vocab.draw_distinct(rng, rng.randint(3, 4))
     return {
         "challenge": f"Join the first letters of {' '.join(picked)}.",
         "answer": "".join(w[0] for w in picked),
     }
 
 
-def _check(families: Sequence[str], steps: int, difficulty: int) -> None:
+def later_letters(first: str, second: str) -> str:
+    """The later letter (in the alphabet) at each position of two equal-length strings."""
+    return "".join(max(a, b) for a, b in zip(first, second, strict=True))
+
+
+def _later_letter(rng: random.Random, vocab: _Vocabulary) -> dict:
+    first, second = vocab.draw_pair(rng)
+    return {
+        "challenge": f"Write the later letter at each position of {first} and {second}.",
+        "answer": later_letters(first, second),
+    }
+
+
+def _family_capacity(family: str, vocab: _Vocabulary) -> int:
+    """Distinct challenges one (single-step) family can make."""
+    if family == "next_letter":
+        return sum(26 - 4 * step for step in _NEXT_LETTER_STEPS)
+    if family == "initials":
+        return math.perm(vocab.count(), 3) + math.perm(vocab.count(), 4)
+    if family == "later_letter":
+        return sum(vocab.count(n) * (vocab.count(n) - 1) for n in range(vocab.lo, vocab.hi + 1))
+    return vocab.count()
+
+
+def check(families: Sequence[str], steps: int, difficulty: int, vocabulary: str = "words",
+          prefix: str = "puzzle ") -> None:
+    """Validate the generator's knobs; messages name them as `{prefix}<knob>`."""
+    if isinstance(families, str) or not isinstance(families, Sequence):
+        raise ValueError(f"{prefix}families={families!r} is invalid: must be a list of family names "
+                         f"({', '.join(ALL_FAMILIES)})")
     unknown = [f for f in families if f not in ALL_FAMILIES]
     if not families or unknown:
         raise ValueError(
-            f"puzzle families {list(unknown) or list(families)} invalid; allowed are {', '.join(ALL_FAMILIES)}"
+            f"{prefix}families {list(unknown) or list(families)} invalid; allowed are {', '.join(ALL_FAMILIES)}"
         )
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"puzzle steps={steps!r} is invalid: must be an integer >= 1")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"{prefix}steps={steps!r} is invalid: must be an integer >= 1")
     if steps > 1 and any(f in SPECIAL for f in families):
-        raise ValueError(f"puzzle steps={steps} chains word transforms only; {', '.join(SPECIAL)} cannot be chained")
-    if difficulty not in DIFFICULTY:
-        raise ValueError(f"puzzle difficulty={difficulty!r} is invalid: allowed are {sorted(DIFFICULTY)}")
+        raise ValueError(f"{prefix}steps={steps} chains word transforms only; {', '.join(SPECIAL)} cannot be chained")
+    if difficulty not in DIFFICULTY or isinstance(difficulty, bool):
+        raise ValueError(f"{prefix}difficulty={difficulty!r} is invalid: allowed are {sorted(DIFFICULTY)}")
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"{prefix}vocabulary={vocabulary!r} is invalid: allowed are {', '.join(VOCABULARIES)}")
+
+
+def capacity(families: Sequence[str] = tuple(FAMILIES), steps: int = 1, difficulty: int = 2,
+             vocabulary: str = "words") -> int:
+    """How many pairwise distinct challenges (see `normalise_challenge`) these settings can make."""
+    check(families, steps, difficulty, vocabulary)
+    vocab = _Vocabulary(vocabulary, *DIFFICULTY[difficulty])
+    distinct = list(dict.fromkeys(families))
+    transforms = [f for f in distinct if f in FAMILIES]
+    # every chain of transforms has its own wording; each applies to every string
+    total = len(transforms) ** steps * vocab.count() if transforms else 0
+    return total + sum(_family_capacity(f, vocab) for f in distinct if f in SPECIAL)
+
+
+def _one(rng: random.Random, families: list[str], steps: int, vocab: _Vocabulary) -> dict:
+    chain = [rng.choice(families) for _ in range(steps)]
+    if chain[0] == "next_letter":
+        row = _next_letter(rng)
+    elif chain[0] == "initials":
+        row = _initials(rng, vocab)
+    elif chain[0] == "later_letter":
+        row = _later_letter(rng, vocab)
+    else:
+        word = vocab.draw(rng)
+        answer = word
+        for fam in chain:
+            answer = FAMILIES[fam][2](answer)
+        text = FAMILIES[chain[0]][0].format(w=word)
+        for fam in chain[1:]:
+            text = text[:-1] + f", then {FAMILIES[fam][1]}."
+        row = {"challenge": text, "answer": answer}
+    return {**row, "family": "+".join(chain)}
 
 
 def generate(
@@ -117,27 +258,45 @@ def generate(
     steps: int = 1,
     difficulty: int = 2,
     seed: int = 0,
+    vocabulary: str = "words",
+    distinct: bool = True,
 ) -> list[dict]:
-    """`n` puzzles drawn uniformly from `families` (chains of `steps` of them)."""
-    _check(families, steps, difficulty)
+    """`n` puzzles drawn uniformly from `families` (chains of `steps` of them).
+
+    With `distinct` (the default) the challenges are pairwise distinct after
+    `normalise_challenge`: a repeat is drawn again (rejection sampling). A request
+    beyond `capacity(...)` is refused with a ValueError that says what to change.
+    """
+    check(families, steps, difficulty, vocabulary)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"puzzle n={n!r} is invalid: must be an integer >= 0")
+    vocab = _Vocabulary(vocabulary, *DIFFICULTY[difficulty])
+    empty = [f for f in dict.fromkeys(families) if f in SPECIAL and _family_capacity(f, vocab) == 0]
+    if empty:
+        raise ValueError(f"puzzle families {empty} make no puzzles with vocabulary={vocabulary!r} at "
+                         f"difficulty={difficulty}; choose another difficulty or vocabulary='letters'")
+    settings = f"vocabulary={vocabulary!r}, families={list(families)}, steps={steps}, difficulty={difficulty}"
+    advice = ("use vocabulary='letters' (random letter strings), more families" if vocabulary == "words"
+              else "use a higher difficulty (longer strings), more families")
+    advice += " or a smaller n (distinct=False allows repeats)"
+    cap = capacity(families, steps, difficulty, vocabulary)
+    if distinct and n > cap:
+        raise ValueError(f"puzzle n={n} exceeds the capacity of {cap} distinct puzzles of {settings}; {advice}")
     rng = random.Random(seed)
-    lo, hi = DIFFICULTY[difficulty]
-    words = [w for w in WORDS if lo <= len(w) <= hi]
-    rows = []
-    for _ in range(n):
-        chain = [rng.choice(list(families)) for _ in range(steps)]
-        if chain[0] == "next_letter":
-            row = _next_letter(rng)
-        elif chain[0] == "initials":
-            row = _initials(rng, words)
-        else:
-            word = rng.choice(words)
-            answer = word
-            for fam in chain:
-                answer = FAMILIES[fam][2](answer)
-            text = FAMILIES[chain[0]][0].format(w=word)
-            for fam in chain[1:]:
-                text = text[:-1] + f", then {FAMILIES[fam][1]}."
-            row = {"challenge": text, "answer": answer}
-        rows.append({**row, "family": "+".join(chain)})
+    families = list(families)
+    rows: list[dict] = []
+    seen: set[str] = set()
+    tries, max_tries = 0, 100 * n + 1000
+    while len(rows) < n:
+        if distinct and tries == max_tries:
+            raise ValueError(f"puzzle n={n}: only {len(rows)} distinct puzzles of {settings} found in "
+                             f"{max_tries} draws (capacity {cap}); {advice}")
+        tries += 1
+        row = _one(rng, families, steps, vocab)
+        if distinct:
+            key = normalise_challenge(row["challenge"])
+            if key in seen:
+                continue
+            seen.add(key)
+        rows.append(row)
     return rows

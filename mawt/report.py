@@ -1,10 +1,14 @@
 """results/report.html: one self-contained page (images embedded, no external URL).
 
-Summary (best variant per study vs plain, with the paired interval) -> one
-section per study (its YAML, the table, the plots, a held-out browser) ->
-environment (versions, git commit, hardware, setup) -> per-job time and memory
-from Snakemake's benchmark files. Also writes the tidy table of every run of
-every study (all_runs.csv and all_runs.parquet).
+Summary (per study, every compared variant against its own baseline: the
+paired difference with its unadjusted 95% interval and the Holm-adjusted
+verdict, the study's minimum detectable effect and seeds x items, trainable
+parameters) -> one section per study (its YAML, design and MDE, the table, the
+plots, a held-out browser) -> environment (every run's versions, git commit,
+CPU model and capability, threads, GPU; one row per key, every distinct value
+with the runs that had it) -> per-job time and memory from Snakemake's
+benchmark files. Also writes the tidy table of every run of every study
+(all_runs.csv and all_runs.parquet).
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_text
-from .tables import (BASE, BASELINE, NOTE, Study, display_table, load_study, long_table, read_benchmark,
-                     write_table)
+from .tables import (BASE, NOTE, Study, design, design_text, display_table, load_study, long_table,
+                     read_benchmark, verdict_text, write_table)
 
 PLOT_ORDER = ("comparison", "depth_sweep", "training_curves", "slice_usage", "attention")
 CAPTIONS = {
     "comparison": "Held-out scores per variant, mean and 95% bootstrap interval over seeds and items; grey band: "
-                  "the plain baseline's interval; '*': the paired difference to plain excludes 0.",
+                  "the plain baseline's interval; '*': the paired difference to the variant's own baseline is "
+                  "significant after Holm adjustment over the study's compared variants (p < 0.05).",
     "depth_sweep": "Held-out exact match vs number of depth slices D, one line per mixer, 95% bands; "
                    "D=1 is plain fine-tuning.",
     "training_curves": "Answer cross-entropy (and GRPO reward) per optimizer step, mean over seeds.",
@@ -65,24 +70,35 @@ def _image(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
 
 
+def _ci(row, metric: str = "exact_match") -> str:
+    return f"{row[metric]:.2f} [{row[f'{metric}_low']:.2f}, {row[f'{metric}_high']:.2f}]"
+
+
+def _params(row) -> str:
+    value = row.get("trainable_parameters", float("nan"))
+    return "" if pd.isna(value) else f"{value:,.0f}"
+
+
 def _summary_rows(studies: list[tuple[Study, pd.DataFrame]]) -> pd.DataFrame:
+    """Every compared variant of every study against its own baseline, Holm-adjusted verdicts (exact match)."""
     rows = []
     for study, table in studies:
-        cand = table[~table["variant"].isin([BASE, BASELINE])]
-        if cand.empty or "diff_exact_match" not in table:
+        if "diff_exact_match" not in table:
             continue
-        best = cand.sort_values(["exact_match", "challenge_metric"], ascending=False).iloc[0]
-        plain = table[table["variant"] == BASELINE].iloc[0]
-        sig = bool(best["diff_exact_match_significant"])
-        rows.append({
-            "study": study.name, "best variant": best["variant"],
-            "exact match": f"{best['exact_match']:.2f} [{best['exact_match_low']:.2f}, {best['exact_match_high']:.2f}]",
-            "plain": f"{plain['exact_match']:.2f} [{plain['exact_match_low']:.2f}, {plain['exact_match_high']:.2f}]",
-            "difference [95% CI]": f"{best['diff_exact_match']:+.2f} [{best['diff_exact_match_low']:+.2f}, "
-                                   f"{best['diff_exact_match_high']:+.2f}]",
-            "verdict": ("better than plain" if best["diff_exact_match"] > 0 else "worse than plain") if sig
-            else "not distinguishable from plain",
-        })
+        by_name = table.set_index("variant")
+        study_design = design(table)
+        mde = study_design["mde"].get("exact_match", float("nan"))
+        for _, row in table[table["diff_exact_match"].notna()].iterrows():
+            baseline = by_name.loc[row["baseline"]]
+            rows.append({
+                "study": study.name, "variant": row["variant"], "baseline": row["baseline"],
+                "trainable params (variant / baseline)": f"{_params(row)} / {_params(baseline) or '0 (untuned)'}",
+                "exact match": _ci(row), "baseline exact match": _ci(baseline),
+                "difference [95% CI]": f"{row['diff_exact_match']:+.2f} [{row['diff_exact_match_low']:+.2f}, "
+                                       f"{row['diff_exact_match_high']:+.2f}]",
+                "verdict (Holm-adjusted)": verdict_text(row),
+                "study MDE": f"{mde:.3f}", "seeds x items": study_design["seeds x items"],
+            })
     return pd.DataFrame(rows)
 
 
@@ -112,8 +128,9 @@ def _study_section(study: Study, table: pd.DataFrame, plots: Path) -> str:
     shown = display_table(table)
     parts = [f'<h2 id="study-{_e(study.name)}">Study: {_e(study.name)}</h2>', f"<p>{_e(study.description)}</p>",
              "<details><summary>Study YAML</summary><pre>" + _e(study.yaml) + "</pre></details>",
-             _html_table(shown, row_class=lambda i, r: "baseline" if r["variant"] in (BASE, BASELINE) else "",
-                         cell_class=lambda c, v: "sig" if c.startswith("vs plain") and str(v).endswith("*") else ""),
+             f"<p>{_e(design_text(table))}</p>",
+             _html_table(shown, row_class=lambda i, r: "baseline" if r["baseline"] in ("", "(baseline)") else "",
+                         cell_class=lambda c, v: "sig" if "vs baseline" in c and str(v).endswith("*") else ""),
              f'<p class="note">{_e(NOTE)}</p>']
     for name in PLOT_ORDER:
         png = plots / f"{name}.png"
@@ -139,13 +156,37 @@ def _jobs(bench_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return per_rule.round(1), jobs.round(1)
 
 
+ENV_KEYS = ("cpu_model", "cpu_capability", "cpu_threads")  # shown even when no run recorded them
+
+
+def _flatten(env: dict) -> dict:
+    out = {k: v for k, v in env.items() if k != "versions"}
+    out.update({f"version: {k}": v for k, v in (env.get("versions") or {}).items()})
+    return {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in out.items()}
+
+
 def _environment(studies: list[Study], setup_text: str) -> str:
-    first = next((d for study in studies for d in study.dirs.values()), None)
-    env = json.loads((Path(first) / "run.json").read_text()).get("environment", {}) if first else {}
-    rows = pd.DataFrame([{"key": k, "value": v} for k, v in env.items() if k != "versions"]
-                        + [{"key": f"version: {k}", "value": v} for k, v in env.get("versions", {}).items()])
-    return ("<h2 id=\"environment\">Environment</h2><p>From the first run's metadata (every run.json has its own)."
-            "</p>" + _html_table(rows) + "<details><summary>Setup YAML</summary><pre>" + _e(setup_text)
+    """One row per key; when runs differ (another machine, other kernels), every value with its runs."""
+    envs = {}
+    for study in studies:
+        envs.update({source: _flatten(env) for source, env in study.environments.items()})
+    keys = list(dict.fromkeys([k for env in envs.values() for k in env] + list(ENV_KEYS)))
+    rows = []
+    for key in keys:
+        seen: dict[str, list[str]] = {}
+        for source, env in envs.items():
+            value = env.get(key)
+            seen.setdefault("(not recorded)" if value is None else str(value), []).append(source)
+        if len(seen) <= 1:
+            rows.append({"key": key, "value": next(iter(seen), "(not recorded)"), "runs": f"all {len(envs)}"})
+            continue
+        for value, sources in seen.items():
+            shown = ", ".join(sources[:4]) + (f", ... ({len(sources)} in all)" if len(sources) > 4 else "")
+            rows.append({"key": key, "value": value, "runs": shown})
+    frame = pd.DataFrame(rows, columns=["key", "value", "runs"])
+    return ("<h2 id=\"environment\">Environment</h2><p>From every run's metadata (run.json: training; "
+            "heldout.json: evaluation). A key whose value differs between runs lists each value with the runs that "
+            "had it.</p>" + _html_table(frame) + "<details><summary>Setup YAML</summary><pre>" + _e(setup_text)
             + "</pre></details>")
 
 
@@ -170,9 +211,13 @@ def build_report(indexes: list[Path], setup_file: Path, bench_dir: Path, out_htm
     body = [
         f"<h1>MAWT ablations: {_e(setup_name)} setup</h1>",
         f"<p>{nav} · <a href=\"#environment\">environment</a> · <a href=\"#jobs\">jobs</a></p>",
-        "<h2>Summary</h2><p>Best MAWT variant of each study (by held-out exact match) against plain fine-tuning "
-        "(D=1, same trainable layers), paired over the same seeds and held-out items.</p>",
-        _html_table(summary) if not summary.empty else "<p>No study has a plain baseline.</p>",
+        "<h2>Summary</h2><p>Every compared variant of each study against its own baseline (plain fine-tuning, D=1, "
+        "with the same trainable layers), held-out exact match, paired over the same seed ids and held-out items. "
+        "Verdicts are Holm-adjusted over each study's compared variants (Holm 1979; better/worse only where the "
+        "adjusted p &lt; 0.05); the 95% intervals are unadjusted. Study MDE: the smallest true difference the "
+        "study detects with 80% power at two-sided alpha 0.05 for its seeds x items (median over its compared "
+        "variants); 'not distinguishable' says nothing about smaller effects.</p>",
+        _html_table(summary) if not summary.empty else "<p>No study compares a variant with a baseline.</p>",
         *[_study_section(s, t, p) for s, t, p in loaded],
         _environment([s for s, _, _ in loaded], Path(setup_file).read_text() if setup_file else ""),
         "<h2 id=\"jobs\">Jobs: time and memory</h2><p>From Snakemake's <code>benchmark:</code> files "

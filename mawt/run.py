@@ -40,8 +40,35 @@ def environment() -> dict:
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {"versions": versions, "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
-            "machine": platform.machine(), "cpu_threads": torch.get_num_threads(),
+            "machine": platform.machine(), "cpu_model": cpu_model(),
+            # float results depend on the kernels torch picked (AVX2 vs AVX-512 ...), so record them
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu_threads": torch.get_num_threads(),
+            "kernel_env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR") if k in os.environ},
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, platform.processor() elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def weights_sha256(model_dir: str) -> str | None:
+    """sha256 of a local model's safetensors weights (None for a hub id)."""
+    import hashlib
+
+    files = sorted(Path(model_dir).glob("*.safetensors")) if Path(model_dir).is_dir() else []
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
 
 
 def _device(name: str) -> str:
@@ -103,20 +130,12 @@ def preflight(cfg: RunConfig) -> None:
         raise nothing_to_train(cfg.trainable)
 
 
-@torch.no_grad()
 def answer_loss(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32) -> float:
-    """Mean teacher-forced cross-entropy of the answer tokens (eval mode)."""
-    from .trainer import answer_ce
+    """Mean teacher-forced cross-entropy of the answer tokens (eval mode), per item then over items."""
+    from .evaluate import teacher_forced
 
-    model.eval()
-    collate = AnswerCollator(tokenizer.pad_token_id)
-    losses = []
-    for i in range(0, len(rows), batch_size):
-        batch = collate([encode_example(tokenizer, r, max_length) for r in rows[i : i + batch_size]])
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        losses.append(answer_ce(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
-                                batch["labels"]))
-    return float(torch.cat(losses).mean())
+    losses = teacher_forced(model, tokenizer, rows, max_length, batch_size)[0]
+    return sum(losses) / max(len(losses), 1)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
@@ -152,9 +171,9 @@ def _mean_logged_loss(path: Path) -> float | None:
 
 def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
     """Load and split the data (study protocol); write train/heldout JSONL + manifest."""
-    train_rows, heldout_rows = split(load_rows(cfg), cfg)
-    write_split(train_rows, heldout_rows, cfg, Path(out_dir))
-    return train_rows, heldout_rows
+    parts = split(load_rows(cfg), cfg)
+    write_split(*parts, cfg, Path(out_dir), duplicates_removed=parts.duplicates_removed)
+    return parts.train, parts.heldout
 
 
 def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
@@ -162,7 +181,8 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     returns the run summary (also written to run.json)."""
     from transformers import TrainingArguments, set_seed
 
-    from .trainer import JsonlLogger, MAWTTrainer, selection_stats
+    from .evaluate import evaluate_heldout
+    from .trainer import JsonlLogger, MAWTTrainer
 
     out = Path(out)
     device = _device(cfg.train.device)
@@ -171,7 +191,8 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         train_rows = read_jsonl(Path(split_dir) / "train.jsonl")
         heldout_rows = read_jsonl(Path(split_dir) / "heldout.jsonl")
     else:
-        train_rows, heldout_rows = split(load_rows(cfg.data), cfg.data)
+        parts = split(load_rows(cfg.data), cfg.data)
+        train_rows, heldout_rows = parts
     set_seed(cfg.train.seed)
     model, tokenizer = load_base(cfg, device)
     if cfg.mawt is not None:
@@ -179,7 +200,7 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         model.to(device)
     n_trainable = freeze(model, cfg.trainable)
     if split_dir is None:
-        write_split(train_rows, heldout_rows, cfg.data, out / "data")
+        write_split(train_rows, heldout_rows, cfg.data, out / "data", duplicates_removed=parts.duplicates_removed)
 
     examples = [encode_example(tokenizer, r, cfg.train.max_length) for r in train_rows]
     # metrics are appended here while training and become metrics.jsonl only when the run ends
@@ -223,27 +244,34 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         tokenizer.save_pretrained(tmp)
     partial.touch()  # (a run of 0 logged steps still gets its file)
     os.replace(partial, out / "metrics.jsonl")
+    # The held-out evaluation in the same process: the model is loaded already (a separate
+    # job would pay the imports and the load again; `eval-heldout` gives the same file).
+    held = evaluate_heldout(model, tokenizer, heldout_rows, t.max_length, cfg.eval.batch_size,
+                            cfg.eval.max_new_tokens)
+    held.update(model=str(out / "model"), environment=environment())
     summary = {
         "config": cfg.to_dict(),
         "seed": t.seed,
         "trainable_parameters": n_trainable,
+        "base_model_sha256": weights_sha256(cfg.base_model),  # which base (machines pre-train different ones)
         "train_loss": _mean_logged_loss(out / "metrics.jsonl"),
         "train_seconds": train_seconds,
         "resumed_from": Path(last).name if last else None,
-        "heldout_answer_loss": answer_loss(model, tokenizer, heldout_rows, t.max_length),
-        "final_selection": selection_stats(model),
-        "environment": environment(),
+        "heldout_answer_loss": held["heldout_answer_loss"],
+        "final_selection": held["selection"],  # held-out: every item, answer-predicting positions
+        "environment": held["environment"],
     }
+    atomic.write_json(out / "heldout.json", held)
     atomic.write_json(out / "run.json", summary)
     return summary
 
 
 def eval_heldout(model_dir: Path, heldout: Path, out: Path, batch_size: int = 32, max_new_tokens: int = 24,
                  max_length: int = 128) -> dict:
-    """Greedy answers on the held-out rows, both scores, per-item predictions -> JSON."""
+    """Both scores per item, answer loss, held-out selector statistics -> JSON (mawt.evaluate)."""
     from transformers import AutoTokenizer
 
-    from .evaluate import generate_answers, score_items
+    from .evaluate import evaluate_heldout
     from .patching import load_model
 
     _check_model_source(str(model_dir))
@@ -252,9 +280,7 @@ def eval_heldout(model_dir: Path, heldout: Path, out: Path, batch_size: int = 32
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = load_model(model_dir).to(_device("auto"))
-    preds = generate_answers(model, tokenizer, [r["challenge"] for r in rows], batch_size, max_new_tokens)
-    result = score_items(rows, preds)
-    result["heldout_answer_loss"] = answer_loss(model, tokenizer, rows, max_length)
+    result = evaluate_heldout(model, tokenizer, rows, max_length, batch_size, max_new_tokens)
     result["model"] = str(model_dir)
     result["environment"] = environment()
     atomic.write_json(out, result)

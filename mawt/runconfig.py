@@ -37,10 +37,20 @@ class TrainConfig:
     beta: float = 0.01  # KL(pi || pi_ref) weight
     eta: float = 0.001  # entropy bonus weight
     reuse_prefix: bool = True  # run the frozen prefix once, the trainable suffix G times
+    # Which reward a depth choice is credited with: token (per-position CE, exact for MAWT in the
+    # last layer, an approximation below it) | sequence (mean answer CE of the rollout) | exact
+    # (every slice evaluated at every answer position, last layer only). See mawt/grpo.py.
+    credit: str = "token"
+    # Advantage normalisation: grpo (mean/std) | dr_grpo (Liu et al. 2025) | rloo (leave-one-out).
+    advantage: str = "grpo"
     logging_steps: int = 10
     save_steps: int = 50  # Trainer checkpoints (resume); 0 = none
     device: str = "auto"  # auto | cpu | cuda
     dtype: str = "float32"  # float32 | bfloat16
+
+    # allowed values (class constants, not fields: no annotation)
+    CREDITS = ("token", "sequence", "exact")
+    ADVANTAGES = ("grpo", "dr_grpo", "rloo")
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "max_length", "group_size", "logging_steps")
@@ -54,6 +64,11 @@ class TrainConfig:
             raise ValueError(f"train.device={self.device!r} is invalid: allowed are auto, cpu, cuda")
         if self.dtype not in ("float32", "bfloat16"):
             raise ValueError(f"train.dtype={self.dtype!r} is invalid: allowed are float32, bfloat16")
+        if self.credit not in self.CREDITS:
+            raise ValueError(f"train.credit={self.credit!r} is invalid: allowed are {', '.join(self.CREDITS)}")
+        if self.advantage not in self.ADVANTAGES:
+            raise ValueError(f"train.advantage={self.advantage!r} is invalid: allowed are "
+                             f"{', '.join(self.ADVANTAGES)}")
 
 
 @dataclass

@@ -16,6 +16,13 @@ w (softmax, gumbel) or through the GRPO policy loss (grpo).
 | mean    | 1/D                                   | same    |
 | fixed   | onehot(fixed_index)                   | same    |
 
+Forced choices: set `selector.forced` to a long tensor of shape (B,) (one slice
+per row) or (B, L) (per position) and every mixer returns one-hot weights on
+those slices (no sampling), while learned selectors still compute logits and
+log_probs (exact GRPO credit evaluates every slice this way, mawt/grpo.py).
+`None` (default) restores the normal behaviour; it is a plain attribute, not
+saved with the model.
+
 Sampling uses the Gumbel-max trick with noise drawn for the whole (B, L, D)
 grid at once, so with a fixed RNG the draw at position t never depends on the
 tokens after t (causality also holds in training mode).
@@ -93,6 +100,18 @@ class DepthSelector(nn.Module):
                 nn.init.zeros_(layer.bias)
         else:
             self.mlp = None
+        self.forced: torch.Tensor | None = None  # (B,) or (B, L) long: force these slices (see above)
+
+    def _forced_choice(self, B: int, L: int, device) -> torch.Tensor:
+        forced = self.forced.to(device=device, dtype=torch.long)
+        if forced.dim() == 1:
+            forced = forced[:, None].expand(-1, L)
+        if forced.shape != (B, L):
+            raise ValueError(f"DepthSelector.forced has shape {tuple(self.forced.shape)}; "
+                             f"expected ({B},) or ({B}, {L})")
+        if forced.numel() and not 0 <= int(forced.min()) <= int(forced.max()) < self.depth:
+            raise ValueError(f"DepthSelector.forced must hold slices in 0..{self.depth - 1}")
+        return forced
 
     @property
     def needs_stats(self) -> bool:
@@ -106,6 +125,9 @@ class DepthSelector(nn.Module):
     ) -> Selection:
         B, L = valid.shape
         D = self.depth
+        forced = self._forced_choice(B, L, valid.device) if self.forced is not None else None
+        if self.mlp is None and forced is not None:
+            return Selection(weights=F.one_hot(forced, D).float(), valid=valid, choice=forced)
         if self.mlp is None:
             # Constant weights: D=1 (any mixer), `mean`, `fixed`.
             w = torch.zeros(B, L, D, device=valid.device)
@@ -121,6 +143,10 @@ class DepthSelector(nn.Module):
             obs = torch.cat([obs, hidden.detach().to(dtype)], dim=-1)
         logits = self.mlp(obs).float()  # (B, L, D)
         log_probs = F.log_softmax(logits, dim=-1)
+
+        if forced is not None:
+            return Selection(weights=F.one_hot(forced, D).to(logits.dtype), valid=valid, logits=logits,
+                             log_probs=log_probs, choice=forced, observation=obs)
 
         if self.mixer == "softmax":
             w = torch.softmax(logits / self.tau, dim=-1)

@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals over held-out items and seeds.
+"""Bootstrap intervals, paired p-values, the Holm correction and the minimum detectable effect.
 
 A variant's score is a (seeds x items) matrix of per-item scores (0/1 for
 exact match, the lenient challenge metric, ...). Both the seeds and the items
@@ -8,11 +8,35 @@ both: each replicate draws S seeds and N items with replacement (a two-level,
 1997, sec. 3.8) and takes the mean of the resampled sub-matrix. Percentile
 intervals.
 
-The comparison with the baseline is paired: both matrices are indexed by the
-same seeds and the same items, and one replicate applies the same draw to both,
-so the interval is that of the mean per-item difference. Identical runs give a
-difference of exactly 0 with a zero-width interval. A single-row matrix (the
-untuned base model: no training seed) is compared to every seed of the other.
+The comparison with a baseline is paired: both matrices are indexed by the
+same seeds and the same items (the caller, `mawt.tables`, lines the rows up
+by seed id and refuses different seed sets), and one replicate applies the
+same draw to both, so the interval is that of the mean per-item difference.
+Identical runs give a difference of exactly 0 with a zero-width interval. A
+single-row matrix (the untuned base model: no training seed) is compared to
+every seed of the other.
+
+From the same paired replicates `paired_difference` also derives:
+
+* a two-sided p-value for "no difference", by inverting the percentile
+  interval: p = min(1, 2 * min(frac(reps <= 0), frac(reps >= 0))), floored at
+  1 / n_boot (the bootstrap cannot resolve smaller p-values). p < alpha exactly
+  when the (1 - alpha) percentile interval excludes 0, up to quantile
+  interpolation. Identical runs give p = 1.
+* the standard error SE = SD of the replicates (ddof=1), and the minimum
+  detectable effect at 80% power and two-sided alpha = 0.05 for this design
+  (these seeds x these items):
+  MDE = (z_{1-alpha/2} + z_{power}) * SE = (1.960 + 0.842) * SE = 2.80 * SE.
+  A true difference smaller than the MDE is more likely than not (beyond 20%)
+  to come out "not distinguishable"; a null verdict says nothing about
+  effects below it. It is per comparison (not Holm-adjusted).
+
+`holm` adjusts a family of p-values for multiplicity (Holm 1979, "A simple
+sequentially rejective multiple test procedure"): sort ascending, multiply the
+i-th smallest (i = 0..m-1) by (m - i), take the running maximum, cap at 1.
+`mawt.tables` applies it over a study's compared variants, one family per
+metric, and marks a difference only where the adjusted p < 0.05; the printed
+intervals stay unadjusted 95% intervals.
 
 With 2 seeds the seed level has only three distinct draws; intervals are wide,
 which is the honest answer for two training runs.
@@ -21,11 +45,13 @@ which is the honest answer for two training runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 N_BOOT = 2000
 ALPHA = 0.05
+POWER = 0.80
 
 
 @dataclass(frozen=True)
@@ -40,6 +66,19 @@ class Interval:
 
     def fmt(self, digits: int = 2) -> str:
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+@dataclass(frozen=True)
+class PairedDifference(Interval):
+    """A paired difference: mean and percentile interval, plus SE, p-value and MDE from the same replicates."""
+
+    se: float = float("nan")
+    p: float = float("nan")
+    mde: float = float("nan")
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.mean, self.low, self.high)
 
 
 def _matrix(scores) -> np.ndarray:
@@ -65,17 +104,47 @@ def _resampled_means(m: np.ndarray, seeds: np.ndarray, items: np.ndarray) -> np.
     return np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
 
 
+def bootstrap_replicates(scores, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """The n_boot two-level bootstrap means of a (seeds x items) matrix."""
+    m = _matrix(scores)
+    seeds, items = _draws(m.shape[0], m.shape[1], n_boot, seed)
+    return _resampled_means(m, seeds, items)
+
+
 def bootstrap_ci(scores, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Interval:
     """Mean of a (seeds x items) score matrix and its two-level percentile bootstrap interval."""
     m = _matrix(scores)
-    seeds, items = _draws(m.shape[0], m.shape[1], n_boot, seed)
-    reps = _resampled_means(m, seeds, items)
+    reps = bootstrap_replicates(m, n_boot=n_boot, seed=seed)
     low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
     return Interval(float(m.mean()), float(low), float(high))
 
 
-def paired_difference_ci(scores, baseline, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Interval:
-    """Mean of (scores - baseline) over the same seeds and items, with a paired bootstrap interval.
+def bootstrap_p_value(reps) -> float:
+    """Two-sided p-value for "the mean is 0" from bootstrap replicates (percentile-interval inversion).
+
+    p = min(1, 2 * min(frac(reps <= 0), frac(reps >= 0))), at least 1 / len(reps).
+    """
+    reps = np.asarray(reps, dtype=np.float64)
+    if reps.ndim != 1 or reps.size == 0 or not np.isfinite(reps).all():
+        raise ValueError("replicates must be a non-empty, finite 1-d array")
+    tail = min(float(np.mean(reps <= 0.0)), float(np.mean(reps >= 0.0)))
+    return float(min(1.0, max(2.0 * tail, 1.0 / reps.size)))
+
+
+def z_sum(alpha: float = ALPHA, power: float = POWER) -> float:
+    """z_{1-alpha/2} + z_{power}: 1.960 + 0.842 = 2.802 for alpha 0.05 and 80% power."""
+    normal = NormalDist()
+    return normal.inv_cdf(1 - alpha / 2) + normal.inv_cdf(power)
+
+
+def minimum_detectable_effect(se: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """MDE = (z_{1-alpha/2} + z_{power}) * SE: the true difference found with `power` at two-sided `alpha`."""
+    return z_sum(alpha, power) * float(se)
+
+
+def paired_difference(scores, baseline, n_boot: int = N_BOOT, alpha: float = ALPHA,
+                      seed: int = 0) -> PairedDifference:
+    """Mean of (scores - baseline) over the same seeds and items: interval, SE, p-value and MDE.
 
     Row i of both matrices must be the same seed and column j the same item. A
     single-row side (no seeds, e.g. the untuned base) is broadcast to the other's seeds.
@@ -86,4 +155,30 @@ def paired_difference_ci(scores, baseline, n_boot: int = N_BOOT, alpha: float = 
     if a.shape[0] != b.shape[0] and 1 not in (a.shape[0], b.shape[0]):
         raise ValueError(f"paired comparison needs the same seeds: {a.shape[0]} vs {b.shape[0]} rows")
     a, b = np.broadcast_arrays(a, b)
-    return bootstrap_ci(a - b, n_boot=n_boot, alpha=alpha, seed=seed)
+    diff = a - b
+    reps = bootstrap_replicates(diff, n_boot=n_boot, seed=seed)
+    low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    se = float(reps.std(ddof=1)) if reps.size > 1 else float("nan")
+    return PairedDifference(float(diff.mean()), float(low), float(high), se=se, p=bootstrap_p_value(reps),
+                            mde=minimum_detectable_effect(se))
+
+
+def paired_difference_ci(scores, baseline, n_boot: int = N_BOOT, alpha: float = ALPHA, seed: int = 0) -> Interval:
+    """The interval part of `paired_difference`."""
+    return paired_difference(scores, baseline, n_boot=n_boot, alpha=alpha, seed=seed).interval
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values, in the input order; NaN entries stay NaN and are not counted."""
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    if valid.size == 0:
+        return out
+    if ((p[valid] < 0) | (p[valid] > 1)).any():
+        raise ValueError(f"p-values must lie in [0, 1], got {p[valid]}")
+    m = valid.size
+    order = valid[np.argsort(p[valid], kind="stable")]
+    adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+    out[order] = np.minimum(adjusted, 1.0)
+    return out

@@ -1,13 +1,33 @@
 """Per-study tables from the workflow's run index (pandas; CSV + Markdown).
 
 The index (`results/<setup>/studies/<study>/runs.json`, written by the workflow)
-lists the study's runs (variant, seed, run directory, benchmark file) and the
-untuned base model's evaluation. Every run directory holds run.json (training),
+lists the study's runs and the untuned base model's evaluation. Each entry of
+`index["runs"]` has `variant`, `seed`, `run_id`, `dir`, `bench` and, optionally,
+`baseline`: the variant it is compared with (e.g. "plain_last2" for a variant
+trained with `trainable: last:2`); null for the baselines/controls themselves.
+When the key is absent the baseline is "plain" (for every variant but plain
+itself, and only if the study has a plain variant), so older indexes keep
+their meaning. Every run directory holds run.json (training, `environment`),
 metrics.jsonl (training curves), heldout.json (greedy answers per item, both
-scores) and lmeval.json (lm-eval task scores with their standard errors).
+scores, `environment`, and `selection`: slice usage `depth_usage_<d>` and
+`selector_entropy` of the trained model over every held-out item at the
+answer-predicting positions) and lmeval.json (lm-eval task scores with their
+standard errors). A run whose heldout.json has no `selection` falls back to
+run.json's `final_selection` (the last training batch), kept in separate
+`train_batch_*` columns and labelled as such.
 
-Intervals: `mawt.stats` (two-level bootstrap over seeds and held-out items;
-the difference to the `plain` baseline is paired over the same seeds and items).
+Comparisons (`mawt.stats`): each variant against its own baseline, paired by
+seed id over the same held-out items (a variant whose seeds differ from its
+baseline's is refused with a ValueError when the table is built; the untuned
+base, one row without a seed, is broadcast to every seed). Per compared variant
+and metric table.csv holds the difference, its unadjusted 95% interval, the
+bootstrap SE, the two-sided p-value, the Holm-adjusted p-value over the
+study's compared variants (one family per metric) and the minimum detectable
+effect; `diff_<metric>_significant` is Holm-adjusted p < 0.05.
+
+Side metrics (lm-eval scores, selector statistics, costs, ...) are means over
+the variant's runs that have a value; when some runs lack it, the count is
+stored in `<column>__n` and shown as "(n=k of S)", never averaged silently.
 """
 
 from __future__ import annotations
@@ -20,13 +40,17 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
-from .stats import bootstrap_ci, paired_difference_ci
+from .stats import ALPHA, bootstrap_ci, holm, paired_difference
 
 SCORES = ("exact_match", "challenge_metric")  # per-item 0/1 scores with intervals
 ITEM_KEYS = {"exact_match": "exact_match", "challenge_metric": "challenge_correct"}
-BASELINE = "plain"
+BASELINE = "plain"  # the default baseline when an index entry has no `baseline` key
 BASE = "base (untuned)"
 AXES = ("depth", "mixer", "layers", "trainable", "group_size", "learning_rate", "steps")
+TRAIN_BATCH = "train_batch_"  # prefix of selector statistics from run.json's final_selection (fallback)
+N_SUFFIX = "__n"  # `<column>__n`: how many of the variant's runs have a value, when not all do
+LABELS = {"exact_match": "exact match", "challenge_metric": "challenge metric"}
+SHORT = {"exact_match": "EM", "challenge_metric": "CM"}
 
 
 def _read(path) -> dict:
@@ -65,6 +89,10 @@ def _lm_eval_columns(lmeval: dict) -> dict:
             for metric, value in scores.items()}
 
 
+def _seed_value(seed):
+    return int(seed) if isinstance(seed, (int, float, np.integer, np.floating)) and float(seed).is_integer() else seed
+
+
 @dataclass
 class Study:
     """Everything one study's tables, plots and report section need."""
@@ -78,28 +106,95 @@ class Study:
     metrics: dict[str, pd.DataFrame] = field(default_factory=dict)  # run id -> training log
     attention: str | None = None  # .npz written by `python -m mawt attention`
     dirs: dict[str, str] = field(default_factory=dict)  # run id -> run directory
+    baselines: dict[str, str | None] = field(default_factory=dict)  # variant -> its baseline variant (None: none)
+    environments: dict[str, dict] = field(default_factory=dict)  # "run id (train|eval)" -> environment dict
 
     @property
     def variants(self) -> list[str]:
         return list(dict.fromkeys(self.runs["variant"]))
 
+    def seeds(self, variant: str) -> list:
+        """The variant's seed ids, sorted ([] for the untuned base, which has none)."""
+        sub = self.runs[self.runs["variant"] == variant]
+        return sorted(_seed_value(s) for s in sub["seed"].dropna())
+
     def score_matrix(self, variant: str, metric: str) -> np.ndarray:
-        """(seeds x items) per-item scores of a variant, rows in seed order."""
+        """(seeds x items) per-item scores of a variant, rows in seed-id order."""
         runs = self.runs[self.runs["variant"] == variant].sort_values("seed", na_position="first")
         key = ITEM_KEYS[metric]
         rows = [self.items[r][key].astype(float).to_numpy() for r in runs["run_id"]]
         return np.stack(rows)
+
+    def paired_matrices(self, variant: str, baseline: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Both score matrices with row i the same seed id; refuses different seed sets.
+
+        The untuned base (no seed, one row) on either side is broadcast to every seed of the other.
+        """
+        mine, theirs = self.seeds(variant), self.seeds(baseline)
+        if mine and theirs and mine != theirs:
+            raise ValueError(
+                f"study {self.name!r}: variant {variant!r} has seeds {mine} but its baseline {baseline!r} has "
+                f"seeds {theirs}; a paired comparison needs the same seed ids (run the missing seeds or drop the "
+                f"extra ones from the study)")
+        return self.score_matrix(variant, metric), self.score_matrix(baseline, metric)
+
+
+def _numeric_items(values: dict) -> dict:
+    return {k: float(v) for k, v in values.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _selection_columns(held: dict, info: dict) -> dict:
+    """Held-out selector statistics (heldout.json `selection`), else the last training batch's, relabelled."""
+    if "selection" in held and held["selection"] is not None:
+        return _numeric_items(held["selection"])
+    return {f"{TRAIN_BATCH}{k}": v for k, v in _numeric_items(info.get("final_selection") or {}).items()}
+
+
+_ABSENT = object()
+
+
+def _baselines(name: str, entries: list[dict], variants: list[str]) -> dict[str, str | None]:
+    """variant -> its baseline, from the index's `baseline` fields (absent: "plain"; null: none)."""
+    named: dict[str, set] = {}
+    for run in entries:
+        value = run.get("baseline", _ABSENT)
+        named.setdefault(run["variant"], set()).add(value)
+    out = {}
+    for variant, values in named.items():
+        if len(values) > 1:
+            shown = sorted("(absent)" if v is _ABSENT else repr(v) for v in values)
+            raise ValueError(f"study {name!r}: the runs of variant {variant!r} name different baselines: {shown}")
+        value = values.pop()
+        if value is _ABSENT:
+            value = BASELINE if variant != BASELINE and BASELINE in variants else None
+        elif value is not None and value not in variants:
+            raise ValueError(f"study {name!r}: variant {variant!r} names baseline {value!r}, which is not a variant "
+                             f"of the study (variants: {variants})")
+        elif value == variant:
+            raise ValueError(f"study {name!r}: variant {variant!r} names itself as its baseline")
+        out[variant] = value
+    return out
 
 
 def load_study(index_path) -> Study:
     index = _read(index_path)
     base = index["base"]
     held = _read(base["heldout"])
-    rows = [{"variant": BASE, "seed": np.nan, "run_id": "base",
+    rows = [{"variant": BASE, "seed": np.nan, "run_id": "base", "baseline": None,
              **{m: held[m] for m in (*SCORES, "heldout_answer_loss")}, **_lm_eval_columns(_read(base["lmeval"]))}]
     items = {"base": pd.DataFrame(held["items"])}
+    environments = {"base (eval)": held["environment"]} if held.get("environment") else {}
     metrics = {}
+    variants = [BASE, *dict.fromkeys(run["variant"] for run in index["runs"])]
+    baselines = _baselines(index["study"], index["runs"], variants)
+    seen: dict[tuple, str] = {}
     for run in index["runs"]:
+        key = (run["variant"], _seed_value(run["seed"]))
+        if key in seen:
+            raise ValueError(f"study {index['study']!r}: variant {run['variant']!r} has seed {key[1]} twice "
+                             f"(runs {seen[key]!r} and {run['run_id']!r})")
+        seen[key] = run["run_id"]
         d = Path(run["dir"])
         info, held = _read(d / "run.json"), _read(d / "heldout.json")
         cfg = info["config"]
@@ -107,6 +202,7 @@ def load_study(index_path) -> Study:
         bench = read_benchmark(run.get("bench"))
         rows.append({
             "variant": run["variant"], "seed": run["seed"], "run_id": run["run_id"],
+            "baseline": baselines[run["variant"]],
             **{m: held[m] for m in (*SCORES, "heldout_answer_loss")},
             **_lm_eval_columns(_read(d / "lmeval.json")),
             "depth": mawt.get("depth"), "mixer": mawt.get("mixer"), "layers": str(mawt.get("layers")),
@@ -114,47 +210,117 @@ def load_study(index_path) -> Study:
             "learning_rate": cfg["train"].get("learning_rate"), "steps": cfg["train"].get("steps"),
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
             "job_seconds": bench.get("seconds", np.nan), "peak_mem_mb": bench.get("max_rss_mb", np.nan),
-            **info.get("final_selection", {}),
+            **_selection_columns(held, info),
         })
         items[run["run_id"]] = pd.DataFrame(held["items"])
         metrics[run["run_id"]] = read_metrics(d / "metrics.jsonl")
+        if info.get("environment"):
+            environments[f"{run['run_id']} (train)"] = info["environment"]
+        if held.get("environment"):
+            environments[f"{run['run_id']} (eval)"] = held["environment"]
     challenges = {r: tuple(frame["challenge"]) for r, frame in items.items()}
     if len(set(challenges.values())) > 1:
         raise ValueError(f"{index_path}: runs were evaluated on different held-out items; re-run eval_heldout")
     return Study(index["study"], index["setup"], index.get("description", ""), index.get("yaml", ""),
                  pd.DataFrame(rows), items, metrics, index.get("attention"),
-                 {r["run_id"]: r["dir"] for r in index["runs"]})
+                 {r["run_id"]: r["dir"] for r in index["runs"]}, baselines, environments)
+
+
+def _side_columns(runs: pd.DataFrame) -> list[str]:
+    skip = {*SCORES, "seed", *AXES}
+    return [c for c in runs.columns if c not in skip and pd.api.types.is_numeric_dtype(runs[c])]
 
 
 def summarise(study: Study, n_boot: int = 2000) -> pd.DataFrame:
-    """One row per variant: means, 95% intervals, paired differences to `plain`, cost, selector."""
+    """One row per variant: means, 95% intervals, paired differences to its baseline (p, Holm, MDE), side metrics."""
     runs = study.runs
-    has_baseline = BASELINE in study.variants
+    referenced = {b for b in study.baselines.values() if b}
+    n_items = len(study.items["base"])
     out = []
     for variant in study.variants:
         sub = runs[runs["variant"] == variant]
-        row = {"variant": variant, "seeds": int(sub["seed"].notna().sum())}
+        baseline = study.baselines.get(variant)
+        row = {"variant": variant, "baseline": baseline, "is_baseline": variant in referenced,
+               "seeds": int(sub["seed"].notna().sum()), "runs": len(sub), "items": n_items}
         for axis in AXES:
             row[axis] = sub[axis].iloc[0] if axis in sub and sub[axis].notna().any() else None
         for metric in SCORES:
-            scores = study.score_matrix(variant, metric)
-            ci = bootstrap_ci(scores, n_boot=n_boot)
+            ci = bootstrap_ci(study.score_matrix(variant, metric), n_boot=n_boot)
             row.update({metric: ci.mean, f"{metric}_low": ci.low, f"{metric}_high": ci.high})
-            if has_baseline and variant != BASELINE:
-                diff = paired_difference_ci(scores, study.score_matrix(BASELINE, metric), n_boot=n_boot)
+            if baseline:
+                diff = paired_difference(*study.paired_matrices(variant, baseline, metric), n_boot=n_boot)
                 row.update({f"diff_{metric}": diff.mean, f"diff_{metric}_low": diff.low,
-                            f"diff_{metric}_high": diff.high, f"diff_{metric}_significant": diff.excludes_zero})
-        numeric = [c for c in sub.columns if c not in (*SCORES, "seed", *AXES) and pd.api.types.is_numeric_dtype(sub[c])]
-        for col in numeric:
-            if sub[col].notna().any():
-                row[col] = float(sub[col].max() if col == "peak_mem_mb" else sub[col].mean())
+                            f"diff_{metric}_high": diff.high, f"diff_{metric}_se": diff.se,
+                            f"diff_{metric}_p": diff.p, f"mde_{metric}": diff.mde})
+        for col in _side_columns(sub):
+            values = sub[col].dropna()
+            if values.empty:
+                continue
+            row[col] = float(values.max() if col == "peak_mem_mb" else values.mean())
+            if len(values) < len(sub):  # never average a partial set silently: keep the count
+                row[f"{col}{N_SUFFIX}"] = len(values)
         out.append(row)
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    for metric in SCORES:
+        if f"diff_{metric}_p" in table:  # one Holm family per metric: the study's compared variants
+            table[f"diff_{metric}_p_holm"] = holm(table[f"diff_{metric}_p"].to_numpy(dtype=float))
+            compared = table[f"diff_{metric}"].notna()
+            significant = (table[f"diff_{metric}_p_holm"] < ALPHA).astype(object)
+            table[f"diff_{metric}_significant"] = significant.where(compared, np.nan)
+    return table
+
+
+def verdict(row, metric: str = "exact_match") -> str | None:
+    """"better" / "worse" / "not distinguishable" (Holm-adjusted p < 0.05), None when not compared."""
+    p = row.get(f"diff_{metric}_p_holm", np.nan)
+    if pd.isna(row.get(f"diff_{metric}", np.nan)) or pd.isna(p):
+        return None
+    if p < ALPHA:
+        return "better" if row[f"diff_{metric}"] > 0 else "worse"
+    return "not distinguishable"
+
+
+def verdict_text(row, metric: str = "exact_match") -> str:
+    """E.g. "better than plain (Holm-adjusted p=0.012)"; "" when the row is not compared."""
+    word = verdict(row, metric)
+    if word is None:
+        return ""
+    p = fmt_p(row[f"diff_{metric}_p_holm"])
+    return (f"{word} {'from' if word == 'not distinguishable' else 'than'} {row['baseline']} "
+            f"(Holm-adjusted p{p if p.startswith('<') else '=' + p})")
+
+
+def fmt_p(p) -> str:
+    if pd.isna(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+
+
+def design(table: pd.DataFrame, metric: str = "exact_match") -> dict:
+    """The study's design and power: compared variants, seeds x items, median MDE per metric."""
+    compared = table[table[f"diff_{metric}"].notna()] if f"diff_{metric}" in table else table.iloc[:0]
+    seeds = sorted({int(s) for s in compared["seeds"]}) if not compared.empty else []
+    items = int(table["items"].iloc[0]) if "items" in table and len(table) else 0
+    mde = {m: float(np.median(compared[f"mde_{m}"])) for m in SCORES
+           if f"mde_{m}" in compared and not compared.empty}
+    seed_text = (f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}") if seeds else "?"
+    return {"compared": len(compared), "seeds": seeds, "items": items, "mde": mde,
+            "seeds x items": f"{seed_text} seeds x {items} items"}
+
+
+def design_text(table: pd.DataFrame) -> str:
+    d = design(table)
+    if not d["compared"]:
+        return f"No variant of this study is compared with a baseline ({d['items']} held-out items)."
+    mde = ", ".join(f"{LABELS[m]} {v:.3f}" for m, v in d["mde"].items())
+    return (f"Design: {d['seeds x items']}, {d['compared']} compared variant(s). Minimum detectable effect "
+            f"(80% power, two-sided alpha {ALPHA}, per comparison; median over the compared variants): {mde}. "
+            "Differences smaller than this are likely to come out 'not distinguishable'.")
 
 
 def long_table(study: Study) -> pd.DataFrame:
     """The tidy form: one row per (study, variant, config axes, seed, metric, value)."""
-    keep = ["variant", "seed", "run_id", *[a for a in AXES if a in study.runs]]
+    keep = ["variant", "seed", "run_id", *[c for c in ("baseline", *AXES) if c in study.runs]]
     values = [c for c in study.runs.columns if c not in keep]
     frame = study.runs.melt(id_vars=keep, value_vars=values, var_name="metric", value_name="value")
     frame.insert(0, "study", study.name)
@@ -172,53 +338,97 @@ def _interval(row, metric: str, digits: int = 2) -> str:
     return f"{row[metric]:.{digits}f} [{row[f'{metric}_low']:.{digits}f}, {row[f'{metric}_high']:.{digits}f}]"
 
 
+def _flag(value) -> bool:
+    """A boolean cell, also after a CSV round trip (True, np.True_, "True"; NaN is False)."""
+    return not pd.isna(value) and str(value) == "True"
+
+
 def _difference(row, metric: str) -> str:
     if pd.isna(row.get(f"diff_{metric}", np.nan)):
-        return "(baseline)" if row["variant"] == BASELINE else ""
-    mark = " *" if row[f"diff_{metric}_significant"] else ""
+        return "(baseline)" if _flag(row.get("is_baseline")) else ""
+    mark = " *" if verdict(row, metric) in ("better", "worse") else ""
     return (f"{row[f'diff_{metric}']:+.2f} [{row[f'diff_{metric}_low']:+.2f}, "
             f"{row[f'diff_{metric}_high']:+.2f}]{mark}")
 
 
+def _side(row, col: str, fmt: str, stderr: str | None = None) -> str:
+    """A side metric (± its standard error column), with "(n=k of S)" when only k of the variant's S runs have it."""
+    if pd.isna(row.get(col, np.nan)):
+        return ""
+    err = row.get(stderr, np.nan) if stderr else np.nan
+    n = row.get(f"{col}{N_SUFFIX}", np.nan)
+    return (fmt.format(row[col]) + ("" if pd.isna(err) else " ± " + fmt.format(err))
+            + ("" if pd.isna(n) else f" (n={int(n)} of {int(row['runs'])})"))
+
+
+def _usage_columns(table: pd.DataFrame, prefix: str) -> list[str]:
+    cols = [c for c in table.columns if c.startswith(prefix + "depth_usage_") and not c.endswith(N_SUFFIX)]
+    return sorted(cols, key=lambda c: int(c.rsplit("_", 1)[1]))
+
+
+def _usage(row, cols: list[str]) -> str:
+    present = [c for c in cols if not pd.isna(row.get(c, np.nan))]
+    if not present:
+        return ""
+    counts = {int(row[f"{c}{N_SUFFIX}"]) for c in present if not pd.isna(row.get(f"{c}{N_SUFFIX}", np.nan))}
+    note = f" (n={min(counts)} of {int(row['runs'])})" if counts else ""
+    return " / ".join(f"{row[c]:.2f}" for c in present) + note
+
+
+def _baseline_cell(row) -> str:
+    if not pd.isna(row.get("baseline", np.nan)) and row.get("baseline"):
+        return str(row["baseline"])
+    return "(baseline)" if _flag(row.get("is_baseline")) else ""
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The human-readable table (strings): what the Markdown file and the report show."""
+    selector = [(prefix, label) for prefix, label in (("", "held-out"), (TRAIN_BATCH, "last training batch"))
+                if f"{prefix}selector_entropy" in table or _usage_columns(table, prefix)]
     shown = []
     for _, row in table.iterrows():
+        params = ("0 (untuned)" if row["variant"] == BASE and pd.isna(row.get("trainable_parameters", np.nan))
+                  else _side(row, "trainable_parameters", "{:,.0f}"))
         entry = {
             "variant": row["variant"],
+            "baseline": _baseline_cell(row),
             "D": "" if pd.isna(row.get("depth")) else int(row["depth"]),
             "mixer": _text(row.get("mixer")),
             "trainable": _text(row.get("trainable")),
+            "trainable params": params,
             "seeds": row["seeds"],
-            "exact match [95% CI]": _interval(row, "exact_match"),
-            "vs plain": _difference(row, "exact_match"),
-            "challenge metric [95% CI]": _interval(row, "challenge_metric"),
-            "vs plain ": _difference(row, "challenge_metric"),
-            "answer loss": f"{row['heldout_answer_loss']:.3f}",
         }
+        for metric in SCORES:
+            entry[f"{LABELS[metric]} [95% CI]"] = _interval(row, metric)
+            entry[f"{SHORT[metric]} vs baseline [95% CI]"] = _difference(row, metric)
+            entry[f"{SHORT[metric]} Holm p"] = fmt_p(row.get(f"diff_{metric}_p_holm", np.nan))
+        entry["answer loss"] = _side(row, "heldout_answer_loss", "{:.3f}")
         for col in table.columns:
-            if col.startswith("lm_eval:") and not col.endswith("_stderr"):
-                err = row.get(f"{col}_stderr", np.nan)
-                entry[col.removeprefix("lm_eval:")] = "" if pd.isna(row[col]) else (
-                    f"{row[col]:.3f}" + ("" if pd.isna(err) else f" ± {err:.3f}"))
-        for col, label, fmt in (("trainable_parameters", "trainable params", "{:,.0f}"),
-                                ("train_seconds", "train s", "{:.1f}"), ("peak_mem_mb", "peak MB", "{:.0f}"),
-                                ("selector_entropy", "selector entropy", "{:.3f}")):
-            entry[label] = "" if pd.isna(row.get(col, np.nan)) else fmt.format(row[col])
-        usage = sorted(c for c in table.columns if c.startswith("depth_usage_"))
-        if usage and not pd.isna(row.get(usage[0], np.nan)):
-            entry["held-out slice usage"] = " / ".join(f"{row[c]:.2f}" for c in usage if not pd.isna(row[c]))
-        else:
-            entry["held-out slice usage"] = ""
+            if col.startswith("lm_eval:") and not col.endswith(("_stderr", N_SUFFIX)):
+                entry[col.removeprefix("lm_eval:")] = _side(row, col, "{:.3f}", stderr=f"{col}_stderr")
+        for col, label, fmt in (("train_seconds", "train s", "{:.1f}"), ("peak_mem_mb", "peak MB", "{:.0f}")):
+            entry[label] = _side(row, col, fmt)
+        for prefix, label in selector:
+            entry[f"selector entropy ({label})"] = _side(row, f"{prefix}selector_entropy", "{:.3f}")
+            entry[f"slice usage ({label})"] = _usage(row, _usage_columns(table, prefix))
         shown.append(entry)
     return pd.DataFrame(shown)
 
 
-NOTE = ("Mean over seeds and held-out items with a 95% bootstrap interval (seeds and items resampled); "
-        "'vs plain' is the paired difference to plain fine-tuning (D=1, fixed) over the same seeds and items, "
-        "'*' where its interval excludes 0. lm-eval: score ± lm-eval's standard error, both averaged over seeds. "
-        "peak MB: the largest max RSS of the variant's training jobs (Snakemake benchmark). Selector entropy and "
-        "slice usage: the trained model on the held-out answers (eval mode: GRPO and gumbel pick the argmax slice).")
+NOTE = ("Scores: mean over seeds and held-out items with a 95% bootstrap interval (seeds and items resampled). "
+        "'vs baseline': the paired difference to the variant's own baseline (column 'baseline': plain fine-tuning, "
+        "or the plain run with the same trainable layers) over the same seed ids and items, with its unadjusted 95% "
+        "interval. 'Holm p': the two-sided paired-bootstrap p-value (percentile-interval inversion, at least "
+        "1/n_boot), Holm-adjusted over the study's compared variants, one family per metric. '*' marks a "
+        "Holm-adjusted p < 0.05 only; the intervals are not adjusted for multiplicity. Minimum detectable effect "
+        "(MDE): (z_0.975 + z_0.80) x the bootstrap SE of the paired difference, the true difference found with 80% "
+        "power at two-sided alpha 0.05 (per comparison); table.csv has it per variant. lm-eval: score ± lm-eval's "
+        "standard error. Side metrics (lm-eval, answer loss, costs, selector) are means over the runs that have "
+        "them; '(n=k of S)' marks a value that only k of the variant's S runs have. peak MB: the largest max RSS of "
+        "the variant's training jobs (Snakemake benchmark). Selector entropy and slice usage '(held-out)': the "
+        "trained model over every held-out item at the answer-predicting positions (eval mode: GRPO and gumbel pick "
+        "the argmax slice); '(last training batch)': run.json's final_selection, for runs whose heldout.json has no "
+        "held-out selector statistics.")
 
 
 def study_table(index_path: Path, out_dir: Path, n_boot: int = 2000) -> pd.DataFrame:
@@ -230,7 +440,8 @@ def study_table(index_path: Path, out_dir: Path, n_boot: int = 2000) -> pd.DataF
     write_table(study.runs, out_dir / "runs.csv")
     write_table(table, out_dir / "table.csv")
     write_table(long_table(study), out_dir / "long.csv")
-    md = (f"# Study `{study.name}` ({study.setup} setup)\n\n" + (f"{study.description}\n\n" if study.description else "")
-          + display_table(table).to_markdown(index=False) + f"\n\n{NOTE}\n")
+    md = (f"# Study `{study.name}` ({study.setup} setup)\n\n"
+          + (f"{study.description}\n\n" if study.description else "")
+          + display_table(table).to_markdown(index=False) + f"\n\n{design_text(table)}\n\n{NOTE}\n")
     write_table(md, out_dir / "table.md")
     return table

@@ -6,6 +6,12 @@ parts and selector statistics averaged since the last log) and `_save_checkpoint
 (marks a checkpoint complete once saved). `JsonlLogger` writes every log line to
 the run's metrics file.
 
+The GRPO loss has three credit forms (`train.credit`, mawt/grpo.py): `token`
+and `sequence` sample G rollouts per example; `exact` (MAWT in the last layer
+only) runs the last layer once per slice d with the selector forced to d
+(`DepthSelector.forced`), its attention shared across the D copies
+(`MAWTAttention.shared_groups = D`), and trains on the pi-weighted expected CE.
+
 Frozen-prefix reuse (MAWT_SPEC section 3): when every decoder layer below the
 first trainable one is frozen, the prefix runs once per step without grad and
 only the trainable suffix runs on the G rollouts, so a GRPO step does not cost G
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -28,6 +35,8 @@ from transformers.masking_utils import create_causal_mask, create_sliding_window
 from . import atomic, grpo
 from .patching import mawt_layers
 from .runconfig import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 
 def first_trainable_layer(model) -> int:
@@ -56,11 +65,15 @@ def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: in
     return hidden
 
 
+def token_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy at every position t < L-1 (predicting t+1): (N, L-1).
+    Entries whose label is -100 are meaningless; mask them with labels[:, 1:] != -100."""
+    return F.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:].clamp_min(0), reduction="none")
+
+
 def answer_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over answer tokens, per row: (N,)."""
-    logits, labels = logits[:, :-1].float(), labels[:, 1:]
-    tok = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")  # (N, L-1)
-    return grpo.masked_mean(tok, labels != -100)
+    return grpo.masked_mean(token_ce(logits, labels), labels[:, 1:] != -100)
 
 
 def selection_stats(model) -> dict[str, float]:
@@ -74,6 +87,16 @@ def selection_stats(model) -> dict[str, float]:
     ent = [grpo.categorical_entropy(s.log_probs.detach(), s.valid) for s in sels if s.log_probs is not None]
     if ent:
         out["selector_entropy"] = float(torch.stack(ent).mean())
+    return out
+
+
+def policy_stats(log_probs: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
+    """`selection_stats` keys from a policy (N, L, D) instead of sampled weights: the
+    expected usage (mean pi) and the entropy (exact credit evaluates every slice)."""
+    log_probs = log_probs.detach().float()
+    usage = grpo.masked_mean(log_probs.exp().transpose(1, 2), valid[:, None]).mean(0)  # (D,)
+    out = {f"depth_usage_{d}": float(u) for d, u in enumerate(usage)}
+    out["selector_entropy"] = float(grpo.categorical_entropy(log_probs, valid))
     return out
 
 
@@ -121,6 +144,15 @@ class MAWTTrainer(Trainer):
         self._ref = {i: copy.deepcopy(m.selector.mlp).requires_grad_(False)
                      for i, m in mawt_layers(self.model).items() if m.selector.mlp is not None}
         self.prefix_calls = 0  # how many times the frozen prefix ran (tests count it)
+        if use_grpo:
+            n_layers = len(self.model.model.layers)
+            patched = sorted(mawt_layers(self.model))
+            grpo.check_credit(run.credit, patched, n_layers)
+            below = [i for i in patched if i != n_layers - 1]
+            if run.credit == "token" and below:
+                logger.warning("train.credit='token' with MAWT in layer(s) %s below the last (%d): per-token "
+                               "credit is an APPROXIMATION there (a choice at t also changes later positions)",
+                               below, n_layers - 1)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -132,16 +164,21 @@ class MAWTTrainer(Trainer):
         self._record(loss_ce=ce.item(), **selection_stats(model))
         return (ce, outputs) if return_outputs else ce
 
+    def _embed(self, model, ids: torch.Tensor) -> torch.Tensor:
+        frozen_embed = not any(p.requires_grad for p in model.model.embed_tokens.parameters())
+        with torch.set_grad_enabled(not frozen_embed):
+            return model.model.embed_tokens(ids)
+
     def _grpo_loss(self, model, inputs) -> torch.Tensor:
+        if self.run.credit == "exact":
+            return self._exact_loss(model, inputs)
         G, run = self.run.group_size, self.run
         ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
         n_layers = len(model.model.layers)
         split = first_trainable_layer(model) if run.reuse_prefix else 0
         position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
 
-        frozen_embed = not any(p.requires_grad for p in model.model.embed_tokens.parameters())
-        with torch.set_grad_enabled(not frozen_embed):
-            hidden = model.model.embed_tokens(ids)
+        hidden = self._embed(model, ids)
         if split > 0:
             with torch.no_grad():  # the frozen prefix: once per step
                 hidden = run_layers(model, hidden, mask, position_ids, 0, split)
@@ -166,23 +203,84 @@ class MAWTTrainer(Trainer):
             if shared is not None:
                 shared.shared_groups = 1
         logits = model.lm_head(model.model.norm(hidden))
-        ce = answer_ce(logits, rep(labels))  # (B*G,)
-        advantages = grpo.group_advantages(-ce.detach(), G)
+        labels = rep(labels)
+        tok = token_ce(logits, labels)  # (B*G, L-1)
+        cells = grpo.answer_cells(labels)  # (B*G, L): t predicts an answer token
+        ce = grpo.masked_mean(tok, cells[:, :-1])  # (B*G,) = answer_ce
 
         sels = {i: m.last_selection for i, m in layers.items() if m.last_selection.choice is not None}
-        valid = rep(mask).bool()
         zero = ce.new_zeros(())
-        log_pi = sum((s.choice_log_prob for s in sels.values()), torch.zeros_like(ce)[:, None])
-        pg = grpo.policy_loss(advantages, log_pi, valid) if sels else zero
-        kl = sum((grpo.categorical_kl(s.log_probs, F.log_softmax(self._ref[i](s.observation).float(), -1), valid)
+        log_pi = sum((s.choice_log_prob for s in sels.values()), torch.zeros_like(ce)[:, None])  # (B*G, L)
+        if run.credit == "sequence":
+            # choices after the last answer cell cannot change the reward, whatever the layer
+            acts = rep(mask).bool() & grpo.upto_last_answer(labels)
+            advantages = grpo.group_advantages(-ce.detach(), G, mode=run.advantage)
+            pg = grpo.policy_loss(advantages, log_pi, acts, run.advantage, run.max_length) if sels else zero
+            zero_spread = grpo.zero_spread_frac(-ce.detach(), G)
+        else:  # token: reward of the choice at t = -CE at t, answer cells only
+            acts = cells
+            r_tok = F.pad(-tok.detach(), (0, 1)) * acts  # (B*G, L), 0 off the answer cells
+            advantages = grpo.group_advantages(r_tok, G, mode=run.advantage, cells=acts)
+            pg = grpo.token_policy_loss(advantages, log_pi, acts) if sels else zero
+            zero_spread = grpo.zero_spread_frac(r_tok, G, cells=acts)
+        kl = sum((grpo.categorical_kl(s.log_probs, F.log_softmax(self._ref[i](s.observation).float(), -1), acts)
                   for i, s in sels.items()), zero)
-        entropy = sum((grpo.categorical_entropy(s.log_probs, valid) for s in sels.values()), zero)
+        entropy = sum((grpo.categorical_entropy(s.log_probs, acts) for s in sels.values()), zero)
         loss = ce.mean() + run.lambda_pg * pg + run.beta * kl - run.eta * entropy
 
         rewards = -ce.detach().view(-1, G)
         self._record(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), policy_entropy=entropy.item(),
                      reward_mean=rewards.mean().item(), reward_std=rewards.std(1, unbiased=False).mean().item(),
-                     **selection_stats(model))
+                     zero_spread_frac=zero_spread.item(), **selection_stats(model))
+        return loss
+
+    def _exact_loss(self, model, inputs) -> torch.Tensor:
+        """Exact credit: every slice at every answer cell, MAWT in the last layer only."""
+        run = self.run
+        ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+        n_layers = len(model.model.layers)
+        layer = mawt_layers(model)[n_layers - 1]  # check_credit: the only MAWT layer
+        B, D = ids.shape[0], layer.mawt.depth
+        split = min(first_trainable_layer(model), n_layers - 1) if run.reuse_prefix else 0
+        position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
+
+        hidden = self._embed(model, ids)
+        if split > 0:
+            with torch.no_grad():  # the frozen prefix: once per step
+                hidden = run_layers(model, hidden, mask, position_ids, 0, split)
+            self.prefix_calls += 1
+        if n_layers - 1 > split:  # below the MAWT layer nothing depends on the choice: once
+            hidden = run_layers(model, hidden, mask, position_ids, split, n_layers - 1)
+        rep = lambda t: t.repeat_interleave(D, dim=0)  # noqa: E731  (copy d of example b: row b*D + d)
+        layer.shared_groups = D  # attention once per example, D forced mixings
+        layer.selector.forced = torch.arange(D, device=ids.device).repeat(B)
+        try:
+            hidden = run_layers(model, rep(hidden), rep(mask), rep(position_ids), n_layers - 1, n_layers)
+        finally:
+            layer.shared_groups = 1
+            layer.selector.forced = None
+        logits = model.lm_head(model.model.norm(hidden))
+        tok = token_ce(logits, rep(labels)).view(B, D, -1).transpose(1, 2)  # (B, L-1, D): CE_t(d)
+        cells = grpo.answer_cells(labels)[:, :-1]  # (B, L-1)
+        sel = layer.last_selection
+        log_probs = sel.log_probs[::D]  # (B, L, D): the same policy in every copy
+        lp = log_probs[:, :-1]
+        rewards = -tok.detach()
+        pi = lp.detach().exp()
+        pg = grpo.exact_policy_loss(lp, rewards, cells, run.advantage)
+        ce = grpo.masked_mean((pi * tok).sum(-1), cells)  # (B,): pi-weighted expected answer CE, pi detached
+        ref = F.log_softmax(self._ref[n_layers - 1](sel.observation[::D]).float(), -1)[:, :-1]
+        kl = grpo.categorical_kl(lp, ref, cells)
+        entropy = grpo.categorical_entropy(lp, cells)
+        loss = ce.mean() + run.lambda_pg * pg + run.beta * kl - run.eta * entropy
+
+        centred = rewards - (pi * rewards).sum(-1, keepdim=True)
+        sigma = (pi * centred ** 2).sum(-1).sqrt()  # std of r_t under pi
+        self._record(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), policy_entropy=entropy.item(),
+                     reward_mean=-ce.detach().mean().item(),
+                     reward_std=grpo.masked_mean(sigma.flatten(), cells.flatten(), dim=0).item(),
+                     reward_spread=grpo.reward_spread(rewards, cells).item(),
+                     **policy_stats(log_probs, sel.valid[::D]))
         return loss
 
     # ------------------------------------------------------------ checkpoints

@@ -10,9 +10,17 @@ Resolution of one run (study S, variant V, seed s), later keys win:
 
     setup.run  <-  S.defaults  <-  V  <-  {train: {seed: s}}  + setup data / base model
 
-Every study also gets the baseline `plain` (D=1 + fixed: fine-tuning the same
-trainable layers without MAWT depth) unless it defines a variant of that name;
-the untuned base model is evaluated once per setup and joins every table.
+Every study also gets its baselines (MAWT_SPEC section 6):
+  * `plain`: D=1 + fixed, fine-tuning the same trainable layers without MAWT
+    depth. A variant that changes what plain fine-tuning would see (`trainable`,
+    `data`, `mawt.layers`, a learning rate, ...) gets its own plain counterpart,
+    named after what differs (e.g. `plain_trainable-last-2`): the "plain-ized"
+    config of every variant (MAWT reduced to D=1 fixed, GRPO-only knobs dropped)
+    is resolved, and variants whose plain-ized configs are equal share one.
+  * `gated`: the cheap, parameter-comparable alternative: a per-head sigmoid
+    output gate on the same trainable layers (Qiu et al. 2025; D=1, fixed,
+    `mawt.gate: head`), with the study's defaults.
+The untuned base model is evaluated once per data split and joins every table.
 """
 
 from __future__ import annotations
@@ -30,6 +38,13 @@ from .runconfig import RunConfig, _build, yaml_problem
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "workflow" / "schemas"
 PLAIN = {"mawt": {"depth": 1, "mixer": "fixed"}}
+GATED = {"mawt": {"depth": 1, "mixer": "fixed", "gate": "head"}}
+BASELINES = ("plain", "gated")  # variant names (and prefixes) the workflow adds
+# MAWT keys that make no sense at D=1 fixed, and train keys only the GRPO objective reads:
+# a plain counterpart drops them, so e.g. every group size shares one plain run.
+_MAWT_ONLY = ("depth", "mixer", "tau", "fixed_index", "selector_width", "selector_hidden_state", "gate",
+              "query_block", "path")
+_GRPO_ONLY = ("group_size", "lambda_pg", "beta", "eta", "reuse_prefix", "credit", "advantage")
 
 
 class StudyError(ValueError):
@@ -97,10 +112,48 @@ class Study:
     seeds: list[int]
     description: str
     variants: dict[str, dict]  # variant -> run overrides (defaults merged in)
+    baselines: dict[str, str | None]  # variant -> the plain variant it is compared with (None: a plain one)
 
     @property
     def text(self) -> str:
         return self.path.read_text()
+
+
+def _plainized(over: dict) -> dict:
+    """The plain fine-tuning counterpart of a variant's overrides: MAWT at D=1 fixed (same layers)."""
+    out = copy.deepcopy(over)
+    mawt = {k: v for k, v in (out.get("mawt") or {}).items() if k not in _MAWT_ONLY}
+    out["mawt"] = {**mawt, **PLAIN["mawt"]}
+    train = {k: v for k, v in (out.get("train") or {}).items() if k not in _GRPO_ONLY}
+    if train:
+        out["train"] = train
+    else:
+        out.pop("train", None)
+    return out
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _baseline_name(config: dict, reference: dict) -> str:
+    """`plain_` + what differs from the study's own plain run, e.g. plain_trainable-last-2."""
+    mine, ref = _flat(config), _flat(reference)
+    parts = []
+    for key in sorted(set(mine) | set(ref)):
+        if key == "train.seed" or mine.get(key) == ref.get(key):
+            continue
+        value = mine.get(key)
+        text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{key.split('.')[-1]}-{text}")
+    name = "plain_" + "_".join(parts)
+    return "".join(c if c.isalnum() or c in "_.=+-" else "-" for c in name).replace("+", "-")
 
 
 def _expand_grid(grid: dict) -> dict[str, dict]:
@@ -134,14 +187,34 @@ def load_study(path: Path, setup: dict) -> Study:
     if clash:
         raise StudyError(f"{path}: variants {clash} are defined both in variants and by the grid")
     defaults = data.get("defaults") or {}
-    variants = {"plain": deep_merge(defaults, PLAIN)}
-    for name, over in {**grid, **explicit}.items():
-        variants[name] = deep_merge(defaults, over)
-    if len(variants) < 2:
-        raise StudyError(f"{path}: key variants: the study defines no variant besides the baseline")
-    study = Study(data["name"], path, list(data["seeds"]), data.get("description", ""), variants)
-    for variant in variants:  # every run must resolve (cross-field checks) before any job
-        run_config(setup, study, variant, study.seeds[0])
+    own = {**grid, **explicit}
+    taken = sorted(n for n in own if n.split("_")[0] in BASELINES)
+    if taken:
+        raise StudyError(f"{path}: key variants: {taken} are reserved names (the workflow adds the baselines "
+                         f"{', '.join(BASELINES)} and plain_* counterparts itself)")
+    if not own:
+        raise StudyError(f"{path}: key variants: the study defines no variant besides the baselines")
+    variants = {"plain": _plainized(defaults), "gated": deep_merge(_plainized(defaults), GATED)}
+    variants.update({name: deep_merge(defaults, over) for name, over in own.items()})
+    study = Study(data["name"], path, list(data["seeds"]), data.get("description", ""), variants, {})
+    seed = study.seeds[0]
+    resolved = {v: run_config(setup, study, v, seed) for v in variants}  # every run must resolve before any job
+    # plain counterparts: one per distinct plain-ized resolved config
+    plain_ids = {run_id(resolved["plain"]): "plain"}
+    for name, over in own.items():
+        counterpart = _plainized(variants[name])
+        study.variants["_probe"] = counterpart
+        config = run_config(setup, study, "_probe", seed)
+        del study.variants["_probe"]
+        rid = run_id(config)
+        if rid not in plain_ids:
+            plain_ids[rid] = _baseline_name(config, resolved["plain"])
+            variants[plain_ids[rid]] = counterpart
+        study.baselines[name] = plain_ids[rid]
+    study.baselines.update({"plain": None, "gated": "plain"})
+    study.baselines.update({name: None for name in plain_ids.values()})
+    study.variants = {k: variants[k] for k in ("plain", *[n for n in plain_ids.values() if n != "plain"],
+                                               "gated", *own)}
     return study
 
 
@@ -181,7 +254,7 @@ def run_config(setup: dict, study: Study, variant: str, seed: int, base_model: s
     """The resolved, validated run config (a plain dict, as written to the run's YAML)."""
     over = deep_merge(setup.get("run") or {}, study.variants[variant])
     over = deep_merge(over, {"train": {"seed": int(seed)}})
-    over["data"] = copy.deepcopy(setup["data"])
+    over["data"] = deep_merge(setup["data"], over.get("data") or {})  # a study may vary the data too
     over["base_model"] = base_model or setup["base_model"]
     where = f"{study.path} (variant {variant})"
     unknown = sorted(set(over) - {"mawt", "trainable", "train", "eval", "data", "base_model"})
@@ -203,3 +276,11 @@ def run_id(config: dict) -> str:
     import json
 
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def data_id(data: dict) -> str:
+    """Content hash of a resolved data config: runs on the same data share one prepared split."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]

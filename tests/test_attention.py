@@ -198,3 +198,47 @@ def test_shared_groups_equal_running_every_rollout(mixer, batch):
     assert max_diff(o1, o2, valid) <= 1e-5 and max_diff(g1, g2) <= 1e-5
     assert p1.keys() == p2.keys() and "depth_query" in p1
     assert max((p1[n] - p2[n]).abs().max().item() for n in p1) <= 1e-5
+
+
+@pytest.mark.parametrize("depth, mixer", [(1, "fixed"), (4, "softmax")])
+def test_head_gate_keeps_the_base_at_init_is_causal_and_trains(depth, mixer, batch, tmp_path):
+    """The `gated` baseline (headwise output gate, Qiu et al. 2025): identity at init,
+    causal once trained away from it, saved and loaded, and trained by freeze('last')."""
+    from mawt import freeze, load_model
+
+    base = tiny_model("qwen2")
+    with torch.no_grad():
+        ref = base(**batch).logits
+    model = patched_copy(base, depth=depth, mixer=mixer, init_noise=0.0, gate="head")
+    layer = mawt_layers(model)[1]
+    assert layer.output_gate is not None and layer.output_gate.out_features == base.config.num_attention_heads
+    with torch.no_grad():
+        out = model(**batch).logits
+    real = batch["attention_mask"].bool()
+    assert (out - ref)[real].abs().max().item() <= 1e-5
+    n_gate = sum(p.numel() for p in layer.output_gate.parameters())
+    assert n_gate == (base.config.hidden_size + 1) * base.config.num_attention_heads
+    trainable = freeze(model, "last")
+    assert all(p.requires_grad for p in layer.output_gate.parameters())
+    assert trainable == freeze(patched_copy(base, depth=depth, mixer=mixer, init_noise=0.0), "last") + n_gate
+
+    with torch.no_grad():  # a trained gate: outputs move, later tokens still never reach earlier ones
+        layer.output_gate.weight.normal_(std=0.5)
+    ids = torch.randint(3, 64, (1, 12))
+    changed = ids.clone()
+    changed[0, 7:] = torch.randint(3, 64, (5,))
+    with torch.no_grad():
+        a, b = model(input_ids=ids).logits, model(input_ids=changed).logits
+        moved = model(**batch).logits
+    assert (moved - ref)[real].abs().max().item() > 1e-3
+    assert torch.allclose(a[0, :7], b[0, :7], atol=1e-6)
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path).eval()(**batch).logits, moved)
+
+
+def test_gate_value_is_checked():
+    from mawt import MAWTConfig
+
+    with pytest.raises(ValueError, match="MAWTConfig.gate='elementwise' is invalid: allowed values are none, head"):
+        MAWTConfig(gate="elementwise")

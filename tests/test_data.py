@@ -1,12 +1,14 @@
 """Data sources, the split protocol, puzzles and tokenisation."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
 
 from mawt import puzzles
-from mawt.data import DataConfig, content_hash, encode_example, load_rows, split, write_split
+from mawt.data import (DataConfig, content_hash, deduplicate, encode_example, load_rows, normalise_challenge, split,
+                       write_split)
 from mawt.micro import train_tokenizer
 
 
@@ -31,12 +33,73 @@ def test_split_protocol_gives_300_50_without_overlap(tmp_path):
     assert not set(manifest["train_hashes"]) & set(manifest["heldout_hashes"])
 
 
-def test_duplicates_of_heldout_rows_never_reach_training(tmp_path):
-    rows = _rows(40) * 10  # every row ten times
-    cfg = DataConfig(source="x.jsonl", n_train=300, n_heldout=50)
+def _distinct_and_disjoint(train, heldout):
+    """Every row's normalised challenge differs from every other row's, across both parts."""
+    keys = [normalise_challenge(r["challenge"]) for r in train + heldout]
+    return len(set(keys)) == len(keys)
+
+
+def test_normalised_challenges_ignore_case_whitespace_and_punctuation():
+    same = ["Puzzle number 7?", "  puzzle   NUMBER 7", "Puzzle, number 7!", "\u201cPuzzle\u201d number\t7\u2026",
+            "\uff30uzzle number 7\uff1f"]  # full-width P and question mark
+    assert {normalise_challenge(t) for t in same} == {"puzzle number 7"}
+    assert normalise_challenge("Puzzle number 71?") != normalise_challenge("Puzzle number 7?")
+    assert content_hash({"challenge": same[0], "answer": "a"}) == content_hash({"challenge": same[3], "answer": "b"})
+    rows, removed = deduplicate([{"challenge": t, "answer": str(i)} for i, t in enumerate(same)] + _rows(3))
+    assert removed == 4 and [r["answer"] for r in rows] == ["0", "answer0", "answer1", "answer2"]  # first kept
+
+
+def test_file_source_with_duplicates_warns_once_and_splits_exactly(tmp_path, capsys):
+    base = _rows(60)
+    variants = [{"challenge": f"  PUZZLE number {i}!! ", "answer": f"other{i}"} for i in range(12)]
+    variants += [{"challenge": f"puzzle\tnumber {i}", "answer": f"answer{i}"} for i in range(3)]
+    path = tmp_path / "dups.csv"
+    pd.DataFrame(base[:30] + variants + base[30:]).to_csv(path, index=False)
+    cfg = DataConfig(source=str(path), n_train=40, n_heldout=20)
+    parts = split(load_rows(cfg), cfg)
+    train, heldout = parts
+    assert (len(train), len(heldout)) == (40, 20) and parts.duplicates_removed == 15
+    assert _distinct_and_disjoint(train, heldout)
+    assert all(r["answer"].startswith("answer") for r in train + heldout)  # the first occurrence was kept
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: data.source={str(path)!r} has 15 duplicate challenges (case, whitespace and "
+                        "punctuation ignored); kept the first of each"]
+    write_split(train, heldout, cfg, tmp_path / "split", duplicates_removed=parts.duplicates_removed)
+    manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    assert manifest["duplicates_removed"] == 15 and (manifest["n_train"], manifest["n_heldout"]) == (40, 20)
+    assert len(set(manifest["train_hashes"])) == 40 and len(set(manifest["heldout_hashes"])) == 20
+    assert not set(manifest["train_hashes"]) & set(manifest["heldout_hashes"])
+    # a source without duplicates: no warning, count 0
+    clean = split(_rows(60), DataConfig(source="x.jsonl", n_train=40, n_heldout=20))
+    assert clean.duplicates_removed == 0 and "warning" not in capsys.readouterr().err
+
+
+def test_too_few_distinct_rows_names_the_distinct_count(capsys):
+    rows = _rows(40) * 10  # every row ten times: 40 distinct
+    with pytest.raises(ValueError, match=r"has 40 distinct rows \(360 duplicates removed\), fewer than "
+                                         r"n_train \+ n_heldout = 350"):
+        split(rows, DataConfig(source="x.jsonl"))
+    assert capsys.readouterr().err.count("warning:") == 1
+    train, heldout = split(rows, DataConfig(source="x.jsonl", n_train=30, n_heldout=10))
+    assert (len(train), len(heldout)) == (30, 10) and _distinct_and_disjoint(train, heldout)
+
+
+@pytest.mark.parametrize("family", ["shift_two", "later_letter"])
+def test_synthetic_split_is_exact_distinct_and_disjoint(tmp_path, family, capsys):
+    cfg = DataConfig(families=[family], n_heldout=400, vocabulary="letters")
+    rows = load_rows(cfg)
+    assert len(rows) == 700  # synthetic_rows unset: exactly n_train + n_heldout
     train, heldout = split(rows, cfg)
-    held = {content_hash(r) for r in heldout}
-    assert heldout and not [r for r in train if content_hash(r) in held]
+    assert (len(train), len(heldout)) == (300, 400)
+    assert _distinct_and_disjoint(train, heldout)
+    assert not {content_hash(r) for r in train} & {content_hash(r) for r in heldout}
+    assert {r["family"] for r in train + heldout} == {family}
+    assert "warning" not in capsys.readouterr().err
+    write_split(train, heldout, cfg, tmp_path, duplicates_removed=0)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["data"]["vocabulary"] == "letters" and manifest["duplicates_removed"] == 0
+    assert len(set(manifest["train_hashes"])) == 300 and len(set(manifest["heldout_hashes"])) == 400
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv", "jsonl"])
@@ -64,7 +127,7 @@ def test_bad_sources_say_what_is_wrong(tmp_path):
         load_rows(DataConfig(source=str(blank)))
     with pytest.raises(ValueError, match="no such file"):
         load_rows(DataConfig(source=str(tmp_path / "missing.parquet")))
-    with pytest.raises(ValueError, match="fewer than n_train \\+ n_heldout = 350"):
+    with pytest.raises(ValueError, match="has 10 distinct rows, fewer than n_train \\+ n_heldout = 350"):
         split(_rows(10), DataConfig())
 
 
@@ -90,8 +153,56 @@ def test_puzzles_are_deterministic_and_verifiable():
     chained = puzzles.generate(20, ["reverse", "drop_first"], steps=2, seed=1)
     for r in chained:
         assert ", then " in r["challenge"] and r["family"].count("+") == 1
-    special = puzzles.generate(10, ["next_letter", "initials"], seed=2)
+    special = puzzles.generate(10, ["next_letter", "initials", "later_letter"], seed=2)
     assert all(r["answer"].isalpha() for r in special)
+
+
+@pytest.mark.parametrize("vocabulary", ["words", "letters"])
+def test_generated_puzzles_are_distinct_and_deterministic(vocabulary):
+    families = ["reverse", "shift_two", "initials", "later_letter", "next_letter"]
+    rows = puzzles.generate(600, families, difficulty=1, seed=5, vocabulary=vocabulary)
+    keys = {normalise_challenge(r["challenge"]) for r in rows}
+    assert len(rows) == len(keys) == 600 and {r["family"] for r in rows} == set(families)
+    assert rows == puzzles.generate(600, families, difficulty=1, seed=5, vocabulary=vocabulary)
+    assert rows != puzzles.generate(600, families, difficulty=1, seed=6, vocabulary=vocabulary)
+    lo, hi = puzzles.DIFFICULTY[1]
+    word = re.compile(r"Spell ([a-z]+) backwards\.")
+    for r in rows:
+        if m := word.fullmatch(r["challenge"]):
+            assert lo <= len(m[1]) <= hi and r["answer"] == m[1][::-1]
+            assert vocabulary == "letters" or m[1] in puzzles.WORDS
+    if vocabulary == "letters":  # letter strings: enough for the micro pre-training, quickly
+        micro = puzzles.generate(20000, ["reverse", "drop_first", "drop_last", "swap_ends", "sort_letters",
+                                         "double_last", "shift"], difficulty=2, seed=0, vocabulary="letters")
+        assert len({normalise_challenge(r["challenge"]) for r in micro}) == 20000
+
+
+@pytest.mark.parametrize("vocabulary", ["words", "letters"])
+def test_later_letter_answers_match_an_independent_check(vocabulary):
+    rows = puzzles.generate(300, ["later_letter"], difficulty=3, seed=11, vocabulary=vocabulary)
+    pattern = re.compile(r"Write the later letter at each position of ([a-z]+) and ([a-z]+)\.")
+    for r in rows:
+        w1, w2 = pattern.fullmatch(r["challenge"]).groups()
+        assert len(w1) == len(w2) and w1 != w2 and 5 <= len(w1) <= 7
+        assert r["answer"] == "".join(max(a, b) for a, b in zip(w1, w2))
+        assert vocabulary == "letters" or {w1, w2} <= set(puzzles.WORDS)
+    assert puzzles.later_letters("abcd", "bcaa") == "bccd"
+    with pytest.raises(ValueError, match="later_letter cannot be chained"):
+        puzzles.generate(5, ["reverse", "later_letter"], steps=2)
+
+
+def test_too_many_distinct_puzzles_is_a_clear_error():
+    cap = puzzles.capacity(["shift_two"], difficulty=2, vocabulary="words")
+    assert cap == sum(4 <= len(w) <= 5 for w in puzzles.WORDS)
+    assert len(puzzles.generate(cap, ["shift_two"], seed=0)) == cap  # exactly the capacity still works
+    with pytest.raises(ValueError, match=rf"n={cap + 1} exceeds the capacity of {cap} distinct.*vocabulary='letters'"):
+        puzzles.generate(cap + 1, ["shift_two"], seed=0)
+    assert len(puzzles.generate(cap + 1, ["shift_two"], seed=0, distinct=False)) == cap + 1
+    with pytest.raises(ValueError, match=rf"data.vocabulary='words'.*makes only {cap} distinct puzzles, fewer than "
+                                         r"data.n_train \+ data.n_heldout = 350.*data.vocabulary: letters"):
+        DataConfig(families=["shift_two"])
+    with pytest.raises(ValueError, match="makes only 54 distinct puzzles, fewer than data.synthetic_rows = 60"):
+        DataConfig(families=["next_letter"], vocabulary="letters", n_train=40, n_heldout=10, synthetic_rows=60)
 
 
 def test_puzzle_knobs_are_validated():
@@ -101,6 +212,27 @@ def test_puzzle_knobs_are_validated():
         puzzles.generate(1, steps=0)
     with pytest.raises(ValueError, match="difficulty=9 is invalid"):
         puzzles.generate(1, difficulty=9)
+    with pytest.raises(ValueError, match="vocabulary='digits' is invalid: allowed are words, letters"):
+        puzzles.generate(1, vocabulary="digits")
+
+
+def test_data_config_knobs_are_validated():
+    assert DataConfig().synthetic_rows is None and DataConfig().n_synthetic == 350
+    assert DataConfig(synthetic_rows=400).n_synthetic == 400
+    with pytest.raises(ValueError, match="data.vocabulary='digits' is invalid: allowed are words, letters"):
+        DataConfig(vocabulary="digits")
+    with pytest.raises(ValueError, match=r"data.synthetic_rows=349 is smaller than data.n_train \+ data.n_heldout "
+                                         r"= 350; leave data.synthetic_rows unset"):
+        DataConfig(synthetic_rows=349)
+    with pytest.raises(ValueError, match="data.synthetic_rows=0 is invalid"):
+        DataConfig(synthetic_rows=0)
+    with pytest.raises(ValueError, match="data.families \\['anagram'\\] invalid; allowed are reverse"):
+        DataConfig(families=["anagram"])
+    with pytest.raises(ValueError, match="data.families='reverse' is invalid: must be a list"):
+        DataConfig(families="reverse")
+    with pytest.raises(ValueError, match="data.steps=2 chains word transforms only"):
+        DataConfig(families=["initials"], steps=2)
+    DataConfig(source="x.csv", synthetic_rows=10, families=["anagram"])  # synthetic knobs ignored for files
 
 
 def test_encoding_masks_the_prompt():

@@ -1,4 +1,6 @@
-"""Statistics, study tables, plots and the HTML report (from a fixture of run results; no training)."""
+"""Study tables, plots and the HTML report (from a fixture of run results; no training).
+
+The statistics themselves: tests/test_stats.py."""
 
 import json
 import os
@@ -6,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,105 +22,117 @@ from mawt import MAWTConfig, patch_model
 from mawt.micro import MicroConfig, build_model, train_tokenizer
 from mawt.report import build_report
 from mawt.run import attention_example
-from mawt.stats import bootstrap_ci, paired_difference_ci
-from mawt.tables import load_study, study_table
+from mawt.stats import holm, paired_difference
+from mawt.tables import BASE, display_table, load_study, study_table, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# ---------------------------------------------------------------- statistics
-
-
-def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
-    rng = np.random.default_rng(0)
-    small = rng.binomial(1, 0.6, size=(2, 40))
-    large = rng.binomial(1, 0.6, size=(8, 640))
-    a, b = bootstrap_ci(small), bootstrap_ci(large)
-    assert a.low <= a.mean <= a.high and b.low <= b.mean <= b.high
-    assert a.mean == pytest.approx(small.mean()) and b.mean == pytest.approx(large.mean())
-    assert (b.high - b.low) < (a.high - a.low) / 3
-    assert 0.55 < b.mean < 0.65 and b.low < 0.6 < b.high
-
-
-def test_bootstrap_hand_checked_values():
-    # all-equal scores: no variability, zero-width interval at the value
-    assert bootstrap_ci(np.ones((3, 10))) == bootstrap_ci(np.ones((3, 10)))
-    ci = bootstrap_ci(np.ones((3, 10)))
-    assert (ci.mean, ci.low, ci.high) == (1.0, 1.0, 1.0)
-    # one seed, items [1, 0, 1, 1]: mean 0.75; a 4-item resample mean is k/4, so the bounds are on that grid
-    ci = bootstrap_ci([[1, 0, 1, 1]])
-    assert ci.mean == 0.75 and ci.low in (0.25, 0.5) and ci.high == 1.0
-    # seed-level spread is in the interval: seed 0 all wrong, seed 1 all right
-    ci = bootstrap_ci([[0] * 50, [1] * 50])
-    assert ci.mean == 0.5 and ci.low == 0.0 and ci.high == 1.0
-    # deterministic for a given seed
-    assert bootstrap_ci([[1, 0, 1, 0, 0]], seed=3) == bootstrap_ci([[1, 0, 1, 0, 0]], seed=3)
-
-
-def test_paired_difference_of_identical_runs_is_exactly_zero():
-    scores = np.random.default_rng(1).binomial(1, 0.5, size=(2, 50))
-    d = paired_difference_ci(scores, scores.copy())
-    assert (d.mean, d.low, d.high) == (0.0, 0.0, 0.0) and not d.excludes_zero
-
-
-def test_paired_difference_is_paired_and_checks_shapes():
-    rng = np.random.default_rng(2)
-    base = rng.binomial(1, 0.5, size=(2, 60))
-    better = base.copy()
-    better[:, :30] = 1  # strictly better on half the items, never worse
-    d = paired_difference_ci(better, base)
-    assert d.mean == pytest.approx((better - base).mean()) and d.low > 0 and d.excludes_zero
-    # an unpaired view of the same data would be far wider: pairing removes the item variance
-    unpaired = bootstrap_ci(better).low - bootstrap_ci(base).high
-    assert d.low > unpaired
-    # the untuned base (one row) is compared with every seed
-    one = paired_difference_ci(base, base[:1])
-    assert one.mean == pytest.approx((base - base[:1]).mean())
-    with pytest.raises(ValueError, match="same items"):
-        paired_difference_ci(base, base[:, :10])
-    with pytest.raises(ValueError, match="same seeds"):
-        paired_difference_ci(np.zeros((3, 60)), base)
-
-
 # ---------------------------------------------------------------- a fixture of run results
 
-STUDIES = {
-    "depths": {"variants": {"plain": (1, "fixed"), "depth-2": (2, "grpo"), "depth-4": (4, "grpo")}},
-    "mixing": {"variants": {"plain": (1, "fixed"), "grpo": (4, "grpo"), "softmax": (4, "softmax"),
-                            "gumbel": (4, "gumbel")}},
+STUDIES = {  # "depths": an index without `baseline` fields (every variant vs plain); "mixing": explicit fields
+    "depths": {"plain": {"depth": 1, "mixer": "fixed"}, "depth-2": {"depth": 2, "mixer": "grpo"},
+               "depth-4": {"depth": 4, "mixer": "grpo"}},
+    "mixing": {"plain": {"depth": 1, "mixer": "fixed", "baseline": None},
+               "grpo": {"depth": 4, "mixer": "grpo", "baseline": "plain"},
+               "softmax": {"depth": 4, "mixer": "softmax", "baseline": "plain"},
+               "gumbel": {"depth": 4, "mixer": "gumbel", "baseline": "plain",
+                          # seed 1 was evaluated before heldout.json had selector statistics: run.json's fallback
+                          "per_seed": {1: {"heldout_selection": False}}}},
 }
 SKILL = {"plain": 0.4, "depth-2": 0.45, "depth-4": 0.9, "grpo": 0.9, "softmax": 0.42, "gumbel": 0.5}
 N_ITEMS = 30
+ENV = {"git_commit": "abc123", "cpu_model": "Fixture CPU 9000", "cpu_capability": "AVX512", "cpu_threads": 2,
+       "kernel_env": {}, "versions": {"torch": "2.13.0"}}
 
 
-def _heldout(p: float, seed: int, items: list[dict]) -> dict:
+def _items(n: int = N_ITEMS) -> list[dict]:
+    return [{"challenge": f"Shift each letter of w{i} by two.", "answer": f"a{i}"} for i in range(n)]
+
+
+def _heldout(p: float, seed: int, items: list[dict], correct=None, selection=None) -> dict:
+    """heldout.json: per-item 0/1 scores drawn with probability p (or given by `correct`)."""
     rng = np.random.default_rng(seed)
-    recs = []
-    for item in items:
-        ok = bool(rng.random() < p)
-        recs.append({**item, "prediction": item["answer"] if ok else "zzz", "exact_match": ok, "challenge_correct": ok})
+    if correct is None:
+        correct = [bool(rng.random() < p) for _ in items]
+    recs = [{**item, "prediction": item["answer"] if ok else "zzz", "exact_match": bool(ok),
+             "challenge_correct": bool(ok)} for item, ok in zip(items, correct, strict=True)]
     em = sum(r["exact_match"] for r in recs) / len(recs)
-    return {"n": len(recs), "exact_match": em, "challenge_metric": em, "heldout_answer_loss": 2.0 - p,
-            "items": recs, "model": "fixture"}
+    out = {"n": len(recs), "exact_match": em, "challenge_metric": em, "heldout_answer_loss": 2.0 - em,
+           "items": recs, "model": "fixture"}
+    if selection is not None:
+        out["selection"] = selection
+    return out
 
 
-def _write_run(run_dir: Path, bench: Path, variant: str, depth: int, mixer: str, seed: int, items) -> None:
+def _heldout_selection(depth: int) -> dict:
+    """Held-out selector statistics, deliberately unlike the training batch's (uniform, entropy log D)."""
+    if depth == 1:
+        return {}
+    return {"depth_usage_0": 0.7, **{f"depth_usage_{d}": 0.3 / (depth - 1) for d in range(1, depth)},
+            "selector_entropy": 0.25 * depth}
+
+
+def _write_run(run_dir: Path, bench: Path, variant: str, depth: int, mixer: str, seed: int, items, *, skill=None,
+               correct=None, heldout_selection=True, lmeval=True, env=None, trainable="last", params=None) -> None:
     run_dir.mkdir(parents=True)
-    (run_dir / "heldout.json").write_text(json.dumps(_heldout(SKILL[variant], hash((variant, seed)) % 1000, items)))
-    (run_dir / "lmeval.json").write_text(json.dumps({"tasks": {"verbal_heldout": {
-        "exact_match": SKILL[variant], "exact_match_stderr": 0.05}}}))
+    skill = SKILL.get(variant, 0.5) if skill is None else skill
+    rng_seed = zlib.crc32(f"{variant}-{seed}".encode()) % 1000
+    (run_dir / "heldout.json").write_text(json.dumps(_heldout(
+        skill, rng_seed, items, correct, _heldout_selection(depth) if heldout_selection else None)))
+    tasks = {"verbal_heldout": {"exact_match": skill, "exact_match_stderr": 0.05}} if lmeval else {}
+    (run_dir / "lmeval.json").write_text(json.dumps({"tasks": tasks}))
     usage = {f"depth_usage_{d}": 1 / depth for d in range(depth)}
     final = {**usage, **({"selector_entropy": float(np.log(depth))} if depth > 1 else {})}
-    config = {"mawt": {"depth": depth, "mixer": mixer, "layers": [-1]}, "trainable": "last",
+    config = {"mawt": {"depth": depth, "mixer": mixer, "layers": [-1]}, "trainable": trainable,
               "train": {"seed": seed, "group_size": 4, "learning_rate": 2e-3, "steps": 30}}
     (run_dir / "run.json").write_text(json.dumps({
-        "config": config, "seed": seed, "trainable_parameters": 1000 * depth, "train_seconds": 10.0 + depth,
-        "final_selection": final, "environment": {"git_commit": "abc123", "versions": {"torch": "2.13.0"}}}))
+        "config": config, "seed": seed, "trainable_parameters": params or 1000 * depth, "train_seconds": 10.0 + depth,
+        "final_selection": final, "environment": env or ENV}))
     lines = [{"step": s, "loss_ce": 3.0 / s, **usage, **({"reward_mean": -3.0 / s, "selector_entropy": 1.0}
                                                          if mixer == "grpo" else {})} for s in range(1, 31, 5)]
     (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     bench.parent.mkdir(parents=True, exist_ok=True)
     bench.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
                      f"{12.5 + depth:.2f}\t0:00:12\t{500 + 10 * depth:.2f}\t0\t0\t0\t0\t0\t90\t11\n")
+
+
+def _write_base(out: Path, items) -> dict:
+    base = out / "runs" / "base"
+    if not base.exists():
+        base.mkdir(parents=True)
+        (base / "heldout.json").write_text(json.dumps(_heldout(0.05, 7, items)))
+        (base / "lmeval.json").write_text(json.dumps({"tasks": {"verbal_heldout": {
+            "exact_match": 0.05, "exact_match_stderr": 0.04}}}))
+    return {"heldout": str(base / "heldout.json"), "lmeval": str(base / "lmeval.json")}
+
+
+def _write_study(out: Path, study: str, variants: dict, items=None, attention=None) -> Path:
+    """A study's run folders and its runs.json index, as the workflow writes them.
+
+    variants: name -> {depth, mixer, seeds (default (0, 1)), baseline (written to the index only when given),
+    per_seed: {seed: _write_run keyword arguments}, any other _write_run keyword argument}.
+    """
+    items = _items() if items is None else items
+    bench = out.parent / "benchmarks" / out.name
+    runs = []
+    for variant, spec in variants.items():
+        spec = dict(spec)
+        depth, mixer, seeds = spec.pop("depth", 1), spec.pop("mixer", "fixed"), spec.pop("seeds", (0, 1))
+        per_seed, has_baseline, baseline = spec.pop("per_seed", {}), "baseline" in spec, spec.pop("baseline", None)
+        for seed in seeds:
+            run_id = f"{study}-{variant}-{seed}"
+            _write_run(out / "runs" / run_id, bench / "train" / f"{run_id}.tsv", variant, depth, mixer, seed, items,
+                       **{**spec, **per_seed.get(seed, {})})
+            runs.append({"variant": variant, "seed": seed, "run_id": run_id, "dir": str(out / "runs" / run_id),
+                         "bench": str(bench / "train" / f"{run_id}.tsv"),
+                         **({"baseline": baseline} if has_baseline else {})})
+    index = out / "studies" / study / "runs.json"
+    index.parent.mkdir(parents=True)
+    index.write_text(json.dumps({
+        "study": study, "setup": out.name, "description": f"the {study} study <fixture>",
+        "yaml": yaml.safe_dump({"name": study, "seeds": [0, 1]}), "runs": runs,
+        "attention": str(attention) if attention else None, "base": _write_base(out, items)}))
+    return index
 
 
 @pytest.fixture(scope="module")
@@ -138,34 +153,23 @@ def attention_npz(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, attention_npz):
-    """results/<setup>/ as the workflow leaves it, filled with made-up scores (items differ per seed)."""
+    """results/<setup>/ as the workflow leaves it, filled with made-up scores (items differ per seed).
+
+    Quirks on purpose: depths' depth-2 seed 1 has no lm-eval score; mixing's gumbel seed 1 has no held-out
+    selector statistics (run.json's training-batch ones instead); mixing's softmax seed 1 ran on another CPU
+    with other kernels (AVX2).
+    """
     root = tmp_path_factory.mktemp("results")
-    out, bench = root / "results" / "fix", root / "results" / "benchmarks" / "fix"
-    items = [{"challenge": f"Shift each letter of w{i} by two.", "answer": f"a{i}"} for i in range(N_ITEMS)]
-    (out / "runs" / "base").mkdir(parents=True)
-    (out / "runs" / "base" / "heldout.json").write_text(json.dumps(_heldout(0.05, 7, items)))
-    (out / "runs" / "base" / "lmeval.json").write_text(json.dumps({"tasks": {"verbal_heldout": {
-        "exact_match": 0.05, "exact_match_stderr": 0.04}}}))
+    out = root / "results" / "fix"
+    studies = {name: {v: dict(spec) for v, spec in variants.items()} for name, variants in STUDIES.items()}
+    studies["depths"]["depth-2"]["per_seed"] = {1: {"lmeval": False}}
+    studies["mixing"]["softmax"]["per_seed"] = {1: {"env": {**ENV, "cpu_model": "Other CPU", "cpu_capability": "AVX2"}}}
     indexes = []
-    for study, spec in STUDIES.items():
-        runs = []
-        for variant, (depth, mixer) in spec["variants"].items():
-            for seed in (0, 1):
-                run_id = f"{study}-{variant}-{seed}"
-                _write_run(out / "runs" / run_id, bench / "train" / f"{run_id}.tsv", variant, depth, mixer, seed,
-                           items)
-                runs.append({"variant": variant, "seed": seed, "run_id": run_id, "dir": str(out / "runs" / run_id),
-                             "bench": str(bench / "train" / f"{run_id}.tsv")})
-        att = out / "runs" / f"{study}-{list(spec['variants'])[1]}-0" / "attention.npz"
+    for study, variants in studies.items():
+        att = out / "runs" / f"{study}-{list(variants)[1]}-0" / "attention.npz"
+        indexes.append(_write_study(out, study, variants, attention=att))
         shutil.copy(attention_npz[0], att)
-        index = out / "studies" / study / "runs.json"
-        index.parent.mkdir(parents=True)
-        index.write_text(json.dumps({
-            "study": study, "setup": "fix", "description": f"the {study} study <fixture>",
-            "yaml": yaml.safe_dump({"name": study, "seeds": [0, 1]}), "runs": runs, "attention": str(att),
-            "base": {"heldout": str(out / "runs" / "base" / "heldout.json"),
-                     "lmeval": str(out / "runs" / "base" / "lmeval.json")}}))
-        indexes.append(index)
+    bench = root / "results" / "benchmarks" / "fix"
     (bench / "prepare_data.tsv").write_text((bench / "train" / "depths-plain-0.tsv").read_text())
     (root / "setup.yaml").write_text("name: fix\n")
     return root, indexes
@@ -205,16 +209,172 @@ def test_study_table_has_intervals_differences_and_costs(results):
         assert table.loc[v, "exact_match"] == pytest.approx(study.score_matrix(v, "exact_match").mean())
     assert table.loc["depth-4", "diff_exact_match"] == pytest.approx(
         table.loc["depth-4", "exact_match"] - table.loc["plain", "exact_match"])
+    # an index without `baseline` fields: every variant against plain, plain itself not compared
+    assert list(table["baseline"].fillna("-")) == ["-", "-", "plain", "plain"]
+    assert bool(table.loc["plain", "is_baseline"]) and not bool(table.loc["depth-4", "is_baseline"])
+    assert pd.isna(table.loc["plain", "diff_exact_match"]) and pd.isna(table.loc["plain", "diff_exact_match_p"])
+    # p-values, Holm over the two compared variants, significance = Holm-adjusted p < 0.05, MDE
+    for metric in ("exact_match", "challenge_metric"):
+        p = table.loc[["depth-2", "depth-4"], f"diff_{metric}_p"].to_numpy()
+        assert table.loc[["depth-2", "depth-4"], f"diff_{metric}_p_holm"].to_numpy() == pytest.approx(holm(p))
+        for v in ("depth-2", "depth-4"):
+            assert bool(table.loc[v, f"diff_{metric}_significant"]) == (table.loc[v, f"diff_{metric}_p_holm"] < 0.05)
+            assert table.loc[v, f"mde_{metric}"] == pytest.approx(2.8016 * table.loc[v, f"diff_{metric}_se"], rel=1e-3)
     assert bool(table.loc["depth-4", "diff_exact_match_significant"])  # 0.9 vs 0.4 on 60 paired item-seeds
-    assert pd.isna(table.loc["plain", "diff_exact_match"])
+    assert table.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(2 / 500)  # floor 1/500, x2 (Holm, m=2)
     assert table.loc["depth-4", "peak_mem_mb"] == 540 and table.loc["depth-4", "trainable_parameters"] == 4000
-    assert table.loc["depth-4", "selector_entropy"] == pytest.approx(np.log(4))
+    # selector statistics from heldout.json's `selection`, not from run.json's final_selection
+    assert table.loc["depth-4", "selector_entropy"] == pytest.approx(1.0)
+    assert table.loc["depth-4", "depth_usage_0"] == pytest.approx(0.7)
+    assert not any(c.startswith("train_batch_") for c in table.columns)
+    # a side metric that one of two seeds lacks: the mean of the one that has it, with its count
+    assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match"] == 0.45
+    assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match__n"] == 1
+    assert pd.isna(table.loc["depth-4", "lm_eval:verbal_heldout:exact_match__n"])
     assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match_stderr"] == 0.05
+    csv = pd.read_csv(out / "table.csv").set_index("variant")
+    assert {"diff_exact_match_p", "diff_exact_match_p_holm", "mde_exact_match", "mde_challenge_metric",
+            "baseline"} <= set(csv.columns)
+    assert csv.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(table.loc["depth-4", "diff_exact_match_p_holm"])
     md = (out / "table.md").read_text()
     assert "| depth-4 " in md and " *" in md and "(baseline)" in md and "0.050" in md
+    assert "EM vs baseline [95% CI]" in md and "EM Holm p" in md and "vs plain" not in md
+    assert "0.450 ± 0.050 (n=1 of 2)" in md  # depth-2's lm-eval score: only seed 0 has one
+    assert "2 seeds x 30 items" in md and "Minimum detectable effect" in md and "Holm-adjusted" in md
+    assert "intervals are not adjusted" in md
+    mde = np.median(table.loc[["depth-2", "depth-4"], "mde_exact_match"])
+    assert f"exact match {mde:.3f}" in md
+    shown = display_table(table.reset_index()).set_index("variant")
+    assert list(shown["trainable params"]) == ["0 (untuned)", "1,000", "2,000", "4,000"]  # every row, baselines too
+    assert shown.loc["depth-4", "selector entropy (held-out)"] == "1.000"
+    assert shown.loc["depth-4", "slice usage (held-out)"] == "0.70 / 0.10 / 0.10 / 0.10"
     long = pd.read_csv(out / "long.csv")
     assert {"study", "variant", "seed", "depth", "mixer", "metric", "value"} <= set(long.columns)
     assert len(long[(long.metric == "exact_match") & (long.variant == "depth-2")]) == 2
+
+
+def test_selector_statistics_fall_back_to_the_training_batch_and_are_labelled(results):
+    root, indexes = results
+    table = study_table(indexes[1], root / "tables" / "mixing", n_boot=200).set_index("variant")
+    # gumbel: seed 0 has held-out statistics, seed 1 only run.json's final_selection (the last training batch);
+    # the two are kept apart, each shown with its count, never averaged together
+    assert table.loc["gumbel", "selector_entropy"] == pytest.approx(1.0)
+    assert table.loc["gumbel", "selector_entropy__n"] == 1
+    assert table.loc["gumbel", "train_batch_selector_entropy"] == pytest.approx(np.log(4))
+    assert table.loc["gumbel", "train_batch_selector_entropy__n"] == 1
+    assert pd.isna(table.loc["grpo", "train_batch_selector_entropy"])
+    shown = display_table(table.reset_index()).set_index("variant")
+    assert shown.loc["gumbel", "selector entropy (held-out)"] == "1.000 (n=1 of 2)"
+    assert shown.loc["gumbel", "selector entropy (last training batch)"] == "1.386 (n=1 of 2)"
+    assert shown.loc["gumbel", "slice usage (last training batch)"] == "0.25 / 0.25 / 0.25 / 0.25 (n=1 of 2)"
+    assert shown.loc["grpo", "selector entropy (held-out)"] == "1.000"
+    assert shown.loc["grpo", "selector entropy (last training batch)"] == ""
+    md = (root / "tables" / "mixing" / "table.md").read_text()
+    assert "selector entropy (last training batch)" in md and "final_selection" in md
+
+
+def test_variants_are_paired_by_seed_id(tmp_path):
+    out = tmp_path / "results" / "s"
+    items = _items()
+    runs = {seed: [bool(v) for v in np.random.default_rng(seed).integers(0, 2, N_ITEMS)] for seed in (0, 1, 2)}
+    # "copy" scores exactly what plain scored, seed for seed, but its runs are listed in another order
+    index = _write_study(out, "pairs", {
+        "plain": {"seeds": (0, 1, 2), "per_seed": {s: {"correct": c} for s, c in runs.items()}},
+        "copy": {"seeds": (2, 0, 1), "per_seed": {s: {"correct": c} for s, c in runs.items()}}}, items)
+    table = summarise(load_study(index), n_boot=300).set_index("variant")
+    d = table.loc["copy"]
+    assert (d["diff_exact_match"], d["diff_exact_match_low"], d["diff_exact_match_high"]) == (0.0, 0.0, 0.0)
+    assert d["diff_exact_match_p"] == 1.0 and not bool(d["diff_exact_match_significant"])
+
+
+@pytest.mark.parametrize("seeds", [(0, 1, 3), (0, 1)])
+def test_different_seed_sets_are_refused_with_a_clear_message(tmp_path, seeds):
+    index = _write_study(tmp_path / "results" / "s", "pairs", {
+        "plain": {"seeds": (0, 1, 2)}, "depth-4": {"depth": 4, "mixer": "grpo", "seeds": seeds}})
+    study = load_study(index)
+    with pytest.raises(ValueError) as err:
+        summarise(study, n_boot=50)
+    message = str(err.value)
+    assert all(part in message for part in ("'pairs'", "'depth-4'", str(list(seeds)), "'plain'", "[0, 1, 2]"))
+    # and through the CLI (the workflow's `table` rule): one line, the same message, no table written
+    proc = subprocess.run([sys.executable, "-m", "mawt", "table", "--index", str(index), "--out-dir",
+                           str(tmp_path / "t")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: study 'pairs'") and "Traceback" not in proc.stderr
+    assert not (tmp_path / "t" / "table.csv").exists()
+
+
+def test_each_variant_is_compared_with_its_own_baseline(tmp_path):
+    out = tmp_path / "results" / "s"
+    index = _write_study(out, "tails", {
+        "plain": {"baseline": None, "skill": 0.4},
+        "plain_last2": {"baseline": None, "trainable": "last:2", "params": 2000, "skill": 0.6},
+        "grpo": {"depth": 4, "mixer": "grpo", "baseline": "plain", "skill": 0.5},
+        "grpo_last2": {"depth": 4, "mixer": "grpo", "baseline": "plain_last2", "trainable": "last:2",
+                       "params": 8000, "skill": 0.7},
+        "vs_base": {"depth": 2, "mixer": "grpo", "baseline": BASE, "skill": 0.3},
+    })
+    study = load_study(index)
+    table = summarise(study, n_boot=300).set_index("variant")
+    m = {v: study.score_matrix(v, "exact_match") for v in study.variants}
+    assert table.loc["grpo", "diff_exact_match"] == pytest.approx((m["grpo"] - m["plain"]).mean())
+    assert table.loc["grpo_last2", "diff_exact_match"] == pytest.approx((m["grpo_last2"] - m["plain_last2"]).mean())
+    assert table.loc["grpo_last2", "diff_exact_match"] != pytest.approx((m["grpo_last2"] - m["plain"]).mean())
+    # the untuned base (one row, no seed) is broadcast to every seed
+    assert table.loc["vs_base", "diff_exact_match"] == pytest.approx((m["vs_base"] - m[BASE]).mean())
+    direct = paired_difference(m["grpo_last2"], m["plain_last2"], n_boot=300)
+    assert table.loc["grpo_last2", "diff_exact_match_p"] == direct.p
+    assert table.loc["grpo_last2", "diff_exact_match_low"] == direct.low
+    # the Holm family is the three compared variants
+    compared = ["grpo", "grpo_last2", "vs_base"]
+    assert table.loc[compared, "diff_exact_match_p_holm"].to_numpy() == pytest.approx(
+        holm(table.loc[compared, "diff_exact_match_p"].to_numpy()))
+    assert table.loc[["plain", "plain_last2"], "diff_exact_match"].isna().all()
+    shown = display_table(table.reset_index()).set_index("variant")
+    # the untuned base is vs_base's baseline here
+    assert list(shown["baseline"]) == ["(baseline)", "(baseline)", "(baseline)", "plain", "plain_last2", BASE]
+    assert shown.loc["plain_last2", "EM vs baseline [95% CI]"] == "(baseline)"
+    assert shown.loc["grpo_last2", "trainable params"] == "8,000" and shown.loc["plain_last2", "trainable"] == "last:2"
+
+
+def test_a_baseline_that_is_not_in_the_study_or_differs_between_seeds_is_refused(tmp_path):
+    index = _write_study(tmp_path / "a", "bad", {"plain": {}, "grpo": {"depth": 4, "baseline": "plain_last2"}})
+    with pytest.raises(ValueError, match="'grpo' names baseline 'plain_last2', which is not a variant"):
+        load_study(index)
+    index = _write_study(tmp_path / "b", "bad", {"plain": {}, "plain_last2": {}, "grpo": {"depth": 4}})
+    data = json.loads(index.read_text())
+    data["runs"][-1]["baseline"] = "plain_last2"  # seed 1 only
+    index.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="runs of variant 'grpo' name different baselines"):
+        load_study(index)
+
+
+def test_only_the_holm_adjusted_p_value_earns_a_star(tmp_path):
+    # one seed, 200 items, plain always wrong. "moderate" is right on 4 items: its bootstrap p is about
+    # 2 * (196/200)^200 = 0.035 and its unadjusted 95% interval excludes 0; Holm over 3 compared variants
+    # (m = 3; it is the second smallest) multiplies it by 2: 0.07, not below 0.05. "sure" (right on every item)
+    # stays significant; "same" (plain's answers) has p = 1.
+    n = 200
+    items = _items(n)
+    wrong = [False] * n
+    index = _write_study(tmp_path / "results" / "s", "holm", {
+        "plain": {"seeds": (0,), "correct": wrong},
+        "sure": {"seeds": (0,), "depth": 2, "correct": [True] * n},
+        "moderate": {"seeds": (0,), "depth": 2, "correct": [True] * 4 + [False] * (n - 4)},
+        "same": {"seeds": (0,), "depth": 2, "correct": wrong}}, items)
+    table = summarise(load_study(index), n_boot=20000).set_index("variant")
+    moderate = table.loc["moderate"]
+    assert moderate["diff_exact_match_p"] == pytest.approx(2 * (196 / 200) ** 200, abs=0.006)
+    assert moderate["diff_exact_match_low"] > 0 and moderate["diff_exact_match_p"] < 0.05  # unadjusted: "yes"
+    assert moderate["diff_exact_match_p_holm"] == pytest.approx(2 * moderate["diff_exact_match_p"])
+    assert not bool(moderate["diff_exact_match_significant"])
+    assert bool(table.loc["sure", "diff_exact_match_significant"])
+    assert table.loc["sure", "diff_exact_match_p_holm"] == pytest.approx(3 / 20000)
+    assert table.loc["same", "diff_exact_match_p_holm"] == 1.0
+    shown = display_table(table.reset_index()).set_index("variant")
+    assert shown.loc["sure", "EM vs baseline [95% CI]"].endswith(" *")
+    assert not shown.loc["moderate", "EM vs baseline [95% CI]"].endswith("*")
+    assert shown.loc["moderate", "EM Holm p"] == f"{moderate['diff_exact_match_p_holm']:.2f}"
+    assert shown.loc["sure", "EM Holm p"] == "<0.001"
 
 
 def _report(root, indexes, tmp_path):
@@ -243,6 +403,18 @@ class _Tags(HTMLParser):
             self.errors.append(tag)
 
 
+def _rows(fragment: str) -> list[dict]:
+    """The first HTML table in `fragment` as a list of {header: cell text}."""
+    import html as html_lib
+
+    table = fragment.split("<table>", 1)[1].split("</table>", 1)[0]
+    cells = lambda row, tag: [html_lib.unescape(re.sub(r"<[^>]+>", "", c))  # noqa: E731
+                              for c in re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", row)]
+    head = cells(table.split("</thead>", 1)[0], "th")
+    return [dict(zip(head, cells(row, "td"), strict=True)) for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table)
+            if "<td" in row]
+
+
 def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp_path):
     root, indexes = results
     html = _report(root, indexes, tmp_path)
@@ -260,11 +432,37 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
     assert len(images) == 4 + 5 and all(a["src"].startswith("data:image/png;base64,") for a in images)
     assert not re.search(r"(src|href)=\"(?!data:|#)", text) and "http://" not in text and "https://" not in text
     assert "the depths study &lt;fixture&gt;" in text  # escaped
-    # summary: the best variant of each study against plain, with its interval and verdict
+    # summary: every compared variant of every study against its baseline, Holm-adjusted verdicts, MDE, design
     summary = text.split("<h2>Summary</h2>", 1)[1].split("<h2", 1)[0]
-    assert "depth-4" in summary and "better than plain" in summary and "grpo" in summary
-    # environment and jobs
-    assert "abc123" in text and "prepare_data" in text and "Held-out browser" in text
+    assert "Holm-adjusted" in summary and "unadjusted" in summary
+    rows = {r["variant"]: r for r in _rows(summary)}
+    assert set(rows) == {"depth-2", "depth-4", "grpo", "softmax", "gumbel"}
+    for study in ("depths", "mixing"):
+        table = pd.read_csv(root / "results" / "fix" / "studies" / study / "table.csv").set_index("variant")
+        mde = np.median(table["mde_exact_match"].dropna())
+        for variant, row in table[table["diff_exact_match"].notna()].iterrows():
+            shown = rows[variant]
+            assert shown["study"] == study and shown["baseline"] == "plain"
+            assert shown["study MDE"] == f"{mde:.3f}" and shown["seeds x items"] == "2 seeds x 30 items"
+            p = row["diff_exact_match_p_holm"]
+            word = ("not distinguishable from" if p >= 0.05 else
+                    "better than" if row["diff_exact_match"] > 0 else "worse than")
+            assert shown["verdict (Holm-adjusted)"].startswith(f"{word} plain (Holm-adjusted p")
+    assert rows["depth-4"]["verdict (Holm-adjusted)"] == "better than plain (Holm-adjusted p=0.001)"  # 2/2000
+    assert rows["softmax"]["verdict (Holm-adjusted)"].startswith("not distinguishable from plain")
+    assert rows["depth-4"]["trainable params (variant / baseline)"] == "4,000 / 1,000"
+    # each study section states its design and MDE; the table marks '*' by the Holm-adjusted p
+    section = text.split('id="study-depths"', 1)[1].split("<h2", 1)[0]
+    assert "2 seeds x 30 items" in section and "Minimum detectable effect" in section
+    assert "EM vs baseline" in section and "trainable params" in section
+    # environment: the CPU keys, and both values where one run differs (another CPU, other kernels)
+    env = {(r["key"], r["value"]): r["runs"] for r in _rows(text.split('id="environment"', 1)[1].split("<h2", 1)[0])}
+    assert env[("cpu_threads", "2")] == f"all {2 * 3 + 2 * 4}"
+    assert env[("cpu_capability", "AVX2")] == "mixing-softmax-1 (train)"
+    assert env[("cpu_model", "Other CPU")] == "mixing-softmax-1 (train)"
+    assert ("cpu_capability", "AVX512") in env and ("cpu_model", "Fixture CPU 9000") in env
+    assert env[("git_commit", "abc123")].startswith("all") and ("version: torch", "2.13.0") in env
+    assert "prepare_data" in text and "Held-out browser" in text
     tidy = pd.read_parquet(tmp_path / "all_runs.parquet")
     assert set(tidy["study"]) == set(STUDIES) and len(tidy) == len(pd.read_csv(tmp_path / "all_runs.csv"))
 

@@ -51,20 +51,63 @@ def smoke(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("setup, extra", [("micro", {"pretrain_micro": 1}), ("paper", {})])
-def test_dry_run_lists_the_expected_jobs(tmp_path, setup, extra):
+@pytest.mark.parametrize("setup", ["micro", "paper"])
+def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     proc = snakemake(tmp_path, "-n", setup=setup)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
-    # depths: plain + 3 depths; mixing: plain + 4 mixers; freezing: plain + 5; x 2 seeds.
-    # The shared plain baseline and the GRPO D=4 last-layer run are trained once.
-    assert counts["train"] == 22 and counts["run_config"] == 22
-    assert counts["eval_heldout"] == counts["lm_eval"] == 23  # + the untuned base
-    assert counts["study_table"] == 3 and counts["prepare_data"] == 1 and counts["report"] == 1
-    # the report's heatmaps: the first MAWT run of each study; mixing's and freezing's are the same run
-    assert counts["attention_example"] == 2
-    assert counts.get("pretrain_micro", 0) == extra.get("pretrain_micro", 0)
+    # Distinct run configs x 3 seeds, identical runs of different studies trained once:
+    #   shared by every study: plain, gated, GRPO D=4 (token credit, grpo advantage);
+    #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: 5 more credit x advantage cells;
+    #   micro: tasks adds plain, grpo, softmax on later_letter (its own split);
+    #   paper: freezing adds last:2, mawt only, all, layer -2 and their 4 plain counterparts.
+    configs = {"micro": 3 + 2 + 3 + 5 + 3, "paper": 3 + 2 + 3 + 5 + 8}[setup]
+    splits = {"micro": 2, "paper": 1}[setup]
+    assert counts["train"] == counts["run_config"] == 3 * configs
+    assert counts["eval_heldout"] == splits  # the untuned base on each split (runs evaluate in their train job)
+    assert counts["lm_eval"] == 3 * configs + splits
+    assert counts["prepare_data"] == counts["data_config"] == splits
+    assert counts["study_table"] == 4 and counts["report"] == 1
+    # the report's heatmaps: the first MAWT run of each study (mixing's and tasks' are the same run)
+    assert counts["attention_example"] == {"micro": 3, "paper": 4}[setup]
+    assert "pretrain_micro" not in counts  # the micro base is the shipped asset
     assert not (tmp_path / "results").exists(), "a dry run writes nothing"
+
+
+def test_every_variant_is_compared_with_plain_training_of_the_same_parameters():
+    from mawt.workflow import load_setup, load_studies, run_config
+
+    setup = load_setup("micro")
+    studies = load_studies(setup, ["freezing", "tasks", "depths"], ROOT / "ablations")
+    for study in studies.values():
+        assert {"plain", "gated"} <= set(study.variants)
+        for variant, baseline in study.baselines.items():
+            if baseline is None:
+                assert variant.startswith("plain")
+                continue
+            mine, theirs = run_config(setup, study, variant, 0), run_config(setup, study, baseline, 0)
+            assert theirs["mawt"]["depth"] == 1 and theirs["mawt"]["mixer"] == "fixed"
+            assert theirs["mawt"].get("gate", "none") == "none"
+            for key in ("trainable", "data"):
+                assert mine[key] == theirs[key], (study.name, variant, key)
+            assert mine["mawt"]["layers"] == theirs["mawt"]["layers"]
+            assert mine["train"]["learning_rate"] == theirs["train"]["learning_rate"]
+    freezing = studies["freezing"].baselines
+    assert freezing["last"] == "plain" and freezing["last2"] == "plain_trainable-last-2"
+    assert freezing["mawt_only"] == "plain_trainable-mawt" and freezing["patch_second_last"] == "plain_layers--2"
+    assert freezing["all"] == "plain_trainable-all_learning_rate-0.001"
+    assert studies["tasks"].baselines["grpo_later_letter"] == "plain_families-later_letter"
+    assert studies["depths"].baselines["gated"] == "plain"
+    gated = run_config(setup, studies["depths"], "gated", 0)
+    assert gated["mawt"] == {**run_config(setup, studies["depths"], "plain", 0)["mawt"], "gate": "head"}
+
+
+def test_a_study_cannot_take_a_baseline_name(smoke):
+    study = {**SMOKE_STUDY, "variants": {"plain_big": {"train": {"steps": 3}}}}
+    (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(study))
+    proc = snakemake(smoke, "-n", setup=smoke / "smoke.yaml", ablations=smoke / "ablations")
+    assert proc.returncode != 0 and "['plain_big'] are reserved names" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_lint_is_clean(tmp_path):
@@ -75,7 +118,7 @@ def test_lint_is_clean(tmp_path):
 def test_slurm_profile_dry_run(tmp_path):
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), setup="paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout)["train"] == 22
+    assert job_counts(proc.stdout)["train"] == 3 * (3 + 2 + 3 + 5 + 8)
 
 
 @pytest.mark.parametrize(
@@ -108,28 +151,29 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     proc = snakemake(smoke, "--cores", "2", **args)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = smoke / "results" / "smoke"
-    runs = [d for d in (out / "runs").iterdir() if d.name != "base"]
-    assert len(runs) == 6  # (the plain D=1 baseline + 2 variants) x 2 seeds
+    runs = [d for d in (out / "runs").iterdir() if not d.name.startswith("base-")]
+    assert len(runs) == 8  # (the plain and gated baselines + 2 variants) x 2 seeds
     for d in runs:
         info = json.loads((d / "run.json").read_text())
         held = json.loads((d / "heldout.json").read_text())
         lmeval = json.loads((d / "lmeval.json").read_text())
         assert info["seed"] == info["config"]["train"]["seed"] in (0, 1) and info["config"]["mawt"]["depth"] in (1, 2)
+        assert info["environment"]["cpu_capability"] and info["environment"]["cpu_model"]
         assert held["n"] == 6 and 0.0 <= held["exact_match"] <= 1.0
         assert "verbal_heldout" in lmeval["tasks"]
         assert (d / "model" / "model.safetensors").stat().st_size > 0
     table = (out / "studies" / "tiny" / "table.csv").read_text().splitlines()
-    assert table[0].startswith("variant,") and len(table) == 1 + 4  # header, base, plain, 2 variants
-    assert [line.split(",")[0] for line in table[1:]] == ["base (untuned)", "plain", "grpo2", "softmax2"]
+    assert table[0].startswith("variant,") and len(table) == 1 + 5  # header, base, plain, gated, 2 variants
+    assert [line.split(",")[0] for line in table[1:]] == ["base (untuned)", "plain", "gated", "grpo2", "softmax2"]
     plots = {p.name for p in (out / "studies" / "tiny" / "plots").iterdir()}
     assert {"comparison.png", "comparison.svg", "training_curves.png", "slice_usage.png", "attention.png"} <= plots
     report = (smoke / "results" / "report.html").read_text()
     assert 'id="study-tiny"' in report and report.count("<img") == len([p for p in plots if p.endswith(".png")])
     assert (out / "all_runs.parquet").exists() and (out / "all_runs.csv").exists()
     bench = smoke / "results" / "benchmarks" / "smoke"
-    assert (bench / "prepare_data.tsv").exists() and (bench / "pretrain_micro.tsv").exists()
-    for rule in ("train", "eval_heldout", "lm_eval"):
-        assert len(list((bench / rule).glob("*.tsv"))) == (6 if rule == "train" else 7), rule
+    assert len(list((bench / "prepare_data").glob("*.tsv"))) == 1 and (bench / "pretrain_micro.tsv").exists()
+    for rule, jobs in (("train", 8), ("eval_heldout", 1), ("lm_eval", 9)):
+        assert len(list((bench / rule).glob("*.tsv"))) == jobs, rule
     assert (bench / "train" / f"{runs[0].name}.tsv").read_text().startswith("s\th:m:s\tmax_rss")
 
     own = snakemake(smoke, "--report", str(smoke / "snakemake_report.html"), **args)  # Snakemake's own report
@@ -145,8 +189,8 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     assert edited.returncode == 0, edited.stderr[-3000:]
     counts = job_counts(edited.stdout)
     # softmax2's two seeds (new config -> new run id) and the study's index and table; nothing else
-    assert counts == {"run_config": 2, "train": 2, "eval_heldout": 2, "lm_eval": 2, "study_index": 1,
-                      "study_table": 1, "report": 1, "all": 1, "total": 12}
+    assert counts == {"run_config": 2, "train": 2, "lm_eval": 2, "study_index": 1,
+                      "study_table": 1, "report": 1, "all": 1, "total": 11}
 
 
 def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
@@ -155,4 +199,4 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    assert counts["report"] == 1 and counts["train"] == 22
+    assert counts["report"] == 1 and counts["train"] == 48

@@ -1,17 +1,29 @@
-# Data split and base model: once per setup.
+# Data splits (one per distinct data config, keyed by its hash) and the base model.
+
+
+rule data_config:
+    output:
+        f"{OUT}/data/{{data}}/data.yaml",
+    log:
+        f"{LOGS}/data_config/{{data}}.log",
+    params:
+        text=data_yaml,
+    threads: 1
+    run:
+        atomic.write_text(output[0], params.text)
 
 
 rule prepare_data:
     input:
-        SETUP["path"],
+        f"{OUT}/data/{{data}}/data.yaml",
     output:
-        train=f"{OUT}/data/train.jsonl",
-        heldout=f"{OUT}/data/heldout.jsonl",
-        manifest=f"{OUT}/data/manifest.json",
+        train=f"{OUT}/data/{{data}}/train.jsonl",
+        heldout=f"{OUT}/data/{{data}}/heldout.jsonl",
+        manifest=f"{OUT}/data/{{data}}/manifest.json",
     log:
-        f"{LOGS}/prepare_data.log",
+        f"{LOGS}/prepare_data/{{data}}.log",
     benchmark:
-        f"{BENCH}/prepare_data.tsv"
+        f"{BENCH}/prepare_data/{{data}}.tsv"
     params:
         out=lambda wc, output: os.path.dirname(output.train),
     conda:
@@ -21,7 +33,7 @@ rule prepare_data:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m mawt prepare-data --setup {input} --out {params.out} > {log} 2>&1"
+        "python -m mawt prepare-data --data {input} --out {params.out} > {log} 2>&1"
 
 
 rule pretrain_micro:

@@ -1,13 +1,13 @@
-# Held-out answers (the project's own greedy generation) and lm-eval tasks,
-# for every run and for the untuned base model (run id `base`).
+# Held-out answers of the untuned base model (run id `base-<data id>`; a trained run's
+# heldout.json comes from its train job, with the same code), and lm-eval tasks for every run.
 
 
 rule eval_heldout:
     input:
         model=eval_model,
-        heldout=f"{OUT}/data/heldout.jsonl",
+        heldout=run_heldout,
     output:
-        f"{OUT}/runs/{{run}}/heldout.json",
+        f"{OUT}/runs/{{run,base-[0-9a-f]+}}/heldout.json",
     log:
         f"{LOGS}/eval_heldout/{{run}}.log",
     benchmark:
@@ -16,6 +16,7 @@ rule eval_heldout:
         model=model_dir,
         batch=SETUP.get("run", {}).get("eval", {}).get("batch_size", 32),
         tokens=SETUP.get("run", {}).get("eval", {}).get("max_new_tokens", 24),
+        length=SETUP.get("run", {}).get("train", {}).get("max_length", 128),
     conda:
         "../../environment.yml"
     threads: RES["threads"]
@@ -25,13 +26,14 @@ rule eval_heldout:
         **gpu_resources(),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt eval-heldout --model {params.model} --heldout {input.heldout} "
-        "--batch-size {params.batch} --max-new-tokens {params.tokens} --out {output} > {log} 2>&1"
+        "--batch-size {params.batch} --max-new-tokens {params.tokens} --max-length {params.length} --out {output} "
+        "> {log} 2>&1"
 
 
 rule lm_eval:
     input:
         model=eval_model,
-        heldout=f"{OUT}/data/heldout.jsonl",
+        heldout=run_heldout,
     output:
         f"{OUT}/runs/{{run}}/lmeval.json",
     log:
@@ -58,7 +60,7 @@ rule lm_eval:
 rule attention_example:  # the report's heatmaps: one held-out example's 5D attention
     input:
         model=eval_model,
-        heldout=f"{OUT}/data/heldout.jsonl",
+        heldout=run_heldout,
     output:
         f"{OUT}/runs/{{run}}/attention.npz",
     log:

@@ -15,14 +15,17 @@ rule run_config:
 
 
 rule train:
+    wildcard_constraints:
+        run="[0-9a-f]{12}",  # trained runs; the untuned base is `base-<data id>`
     input:
         config=f"{OUT}/runs/{{run}}/config.yaml",
-        split=f"{OUT}/data/train.jsonl",
+        split=run_train_split,
         base=base_model_files,
     output:
         model=f"{OUT}/runs/{{run}}/model/model.safetensors",
         summary=f"{OUT}/runs/{{run}}/run.json",
         metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
+        heldout=f"{OUT}/runs/{{run}}/heldout.json",  # the held-out evaluation runs in the same job
     log:
         f"{LOGS}/train/{{run}}.log",
     benchmark:
