@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_text
-from .tables import (BASE, NOTE, Study, design, design_text, display_table, load_study, long_table,
+from .tables import (NOTE, Study, design, design_text, display_table, load_study, long_table,
                      read_benchmark, verdict_text, write_table)
 
 PLOT_ORDER = ("comparison", "depth_sweep", "training_curves", "slice_usage", "attention")

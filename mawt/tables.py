@@ -315,7 +315,7 @@ def design_text(table: pd.DataFrame) -> str:
     mde = ", ".join(f"{LABELS[m]} {v:.3f}" for m, v in d["mde"].items())
     return (f"Design: {d['seeds x items']}, {d['compared']} compared variant(s). Minimum detectable effect "
             f"(80% power, two-sided alpha {ALPHA}, per comparison; median over the compared variants): {mde}. "
-            "Differences smaller than this are likely to come out 'not distinguishable'.")
+            "A true difference of that size is found 4 times in 5; smaller ones are often 'not distinguishable'.")
 
 
 def long_table(study: Study) -> pd.DataFrame:
@@ -442,6 +442,6 @@ def study_table(index_path: Path, out_dir: Path, n_boot: int = 2000) -> pd.DataF
     write_table(long_table(study), out_dir / "long.csv")
     md = (f"# Study `{study.name}` ({study.setup} setup)\n\n"
           + (f"{study.description}\n\n" if study.description else "")
-          + display_table(table).to_markdown(index=False) + f"\n\n{design_text(table)}\n\n{NOTE}\n")
+          + display_table(table).to_markdown(index=False, disable_numparse=True) + f"\n\n{design_text(table)}\n\n{NOTE}\n")
     write_table(md, out_dir / "table.md")
     return table

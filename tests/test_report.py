@@ -235,7 +235,8 @@ def test_study_table_has_intervals_differences_and_costs(results):
     csv = pd.read_csv(out / "table.csv").set_index("variant")
     assert {"diff_exact_match_p", "diff_exact_match_p_holm", "mde_exact_match", "mde_challenge_metric",
             "baseline"} <= set(csv.columns)
-    assert csv.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(table.loc["depth-4", "diff_exact_match_p_holm"])
+    assert csv.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(
+        table.loc["depth-4", "diff_exact_match_p_holm"])
     md = (out / "table.md").read_text()
     assert "| depth-4 " in md and " *" in md and "(baseline)" in md and "0.050" in md
     assert "EM vs baseline [95% CI]" in md and "EM Holm p" in md and "vs plain" not in md

@@ -65,7 +65,8 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     splits = {"micro": 2, "paper": 1}[setup]
     assert counts["train"] == counts["run_config"] == 3 * configs
     assert counts["eval_heldout"] == splits  # the untuned base on each split (runs evaluate in their train job)
-    assert counts["lm_eval"] == 3 * configs + splits
+    lm_seeds = {"micro": 1, "paper": 3}[setup]  # micro.yaml: lm_eval.seeds [0]
+    assert counts["lm_eval"] == lm_seeds * configs + splits
     assert counts["prepare_data"] == counts["data_config"] == splits
     assert counts["study_table"] == 4 and counts["report"] == 1
     # the report's heatmaps: the first MAWT run of each study (mixing's and tasks' are the same run)
@@ -199,4 +200,4 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    assert counts["report"] == 1 and counts["train"] == 48
+    assert counts["report"] == 1 and counts["train"] == 48 and counts["lm_eval"] == 16 + 2

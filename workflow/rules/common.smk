@@ -102,11 +102,20 @@ def study_data(study):
     return list(dict.fromkeys(run_data(r) for _, _, r in STUDY_RUNS[study]))
 
 
+LMEVAL_SEEDS = SETUP["lm_eval"].get("seeds")  # None: every seed
+
+
+def has_lmeval(seed):
+    """lm-eval runs for every seed, or only for the setup's `lm_eval.seeds` (the tables show the n)."""
+    return LMEVAL_SEEDS is None or seed in LMEVAL_SEEDS
+
+
 def study_index(wildcards):
     """The study's run index (see mawt/tables.py) as JSON text."""
     study = STUDIES[wildcards.study]
     runs = [{"variant": v, "seed": s, "run_id": r, "dir": run_dir(r), "bench": f"{BENCH}/train/{r}.tsv",
-             "baseline": study.baselines.get(v), "data": run_data(r)}
+             "baseline": study.baselines.get(v), "data": run_data(r),
+             "lmeval": f"{run_dir(r)}/lmeval.json" if has_lmeval(s) else None}
             for v, s, r in STUDY_RUNS[wildcards.study]]
     bases = {d: {"heldout": f"{run_dir(base_run(d))}/heldout.json", "lmeval": f"{run_dir(base_run(d))}/lmeval.json",
                  "families": DATA[d].get("families")} for d in study_data(wildcards.study)}
@@ -119,7 +128,8 @@ def study_index(wildcards):
 
 def study_inputs(wildcards):
     runs = {r for _, _, r in STUDY_RUNS[wildcards.study]}
-    files = [f"{run_dir(r)}/{name}" for r in sorted(runs) for name in ("run.json", "heldout.json", "lmeval.json")]
+    files = [f"{run_dir(r)}/{name}" for r in sorted(runs) for name in ("run.json", "heldout.json")]
+    files += sorted({f"{run_dir(r)}/lmeval.json" for _, s, r in STUDY_RUNS[wildcards.study] if has_lmeval(s)})
     att = attention_run(wildcards.study)
     files += [f"{run_dir(att)}/attention.npz"] if att else []
     for d in study_data(wildcards.study):
