@@ -58,18 +58,32 @@ Advantage normalisation (`train.advantage`)
 * ``dr_grpo`` (Liu et al. 2025, "Understanding R1-Zero-Like Training: A
   Critical Perspective", arXiv 2503.20783): A = r - mean_G r, no std division,
   and no per-sequence length normalisation. In the sequence form the sum over
-  S_i is divided by a constant instead of |S_i| (the token budget
-  `train.max_length`, their MAX_TOKENS). The token and exact forms average over
-  answer cells, which has no per-sequence normaliser to drop, so there dr_grpo
-  only drops the std division. (The G rollouts of one example share their
-  positions, so the length bias Liu et al. describe cannot arise between
-  rollouts here; dr_grpo changes how examples of different lengths weigh.)
+  S_i is divided by one normaliser shared by every row instead of |S_i|: the
+  batch's mean |S_i|, so L_pg = -sum_{i, t in S_i} A_i log pi / sum_i |S_i|
+  (every position weighs the same, long rows and short rows alike). Liu et al.
+  use a fixed constant (the generation budget, MAX_TOKENS); that differs from
+  ours by one scalar per batch, but `train.max_length` as the constant would
+  shrink the policy loss by |S_i|/max_length against the KL and entropy terms
+  (measured: at beta=0.01 the selector then oscillates instead of converging).
+  The token and exact forms already average over answer cells, with no
+  per-sequence normaliser to drop, so there dr_grpo only drops the std
+  division. (The G rollouts of one example share their positions, so the
+  length bias Liu et al. describe cannot arise between rollouts here; dr_grpo
+  changes how examples of different lengths weigh.)
 * ``rloo`` (Kool et al. 2019, "Buy 4 REINFORCE samples, get a baseline for
   free!"; Ahmadian et al. 2024, arXiv 2402.14740): A_i = r_i - mean_{j != i} r_j
   = G/(G-1) (r_i - mean_G r), no division; the sequence form keeps GRPO's
   per-sequence mean over S_i (only the baseline differs). In exact mode the
   baseline is the expectation b_t itself (nothing is sampled, so there is no
   sample to leave out): rloo equals dr_grpo there.
+
+dr_grpo and rloo advantages are in reward units (nats of CE), so their weight
+against the KL term depends on how much the choices matter: measured on the
+micro base with one good slice and three worse ones (0.6 nats per answer
+token), the sequence form with beta=0.01 stalled at pi(good) ~ 0.3-0.5, while
+grpo (unit-scale advantages) converged; with beta=0 all three converge. Liu et
+al. train without the KL term; scale beta to the reward spread (`reward_std`,
+`reward_spread` in the logs) when using them.
 
 Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300)
 ------------------------------------------------------------------------
@@ -163,13 +177,17 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4, 
         raise ValueError(f"train.advantage={mode!r} is invalid: allowed are {', '.join(ADVANTAGES)}")
     G = group_size
     r = rewards.reshape(-1, G, *rewards.shape[1:])
-    m = torch.ones_like(r) if cells is None else cells.reshape(r.shape).to(r.dtype)
-    r = r * m
-    n = m.sum(1, keepdim=True)
-    mean = r.sum(1, keepdim=True) / n.clamp_min(1.0)
-    centred = (r - mean) * m
+    if cells is None:  # every rollout counts (the sequence form: the same ops as before the options)
+        n = torch.full((), float(G), dtype=r.dtype, device=r.device)
+        centred = r - r.mean(dim=1, keepdim=True)
+        std = r.std(dim=1, unbiased=False, keepdim=True) if mode == "grpo" else None
+    else:
+        m = cells.reshape(r.shape).to(r.dtype)
+        r = r * m
+        n = m.sum(1, keepdim=True)
+        centred = (r - r.sum(1, keepdim=True) / n.clamp_min(1.0)) * m
+        std = ((centred ** 2).sum(1, keepdim=True) / n.clamp_min(1.0)).sqrt() if mode == "grpo" else None
     if mode == "grpo":
-        std = ((centred ** 2).sum(1, keepdim=True) / n.clamp_min(1.0)).sqrt()
         adv = centred / (std + eps)
     elif mode == "dr_grpo":
         adv = centred
@@ -196,13 +214,16 @@ def policy_loss(advantages: torch.Tensor, choice_log_prob: torch.Tensor, valid: 
     """Sequence form. advantages (B*G,); choice_log_prob, valid: (B*G, L).
 
     grpo, rloo: L_pg = -mean_i[A_i * mean_{t valid} log pi(d_it)] (per-sequence mean);
-    dr_grpo: L_pg = -mean_i[A_i * sum_{t valid} log pi(d_it)] / length_norm
-    (a constant; default: L, the padded width).
+    dr_grpo: L_pg = -mean_i[A_i * sum_{t valid} log pi(d_it)] / length_norm, one
+    normaliser for every row (default: the mean number of valid positions per row,
+    i.e. -sum_{i,t} A_i log pi / sum_i |S_i|; pass a constant for Liu et al.'s budget).
     """
     A = advantages.detach()
     if mode == "dr_grpo":
-        norm = float(length_norm if length_norm is not None else choice_log_prob.shape[-1])
-        return -(A * (choice_log_prob * valid.to(choice_log_prob.dtype)).sum(-1) / norm).mean()
+        per_row = (choice_log_prob * valid.to(choice_log_prob.dtype)).sum(-1)
+        if length_norm is None:
+            length_norm = valid.sum(-1).float().mean().clamp_min(1.0)
+        return -(A * per_row / length_norm).mean()
     return -(A * masked_mean(choice_log_prob, valid)).mean()
 
 

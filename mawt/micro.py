@@ -37,7 +37,9 @@ class MicroConfig:
                                                          "sort_letters", "double_last", "shift"])
     rows: int = 20000
     difficulty: int = 2
-    vocabulary: str = "letters"  # random letter strings: distinct puzzles, no word list to memorise
+    # `words` (the short word list: memorisable, the model learns the families fast), `letters`
+    # (random strings: only a real copy-and-transform skill helps) or `mixed` (half of each).
+    vocabulary: str = "mixed"
     # Optimisation.
     steps: int = 2000
     batch_size: int = 32
@@ -75,6 +77,21 @@ def build_model(cfg: MicroConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2Fo
     return Qwen2ForCausalLM(config)
 
 
+def pretraining_rows(cfg: MicroConfig) -> list[dict]:
+    """Single-step puzzles of `cfg.families`; word puzzles repeat (a short list), letter strings do not."""
+    import random
+
+    def make(n: int, vocabulary: str, seed: int) -> list[dict]:
+        return puzzles.generate(n, cfg.families, steps=1, difficulty=cfg.difficulty, seed=seed,
+                                vocabulary=vocabulary, distinct=vocabulary == "letters")
+
+    if cfg.vocabulary != "mixed":
+        return make(cfg.rows, cfg.vocabulary, cfg.seed)
+    rows = make(cfg.rows // 2, "words", cfg.seed) + make(cfg.rows - cfg.rows // 2, "letters", cfg.seed + 1)
+    random.Random(cfg.seed).shuffle(rows)
+    return rows
+
+
 def pretrain(cfg: MicroConfig, out_dir: Path, log_steps: int = 100) -> Path:
     """Train the micro base on single-step puzzles; save model + tokenizer to out_dir."""
     from transformers import Trainer, TrainingArguments, set_seed
@@ -82,8 +99,7 @@ def pretrain(cfg: MicroConfig, out_dir: Path, log_steps: int = 100) -> Path:
     set_seed(cfg.seed)
     tokenizer = train_tokenizer()
     model = build_model(cfg, tokenizer)
-    rows = puzzles.generate(cfg.rows, cfg.families, steps=1, difficulty=cfg.difficulty, seed=cfg.seed,
-                            vocabulary=cfg.vocabulary)
+    rows = pretraining_rows(cfg)
     examples = [encode_example(tokenizer, r, cfg.max_positions) for r in rows]
     args = TrainingArguments(
         output_dir=str(out_dir / "trainer"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,

@@ -103,11 +103,15 @@ def _summary_rows(studies: list[tuple[Study, pd.DataFrame]]) -> pd.DataFrame:
 
 
 def _browser(study: Study) -> str:
-    """Held-out items x variants: first seed's answer, correct seeds / seeds."""
+    """Held-out items x variants: first seed's answer, correct seeds / seeds (one table per data split)."""
     runs = study.runs
-    first = study.items["base"]
+    return "".join(_split_browser(study, group) for _, group in runs.groupby("data", dropna=False, sort=False))
+
+
+def _split_browser(study: Study, runs: pd.DataFrame) -> str:
+    first = study.items[runs["run_id"].iloc[0]]
     frame = pd.DataFrame({"#": range(len(first)), "challenge": first["challenge"], "gold": first["answer"]})
-    for variant in study.variants:
+    for variant in dict.fromkeys(runs["variant"]):
         ids = list(runs.loc[runs["variant"] == variant].sort_values("seed", na_position="first")["run_id"])
         correct = sum(study.items[r]["challenge_correct"].astype(int) for r in ids)
         answers = study.items[ids[0]]["prediction"]

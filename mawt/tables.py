@@ -46,7 +46,8 @@ SCORES = ("exact_match", "challenge_metric")  # per-item 0/1 scores with interva
 ITEM_KEYS = {"exact_match": "exact_match", "challenge_metric": "challenge_correct"}
 BASELINE = "plain"  # the default baseline when an index entry has no `baseline` key
 BASE = "base (untuned)"
-AXES = ("depth", "mixer", "layers", "trainable", "group_size", "learning_rate", "steps")
+AXES = ("depth", "mixer", "gate", "layers", "trainable", "families", "credit", "advantage", "group_size",
+        "learning_rate", "steps")
 TRAIN_BATCH = "train_batch_"  # prefix of selector statistics from run.json's final_selection (fallback)
 N_SUFFIX = "__n"  # `<column>__n`: how many of the variant's runs have a value, when not all do
 LABELS = {"exact_match": "exact match", "challenge_metric": "challenge metric"}
@@ -177,16 +178,32 @@ def _baselines(name: str, entries: list[dict], variants: list[str]) -> dict[str,
     return out
 
 
+def _base_rows(index: dict) -> tuple[list[dict], dict, dict, str]:
+    """One untuned-base row per data split of the study (`index["bases"]`; old indexes: `index["base"]`).
+
+    The study's first split's base is `base (untuned)` with run id `base`; another split's is
+    e.g. `base (untuned, later_letter)` with run id `base-<data id>`."""
+    bases = index.get("bases") or {None: index["base"]}
+    first = next(iter(bases))
+    rows, items, environments = [], {}, {}
+    for data, base in bases.items():
+        held = _read(base["heldout"])
+        tag = "+".join(base.get("families") or []) or str(data)
+        name, rid = (BASE, "base") if data == first else (f"{BASE[:-1]}, {tag})", f"base-{data}")
+        lm = _lm_eval_columns(_read(base["lmeval"])) if base.get("lmeval") else {}
+        rows.append({"variant": name, "seed": np.nan, "run_id": rid, "baseline": None, "data": data,
+                     **{m: held[m] for m in (*SCORES, "heldout_answer_loss")}, **lm})
+        items[rid] = pd.DataFrame(held["items"])
+        if held.get("environment"):
+            environments[f"{rid} (eval)"] = held["environment"]
+    return rows, items, environments, first
+
+
 def load_study(index_path) -> Study:
     index = _read(index_path)
-    base = index["base"]
-    held = _read(base["heldout"])
-    rows = [{"variant": BASE, "seed": np.nan, "run_id": "base", "baseline": None,
-             **{m: held[m] for m in (*SCORES, "heldout_answer_loss")}, **_lm_eval_columns(_read(base["lmeval"]))}]
-    items = {"base": pd.DataFrame(held["items"])}
-    environments = {"base (eval)": held["environment"]} if held.get("environment") else {}
+    rows, items, environments, first_data = _base_rows(index)
     metrics = {}
-    variants = [BASE, *dict.fromkeys(run["variant"] for run in index["runs"])]
+    variants = [*(r["variant"] for r in rows), *dict.fromkeys(run["variant"] for run in index["runs"])]
     baselines = _baselines(index["study"], index["runs"], variants)
     seen: dict[tuple, str] = {}
     for run in index["runs"]:
@@ -200,12 +217,17 @@ def load_study(index_path) -> Study:
         cfg = info["config"]
         mawt = cfg.get("mawt") or {}
         bench = read_benchmark(run.get("bench"))
+        lmeval = run.get("lmeval", str(d / "lmeval.json"))  # null: lm-eval ran for other seeds only
         rows.append({
             "variant": run["variant"], "seed": run["seed"], "run_id": run["run_id"],
-            "baseline": baselines[run["variant"]],
+            "baseline": baselines[run["variant"]], "data": run.get("data", first_data),
             **{m: held[m] for m in (*SCORES, "heldout_answer_loss")},
-            **_lm_eval_columns(_read(d / "lmeval.json")),
-            "depth": mawt.get("depth"), "mixer": mawt.get("mixer"), "layers": str(mawt.get("layers")),
+            **(_lm_eval_columns(_read(lmeval)) if lmeval else {}),
+            "depth": mawt.get("depth"), "mixer": mawt.get("mixer"), "gate": mawt.get("gate"),
+            "layers": str(mawt.get("layers")), "families": "+".join(cfg.get("data", {}).get("families") or []),
+            # GRPO knobs only where the GRPO objective trains (plain, softmax, ... ignore them)
+            **({"credit": cfg["train"].get("credit"), "advantage": cfg["train"].get("advantage")}
+               if mawt.get("mixer") == "grpo" and (mawt.get("depth") or 1) > 1 else {}),
             "trainable": cfg["trainable"], "group_size": cfg["train"].get("group_size"),
             "learning_rate": cfg["train"].get("learning_rate"), "steps": cfg["train"].get("steps"),
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
@@ -218,11 +240,13 @@ def load_study(index_path) -> Study:
             environments[f"{run['run_id']} (train)"] = info["environment"]
         if held.get("environment"):
             environments[f"{run['run_id']} (eval)"] = held["environment"]
-    challenges = {r: tuple(frame["challenge"]) for r, frame in items.items()}
-    if len(set(challenges.values())) > 1:
-        raise ValueError(f"{index_path}: runs were evaluated on different held-out items; re-run eval_heldout")
+    runs = pd.DataFrame(rows)
+    for data, group in runs.groupby("data", dropna=False, sort=False):  # the same items within a split
+        if len({tuple(items[r]["challenge"]) for r in group["run_id"]}) > 1:
+            raise ValueError(f"{index_path}: runs on data split {data} were evaluated on different held-out items; "
+                             "re-run their evaluation")
     return Study(index["study"], index["setup"], index.get("description", ""), index.get("yaml", ""),
-                 pd.DataFrame(rows), items, metrics, index.get("attention"),
+                 runs, items, metrics, index.get("attention"),
                  {r["run_id"]: r["dir"] for r in index["runs"]}, baselines, environments)
 
 
@@ -235,13 +259,12 @@ def summarise(study: Study, n_boot: int = 2000) -> pd.DataFrame:
     """One row per variant: means, 95% intervals, paired differences to its baseline (p, Holm, MDE), side metrics."""
     runs = study.runs
     referenced = {b for b in study.baselines.values() if b}
-    n_items = len(study.items["base"])
     out = []
     for variant in study.variants:
         sub = runs[runs["variant"] == variant]
         baseline = study.baselines.get(variant)
         row = {"variant": variant, "baseline": baseline, "is_baseline": variant in referenced,
-               "seeds": int(sub["seed"].notna().sum()), "runs": len(sub), "items": n_items}
+               "seeds": int(sub["seed"].notna().sum()), "runs": len(sub), "items": len(study.items[sub["run_id"].iloc[0]])}
         for axis in AXES:
             row[axis] = sub[axis].iloc[0] if axis in sub and sub[axis].notna().any() else None
         for metric in SCORES:
@@ -320,7 +343,7 @@ def design_text(table: pd.DataFrame) -> str:
 
 def long_table(study: Study) -> pd.DataFrame:
     """The tidy form: one row per (study, variant, config axes, seed, metric, value)."""
-    keep = ["variant", "seed", "run_id", *[c for c in ("baseline", *AXES) if c in study.runs]]
+    keep = ["variant", "seed", "run_id", *[c for c in ("baseline", "data", *AXES) if c in study.runs]]
     values = [c for c in study.runs.columns if c not in keep]
     frame = study.runs.melt(id_vars=keep, value_vars=values, var_name="metric", value_name="value")
     frame.insert(0, "study", study.name)
@@ -381,6 +404,11 @@ def _baseline_cell(row) -> str:
     return "(baseline)" if _flag(row.get("is_baseline")) else ""
 
 
+def _varies(table: pd.DataFrame, column: str) -> bool:
+    """More than one value among the trained variants: worth a column of its own."""
+    return column in table and table[column].dropna().astype(str).replace("", np.nan).dropna().nunique() > 1
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The human-readable table (strings): what the Markdown file and the report show."""
     selector = [(prefix, label) for prefix, label in (("", "held-out"), (TRAIN_BATCH, "last training batch"))
@@ -393,8 +421,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "variant": row["variant"],
             "baseline": _baseline_cell(row),
             "D": "" if pd.isna(row.get("depth")) else int(row["depth"]),
-            "mixer": _text(row.get("mixer")),
+            "mixer": _text(row.get("mixer")) + (" + gate" if _text(row.get("gate")) == "head" else ""),
             "trainable": _text(row.get("trainable")),
+            **({"data": _text(row.get("families"))} if _varies(table, "families") else {}),
+            **({"credit": _text(row.get("credit")), "advantage": _text(row.get("advantage"))}
+               if _varies(table, "credit") or _varies(table, "advantage") else {}),
             "trainable params": params,
             "seeds": row["seeds"],
         }

@@ -215,7 +215,7 @@ class MAWTTrainer(Trainer):
             # choices after the last answer cell cannot change the reward, whatever the layer
             acts = rep(mask).bool() & grpo.upto_last_answer(labels)
             advantages = grpo.group_advantages(-ce.detach(), G, mode=run.advantage)
-            pg = grpo.policy_loss(advantages, log_pi, acts, run.advantage, run.max_length) if sels else zero
+            pg = grpo.policy_loss(advantages, log_pi, acts, run.advantage) if sels else zero
             zero_spread = grpo.zero_spread_frac(-ce.detach(), G)
         else:  # token: reward of the choice at t = -CE at t, answer cells only
             acts = cells

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from mawt import grpo
@@ -45,3 +46,334 @@ def test_kl_and_entropy_by_hand():
     assert math.isclose(grpo.categorical_kl(p, q, valid).item(), kl, rel_tol=1e-6)
     assert math.isclose(grpo.categorical_entropy(p, valid).item(), math.log(2), rel_tol=1e-6)
     assert grpo.categorical_kl(p, p, valid).item() == 0
+
+
+# ---------------------------------------------------------------- the old form is unchanged
+def _old_group_advantages(rewards, group_size, eps=1e-4):  # verbatim, before credit options existed
+    r = rewards.view(-1, group_size)
+    adv = (r - r.mean(dim=1, keepdim=True)) / (r.std(dim=1, unbiased=False, keepdim=True) + eps)
+    return adv.reshape(-1)
+
+
+def _old_policy_loss(advantages, choice_log_prob, valid):
+    return -(advantages.detach() * grpo.masked_mean(choice_log_prob, valid)).mean()
+
+
+def test_sequence_form_defaults_give_exactly_the_old_numbers():
+    g = torch.Generator().manual_seed(0)
+    rewards = torch.randn(12, generator=g)
+    logp = torch.log_softmax(torch.randn(12, 7, 4, generator=g), -1)[..., 0]
+    valid = torch.rand(12, 7, generator=g) > 0.3
+    adv = grpo.group_advantages(rewards, 4)
+    assert torch.equal(adv, _old_group_advantages(rewards, 4))
+    assert torch.equal(grpo.policy_loss(adv, logp, valid), _old_policy_loss(adv, logp, valid))
+    assert torch.equal(grpo.policy_loss(adv, logp, valid, mode="grpo"), _old_policy_loss(adv, logp, valid))
+
+
+# ---------------------------------------------------------------- normalisations by hand
+def test_sequence_advantages_by_hand_for_each_normalisation():
+    r = torch.tensor([1.0, 2.0, 6.0, 0.0, 0.0, 3.0])  # two groups of G=3
+    std0, std1 = math.sqrt(14 / 3), math.sqrt(2.0)
+    by_mode = {
+        "grpo": [-2 / std0, -1 / std0, 3 / std0, -1 / std1, -1 / std1, 2 / std1],
+        "dr_grpo": [-2, -1, 3, -1, -1, 2],
+        "rloo": [1 - 4, 2 - 3.5, 6 - 1.5, 0 - 1.5, 0 - 1.5, 3 - 0],  # r_i - mean of the other two
+    }
+    for mode, expected in by_mode.items():
+        adv = grpo.group_advantages(r, 3, eps=1e-12, mode=mode)
+        assert torch.allclose(adv, torch.tensor(expected, dtype=torch.float32), atol=1e-6), mode
+
+
+def test_token_advantages_by_hand_for_each_normalisation():
+    # one group of G=3 rollouts, 3 positions; position 1 is not an answer cell (its reward is junk)
+    r = torch.tensor([[1.0, 50.0, 4.0], [2.0, -7.0, 4.0], [6.0, 9.0, 1.0]])
+    cells = torch.tensor([[True, False, True]] * 3)
+    s0, s2 = math.sqrt(14 / 3), math.sqrt(2.0)  # population std at positions 0 and 2
+    by_mode = {
+        "grpo": [[-2 / s0, 0, 1 / s2], [-1 / s0, 0, 1 / s2], [3 / s0, 0, -2 / s2]],
+        "dr_grpo": [[-2, 0, 1], [-1, 0, 1], [3, 0, -2]],
+        "rloo": [[1 - 4, 0, 4 - 2.5], [2 - 3.5, 0, 4 - 2.5], [6 - 1.5, 0, 1 - 4]],
+    }
+    for mode, expected in by_mode.items():
+        adv = grpo.group_advantages(r, 3, eps=1e-12, mode=mode, cells=cells)
+        assert torch.allclose(adv, torch.tensor(expected, dtype=torch.float32), atol=1e-6), mode
+    # rollouts are compared at the same position only: shifting one position's rewards changes nothing else
+    shifted = r.clone()
+    shifted[:, 2] += 100.0
+    adv = grpo.group_advantages(shifted, 3, mode="grpo", cells=cells)
+    assert torch.allclose(adv, grpo.group_advantages(r, 3, mode="grpo", cells=cells), atol=1e-5)
+
+
+def test_dr_grpo_sequence_loss_has_no_per_sequence_length_normalisation():
+    adv = torch.tensor([1.0, -1.0])
+    logp = torch.tensor([[-0.5, -1.5, -9.0], [-2.0, -1.0, -1.0]], requires_grad=True)
+    valid = torch.tensor([[True, True, False], [True, True, True]])  # 2 and 3 positions
+    loss = grpo.policy_loss(adv, logp, valid, mode="dr_grpo")
+    # sum_t per row: -2.0 and -4.0; one normaliser for both rows: mean |S_i| = 2.5
+    assert math.isclose(loss.item(), -((1 * -2.0) + (-1 * -4.0)) / 2 / 2.5, abs_tol=1e-6)
+    loss.backward()
+    # every valid position of a row gets the same weight A_i / (N * 2.5), whatever the row's length
+    assert torch.allclose(logp.grad, torch.tensor([[-0.2, -0.2, 0.0], [0.2, 0.2, 0.2]]))
+    fixed = grpo.policy_loss(adv, logp, valid, mode="dr_grpo", length_norm=128.0)
+    assert math.isclose(fixed.item(), -2.0 / 2 / 128.0, abs_tol=1e-7)
+
+
+def test_token_policy_loss_by_hand():
+    adv = torch.tensor([[0.0, 2.0, -1.0], [0.0, -2.0, 1.0]])
+    logp = torch.tensor([[-0.1, -0.5, -1.0], [-0.2, -2.0, -0.3]], requires_grad=True)
+    cells = torch.tensor([[False, True, True], [False, True, True]])
+    loss = grpo.token_policy_loss(adv, logp, cells)
+    assert math.isclose(loss.item(), -(2 * -0.5 + -1 * -1.0 + -2 * -2.0 + 1 * -0.3) / 4, abs_tol=1e-6)
+    loss.backward()
+    assert torch.allclose(logp.grad, torch.tensor([[0.0, -0.5, 0.25], [0.0, 0.5, -0.25]]))
+
+
+def test_zero_spread_fraction():
+    seq = torch.tensor([1.0, 1.0, 1.0, 1.0, 2.0, 1.0])  # G=3: the first group has no spread
+    assert math.isclose(grpo.zero_spread_frac(seq, 3).item(), 0.5)
+    tok = torch.tensor([[1.0, 5.0, 0.0], [1.0, 6.0, 0.0], [1.0, 5.0, 9.0]])
+    cells = torch.tensor([[True, True, False]] * 3)  # position 2: no cell (its spread is ignored)
+    assert math.isclose(grpo.zero_spread_frac(tok, 3, cells=cells).item(), 0.5)
+
+
+# ---------------------------------------------------------------- positions
+def test_answer_cells_and_the_last_answer_position():
+    labels = torch.tensor([[-100, -100, -100, 7, 8, -100, -100],   # prompt 0-2, answer 3-4, padding 5-6
+                           [-100, -100, 5, 6, 7, 9, -100]])
+    assert grpo.answer_cells(labels).int().tolist() == [[0, 0, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 0, 0]]
+    assert grpo.upto_last_answer(labels).int().tolist() == [[1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0, 0]]
+
+
+# ---------------------------------------------------------------- exact mode
+def test_exact_gradient_is_the_analytic_policy_gradient():
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 3, 4, generator=g, requires_grad=True)
+    rewards = torch.randn(2, 3, 4, generator=g)
+    cells = torch.tensor([[True, False, True], [True, True, False]])
+    log_probs = torch.log_softmax(logits, -1)
+    for mode in ("dr_grpo", "rloo"):
+        grad, = torch.autograd.grad(grpo.exact_policy_loss(log_probs, rewards, cells, mode), logits, retain_graph=True)
+        pi = log_probs.detach().exp()
+        b = (pi * rewards).sum(-1, keepdim=True)
+        # d/dz_k sum_d pi_d r_d = pi_k (r_k - b): the sum_d pi (r - b) grad log pi of the brief, by hand
+        analytic = -(pi * (rewards - b)) * cells[..., None] / cells.sum()
+        assert torch.allclose(grad, analytic, atol=1e-6), mode
+        # ... which is the gradient of the expected reward itself (no sampling variance)
+        expected, = torch.autograd.grad(-((torch.softmax(logits, -1) * rewards).sum(-1) * cells).sum() / cells.sum(),
+                                        logits)
+        assert torch.allclose(grad, expected, atol=1e-6), mode
+    # grpo: the same direction per cell, divided by the std of the reward under pi
+    grad, = torch.autograd.grad(grpo.exact_policy_loss(log_probs, rewards, cells, "grpo", eps=0.0), logits)
+    pi = log_probs.detach().exp()
+    centred = rewards - (pi * rewards).sum(-1, keepdim=True)
+    sigma = (pi * centred ** 2).sum(-1, keepdim=True).sqrt()
+    assert torch.allclose(grad, -(pi * centred / sigma) * cells[..., None] / cells.sum(), atol=1e-6)
+    spread = grpo.reward_spread(rewards, cells)
+    by_hand = (rewards.amax(-1) - rewards.amin(-1))[cells].mean()
+    assert math.isclose(spread.item(), by_hand.item(), rel_tol=1e-6)
+
+
+def test_check_credit_messages():
+    grpo.check_credit("exact", [3], 4)
+    grpo.check_credit("exact", [-1], 4)
+    grpo.check_credit("token", [0, 3], 4)
+    grpo.check_credit("sequence", [1], 4)
+    with pytest.raises(ValueError) as err:
+        grpo.check_credit("exact", [1, 3], 4)
+    message = str(err.value)
+    assert "\n" not in message and "train.credit='exact'" in message and "layer(s) [1]" in message
+    assert "'token'" in message and "'sequence'" in message and "last layer (3)" in message
+    with pytest.raises(ValueError, match=r"train.credit='exact' needs MAWT only in the last layer \(5\)"):
+        grpo.check_credit("exact", [-2], 6)
+    with pytest.raises(ValueError, match=r"train.credit='tokens' is invalid: allowed are token, sequence, exact"):
+        grpo.check_credit("tokens", [3], 4)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("credit", "per_token", "train.credit='per_token' is invalid: allowed are token, sequence, exact"),
+    ("advantage", "ppo", "train.advantage='ppo' is invalid: allowed are grpo, dr_grpo, rloo"),
+])
+def test_train_config_rejects_unknown_credit_and_advantage(field, value, message):
+    from mawt.runconfig import TrainConfig
+
+    assert (TrainConfig().credit, TrainConfig().advantage) == ("token", "grpo")
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+# ---------------------------------------------------------------- with a real (tiny) model
+def _tiny_grpo(credit, advantage="grpo", depth=3, layers=(-1,), n_layers=2):
+    from conftest import tiny_model
+    from transformers import TrainingArguments
+
+    from mawt import MAWTConfig, patch_model
+    from mawt.runconfig import TrainConfig
+    from mawt.trainer import MAWTTrainer
+
+    model = patch_model(tiny_model("qwen2", layers=n_layers), MAWTConfig(depth=depth, init_noise=0.3,
+                                                                       layers=list(layers))).train()
+    args = TrainingArguments(output_dir="unused", report_to=[], use_cpu=True)
+    run = TrainConfig(group_size=4, credit=credit, advantage=advantage, beta=0.0, eta=0.0)
+    return model, MAWTTrainer(model=model, args=args, run=run, use_grpo=True)
+
+
+def _labelled_batch():
+    """Row 0: prompt 0-5, answer 6-9. Row 1: prompt 0-3, answer 4-6, right padding 7-9."""
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(3, 64, (2, 10), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    ids = ids.masked_fill(mask == 0, 0)
+    labels = ids.clone()
+    labels[0, :6] = -100
+    labels[1, :4] = -100
+    labels[1, 7:] = -100
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _selector_logit_grads(model, trainer, batch):
+    from mawt import mawt_layers
+
+    seen = {}
+    layer = mawt_layers(model)[len(model.model.layers) - 1]
+    def keep(module, args, out):
+        out.retain_grad()
+        seen["out"] = out
+
+    handle = layer.selector.mlp.register_forward_hook(keep)
+    try:
+        torch.manual_seed(0)
+        trainer.compute_loss(model, batch).backward()
+    finally:
+        handle.remove()
+    return seen["out"].grad  # (rows, L, D)
+
+
+def test_token_credit_gives_no_gradient_to_choices_that_cannot_change_the_reward():
+    model, trainer = _tiny_grpo("token")
+    batch = _labelled_batch()
+    grad = _selector_logit_grads(model, trainer, batch)  # (2*G, 10, D)
+    cells = grpo.answer_cells(batch["labels"]).repeat_interleave(4, 0)
+    touched = grad.abs().amax(-1) > 0
+    assert not touched[~cells].any(), "a prompt / last-token / padding position got a policy gradient"
+    assert touched[cells].float().mean() > 0.5  # answer cells do get one (where rollouts differ)
+    assert trainer._parts["zero_spread_frac"][-1] < 1.0
+
+
+def test_sequence_credit_stops_at_the_last_answer_position():
+    model, trainer = _tiny_grpo("sequence")
+    batch = _labelled_batch()
+    grad = _selector_logit_grads(model, trainer, batch)
+    acts = (batch["attention_mask"].bool() & grpo.upto_last_answer(batch["labels"])).repeat_interleave(4, 0)
+    touched = grad.abs().amax(-1) > 0
+    assert not touched[~acts].any()  # the last answer token's own position and padding: nothing
+    assert touched[acts].float().mean() > 0.5  # prompt positions are credited in the sequence form
+
+
+def test_sequence_credit_in_the_trainer_matches_the_formula():
+    """The logged loss_pg equals the sequence formula, recomputed from the sampled choices."""
+    from mawt import mawt_layers
+    from mawt.trainer import answer_ce
+
+    model, trainer = _tiny_grpo("sequence")
+    batch = _labelled_batch()
+    torch.manual_seed(0)
+    trainer.compute_loss(model, batch)
+    sel = mawt_layers(model)[1].last_selection
+    rep = {k: v.repeat_interleave(4, 0) for k, v in batch.items()}
+    layer = mawt_layers(model)[1]
+    layer.selector.forced = sel.choice  # replay the same rollouts, one full pass per row
+    try:
+        with torch.no_grad():
+            ce = answer_ce(model(input_ids=rep["input_ids"], attention_mask=rep["attention_mask"]).logits,
+                           rep["labels"])
+    finally:
+        layer.selector.forced = None
+    r = -ce.view(-1, 4)
+    adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, unbiased=False, keepdim=True) + 1e-4)).reshape(-1)
+    valid = rep["attention_mask"].bool() & grpo.upto_last_answer(rep["labels"])
+    expected = -(adv * grpo.masked_mean(sel.choice_log_prob.detach(), valid)).mean()
+    assert math.isclose(trainer._parts["loss_pg"][-1], expected.item(), abs_tol=1e-5)
+    assert math.isclose(trainer._parts["loss_ce"][-1], ce.mean().item(), abs_tol=1e-5)
+
+
+def test_exact_credit_in_the_trainer_is_the_expected_reward_gradient():
+    """Exact mode (D forced copies, attention shared) == D separate forced passes, by hand."""
+    from mawt import mawt_layers
+    from mawt.trainer import token_ce
+
+    model, trainer = _tiny_grpo("exact", advantage="dr_grpo")
+    batch = _labelled_batch()
+    layer = mawt_layers(model)[1]
+    params = list(layer.selector.parameters())
+    trainer.compute_loss(model, batch).backward()
+    got = [p.grad.clone() for p in params]
+    logged = {k: v[-1] for k, v in trainer._parts.items()}
+    model.zero_grad()
+
+    cells = grpo.answer_cells(batch["labels"])[:, :-1]
+    ces = []
+    for d in range(3):
+        layer.selector.forced = torch.full((2,), d)
+        ces.append(token_ce(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
+                            batch["labels"]))
+    layer.selector.forced = None
+    ce = torch.stack(ces, -1)  # (2, L-1, D)
+    pi = layer.last_selection.log_probs[:, :-1].exp()  # with grad
+    expected_reward = -(pi * ce.detach()).sum(-1)
+    (-(expected_reward * cells).sum() / cells.sum()).backward()
+    for g_got, p in zip(got, params):
+        assert torch.allclose(g_got, p.grad, atol=1e-6, rtol=1e-4)
+    assert any(g.abs().max() > 0 for g in got)
+    expected_ce = grpo.masked_mean((pi.detach() * ce.detach()).sum(-1), cells).mean()
+    assert math.isclose(logged["loss_ce"], expected_ce.item(), rel_tol=1e-5)
+    spread = grpo.reward_spread(-ce.detach(), cells)
+    assert spread > 0 and math.isclose(logged["reward_spread"], spread.item(), rel_tol=1e-5)
+    assert {"loss_pg", "kl", "policy_entropy", "reward_mean", "reward_std", "depth_usage_0",
+            "selector_entropy"} <= set(logged)
+
+
+def test_exact_credit_is_refused_below_the_last_layer():
+    with pytest.raises(ValueError, match=r"train.credit='exact' needs MAWT only in the last layer \(2\)"):
+        _tiny_grpo("exact", layers=(0, 2), n_layers=3)
+
+
+def test_forced_choices_are_one_hot_and_keep_the_policy():
+    from conftest import padded_batch, tiny_model
+
+    from mawt import MAWTConfig, mawt_layers, patch_model
+
+    model = patch_model(tiny_model(), MAWTConfig(depth=3, init_noise=0.3)).train()
+    layer = mawt_layers(model)[1]
+    batch = padded_batch()
+    torch.manual_seed(0)
+    model(**batch)
+    free = layer.last_selection
+    for forced in (torch.tensor([2, 0, 1]), torch.tensor([[0, 1, 2] * 3 + [0]] * 3)):
+        layer.selector.forced = forced
+        try:
+            model(**batch)
+        finally:
+            layer.selector.forced = None
+        sel = layer.last_selection
+        want = forced[:, None].expand(3, 10) if forced.dim() == 1 else forced
+        assert torch.equal(sel.choice, want) and torch.equal(sel.weights, torch.nn.functional.one_hot(want, 3).float())
+        assert torch.allclose(sel.log_probs, free.log_probs, atol=1e-6)  # the policy is still computed
+    with pytest.raises(ValueError, match="forced has shape"):
+        layer.selector.forced = torch.tensor([0, 1])
+        try:
+            model(**batch)
+        finally:
+            layer.selector.forced = None
+
+
+def test_token_credit_below_the_last_layer_is_labelled_an_approximation(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="mawt.trainer"):
+        _tiny_grpo("token", layers=(0,), n_layers=2)
+    assert "APPROXIMATION" in caplog.text and "layer(s) [0]" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mawt.trainer"):
+        _tiny_grpo("token")  # last layer: exact, nothing to warn about
+    assert "APPROXIMATION" not in caplog.text
