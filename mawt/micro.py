@@ -41,7 +41,7 @@ class MicroConfig:
     # (random strings: only a real copy-and-transform skill helps) or `mixed` (half of each).
     vocabulary: str = "mixed"
     # Optimisation.
-    steps: int = 2000
+    steps: int = 3000  # letter strings need the longer run (the copy skill appears after ~1500 steps)
     batch_size: int = 32
     learning_rate: float = 3e-3
     seed: int = 0
