@@ -125,7 +125,11 @@ def preflight(cfg: RunConfig) -> None:
     if n is None:
         return
     if cfg.mawt is not None:
-        _resolve_layers(cfg.mawt.layers, n)  # the same checks patch_model makes
+        layers = _resolve_layers(cfg.mawt.layers, n)  # the same checks patch_model makes
+        if cfg.mawt.mixer == "grpo" and cfg.mawt.depth > 1:
+            from .grpo import check_credit
+
+            check_credit(cfg.train.credit, layers, n)
     if trainable_tail(cfg.trainable, n) == 0 and cfg.mawt is None:
         raise nothing_to_train(cfg.trainable)
 

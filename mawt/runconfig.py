@@ -94,6 +94,11 @@ class RunConfig:
                 f"train.group_size={self.train.group_size} is invalid for mixer grpo: "
                 "group-relative advantages need at least 2 rollouts"
             )
+        if (self.mawt is not None and self.mawt.mixer == "grpo" and self.mawt.depth > 1
+                and self.train.credit == "exact" and any(i < 0 and i != -1 for i in self.mawt.layers)):
+            # negative indices are known to be below the last layer without the model (absolute: preflight)
+            raise ValueError(f"train.credit='exact' needs MAWT only in the last layer, but mawt.layers="
+                             f"{self.mawt.layers}: use train.credit 'token' or 'sequence'")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

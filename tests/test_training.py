@@ -32,8 +32,6 @@ MAX_SELECTOR_STEPS = 300
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
     """A shrunken micro base (3 layers x 64), briefly pre-trained by the real pretrain() code."""
-    import os; from pathlib import Path  # TEMPHACK
-    if os.environ.get("MAWT_TEST_BASE"): return Path(os.environ["MAWT_TEST_BASE"])  # TEMPHACK
     out = tmp_path_factory.mktemp("base")
     cfg = MicroConfig(layers=3, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=1500, steps=120,
                       batch_size=32, difficulty=1)
@@ -216,7 +214,6 @@ def test_grpo_selector_moves_to_a_plainly_better_slice(base_dir, credit, advanta
             history.append(round(good_prob(), 3))
             if history[-1] > 0.95:  # converged: stop early (most cases need 20-60 steps)
                 break
-    print("HIST", credit, advantage, gap, start, history)  # TEMPHACK
     assert abs(start - 0.25) < 0.02
     assert history[-1] > 0.7, f"{credit}/{advantage}: pi(good) every 20 steps {history}"
     spread_key = "reward_spread" if credit == "exact" else "zero_spread_frac"
