@@ -169,6 +169,15 @@ class MAWTTrainer(Trainer):
         with torch.set_grad_enabled(not frozen_embed):
             return model.model.embed_tokens(ids)
 
+    def _prefix(self, model, ids, mask, position_ids, split: int) -> torch.Tensor:
+        """Embeddings, then the frozen layers [0, split) once per step without grad."""
+        hidden = self._embed(model, ids)
+        if split > 0:
+            with torch.no_grad():
+                hidden = run_layers(model, hidden, mask, position_ids, 0, split)
+            self.prefix_calls += 1
+        return hidden
+
     def _grpo_loss(self, model, inputs) -> torch.Tensor:
         if self.run.credit == "exact":
             return self._exact_loss(model, inputs)
@@ -177,12 +186,7 @@ class MAWTTrainer(Trainer):
         n_layers = len(model.model.layers)
         split = first_trainable_layer(model) if run.reuse_prefix else 0
         position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
-
-        hidden = self._embed(model, ids)
-        if split > 0:
-            with torch.no_grad():  # the frozen prefix: once per step
-                hidden = run_layers(model, hidden, mask, position_ids, 0, split)
-            self.prefix_calls += 1
+        hidden = self._prefix(model, ids, mask, position_ids, split)
 
         rep = lambda t: t.repeat_interleave(G, dim=0)  # noqa: E731  (rollouts of an example adjacent)
         layers = mawt_layers(model)
@@ -243,12 +247,7 @@ class MAWTTrainer(Trainer):
         B, D = ids.shape[0], layer.mawt.depth
         split = min(first_trainable_layer(model), n_layers - 1) if run.reuse_prefix else 0
         position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
-
-        hidden = self._embed(model, ids)
-        if split > 0:
-            with torch.no_grad():  # the frozen prefix: once per step
-                hidden = run_layers(model, hidden, mask, position_ids, 0, split)
-            self.prefix_calls += 1
+        hidden = self._prefix(model, ids, mask, position_ids, split)
         if n_layers - 1 > split:  # below the MAWT layer nothing depends on the choice: once
             hidden = run_layers(model, hidden, mask, position_ids, split, n_layers - 1)
         rep = lambda t: t.repeat_interleave(D, dim=0)  # noqa: E731  (copy d of example b: row b*D + d)

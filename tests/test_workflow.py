@@ -183,8 +183,8 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     again = snakemake(smoke, "-n", **args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
-    study = {**SMOKE_STUDY, "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax"},
-                                                                   "train": {"steps": 3}}}}
+    # a MAWT-only knob: the variant's plain counterpart (plain-ized config) stays the same
+    study = {**SMOKE_STUDY, "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax", "tau": 0.5}}}}
     (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(study))
     edited = snakemake(smoke, "-n", **args)
     assert edited.returncode == 0, edited.stderr[-3000:]

@@ -1,0 +1,138 @@
+"""Time the full default workflow and summarise it: the README's "Measured" tables.
+
+    python benchmarks/full_run.py --out results/bench/full_run.md            # in a fresh clone
+    python benchmarks/full_run.py --env ATEN_CPU_CAPABILITY=default --out results/bench/generic.md
+    python benchmarks/full_run.py --summarise-only --out results/bench/full_run.md   # a finished run
+    python benchmarks/full_run.py --compare A/results B/results          # same verdicts?
+
+Runs `snakemake --cores all` (plus any --config) in this checkout, measures its
+wall time, then writes Markdown: the wall time, the machine (CPU model, torch's
+CPU capability, threads, the kernel variables), the per-rule job time and peak
+memory from Snakemake's benchmark files, and every study's comparisons (score,
+paired difference to the baseline, Holm-adjusted verdict, MDE).
+
+`--compare` reads two finished runs' table.csv files and lists, per study and
+variant, both verdicts and whether they agree: the check that conclusions do
+not depend on the machine or its kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mawt.atomic import write_text  # noqa: E402
+from mawt.run import environment  # noqa: E402
+from mawt.tables import read_benchmark, verdict  # noqa: E402
+
+
+def per_rule(bench: Path) -> pd.DataFrame:
+    rows = []
+    for tsv in sorted(bench.rglob("*.tsv")):
+        b = read_benchmark(tsv)
+        if b:
+            rel = tsv.relative_to(bench)
+            parts = rel.parts[1:]  # <setup>/<rule>/<job>.tsv or <setup>/<rule>.tsv
+            rows.append({"rule": parts[0] if len(parts) > 1 else rel.stem, **b})
+    jobs = pd.DataFrame(rows)
+    table = jobs.groupby("rule").agg(jobs=("seconds", "count"), total_s=("seconds", "sum"),
+                                     mean_s=("seconds", "mean"), max_s=("seconds", "max"),
+                                     peak_rss_mb=("max_rss_mb", "max"))
+    return table.sort_values("total_s", ascending=False).round(1).reset_index()
+
+
+def _ci(row, metric: str, prefix: str = "") -> str:
+    return f"{row[prefix + metric]:+.3f}" if prefix else \
+        f"{row[metric]:.3f} [{row[metric + '_low']:.3f}, {row[metric + '_high']:.3f}]"
+
+
+def study_rows(results: Path) -> pd.DataFrame:
+    """Every compared variant of every study: score, difference to its baseline, Holm verdict, MDE."""
+    rows = []
+    for csv in sorted(results.glob("*/studies/*/table.csv")):
+        table = pd.read_csv(csv)
+        for _, row in table.iterrows():
+            entry = {"study": csv.parent.name, "variant": row["variant"], "exact match [95% CI]": _ci(row, "exact_match"),
+                     "answer loss": f"{row['heldout_answer_loss']:.3f}"}
+            if isinstance(row.get("baseline"), str):
+                entry.update({
+                    "vs baseline": f"{row['diff_exact_match']:+.3f} [{row['diff_exact_match_low']:+.3f}, "
+                                   f"{row['diff_exact_match_high']:+.3f}] ({row['baseline']})",
+                    "Holm p": f"{row['diff_exact_match_p_holm']:.3g}",
+                    "verdict": verdict(row, "exact_match"), "MDE": f"{row['mde_exact_match']:.3f}"})
+            rows.append(entry)
+    return pd.DataFrame(rows).fillna("")
+
+
+def compare(a: Path, b: Path) -> pd.DataFrame:
+    rows = []
+    for csv in sorted(a.glob("*/studies/*/table.csv")):
+        other = b / csv.relative_to(a)
+        if not other.exists():
+            continue
+        left, right = pd.read_csv(csv).set_index("variant"), pd.read_csv(other).set_index("variant")
+        for variant, row in left.iterrows():
+            if not isinstance(row.get("baseline"), str) or variant not in right.index:
+                continue
+            mine, theirs = verdict(row, "exact_match"), verdict(right.loc[variant], "exact_match")
+            rows.append({"study": csv.parent.name, "variant": variant, "baseline": row["baseline"],
+                         "A: diff, verdict": f"{row['diff_exact_match']:+.3f} {mine}",
+                         "B: diff, verdict": f"{right.loc[variant, 'diff_exact_match']:+.3f} {theirs}",
+                         "same verdict": "yes" if mine == theirs else "NO"})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="results/bench/full_run.md")
+    p.add_argument("--env", action="append", default=[], help="KEY=VALUE for the workflow's environment")
+    p.add_argument("--config", nargs="*", default=[], help="passed to snakemake --config")
+    p.add_argument("--summarise-only", action="store_true", help="summarise the finished run under results/")
+    p.add_argument("--compare", nargs=2, metavar=("RESULTS_A", "RESULTS_B"))
+    a = p.parse_args(argv)
+    if a.compare:
+        table = compare(Path(a.compare[0]), Path(a.compare[1]))
+        text = (f"# Verdicts: {a.compare[0]} (A) vs {a.compare[1]} (B)\n\n" + table.to_markdown(index=False)
+                + f"\n\n{(table['same verdict'] == 'yes').sum()} of {len(table)} comparisons agree.\n")
+        write_text(Path(a.out), text)
+        print(text)
+        return 0
+    env = {**os.environ, **dict(kv.split("=", 1) for kv in a.env)}
+    wall = None
+    if not a.summarise_only:
+        cmd = ["snakemake", "--cores", "all"] + (["--config", *a.config] if a.config else [])
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, env=env)
+        wall = time.perf_counter() - started
+        if proc.returncode:
+            print(f"snakemake failed (exit {proc.returncode}) after {wall:.0f} s", file=sys.stderr)
+            return proc.returncode
+    # the machine as the jobs saw it (a run's metadata: kernel variables apply to the jobs)
+    first = next(iter(sorted(Path("results").glob("*/runs/*/run.json"))), None)
+    machine = json.loads(first.read_text())["environment"] if first else environment()
+    lines = ["# Full workflow run", ""]
+    if wall is not None:
+        lines.append(f"`snakemake --cores all{' --config ' + ' '.join(a.config) if a.config else ''}`: "
+                     f"**{wall / 60:.1f} min** wall ({wall:.0f} s)" + (f", with {' '.join(a.env)}" if a.env else ""))
+    lines += ["", f"Machine: {machine['cpu_model']}, torch CPU capability {machine['cpu_capability']}, "
+              f"{os.cpu_count()} cores, kernel variables {machine.get('kernel_env') or 'none'}; "
+              f"git commit {machine['git_commit']}", "",
+              "## Jobs (Snakemake benchmark files)", "", per_rule(Path("results/benchmarks")).to_markdown(index=False),
+              "", "## Studies (exact match; verdicts Holm-adjusted)", "",
+              study_rows(Path("results")).to_markdown(index=False), ""]
+    write_text(Path(a.out), "\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
