@@ -16,8 +16,8 @@ def model_and_tokenizer(tmp_path_factory):
 
     from mawt import load_model
 
-    cfg = MicroConfig(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=800, steps=60,
-                      batch_size=32, difficulty=1)
+    cfg = MicroConfig(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=800, steps=120,
+                      batch_size=32, difficulty=1, vocabulary="words")  # words: learns to answer (and stop) fast
     path = pretrain(cfg, tmp_path_factory.mktemp("eval") / "model", log_steps=60)
     model = patch_model(load_model(path), MAWTConfig(depth=2, mixer="grpo", init_noise=0.2)).eval()
     return model, AutoTokenizer.from_pretrained(path)
@@ -25,7 +25,7 @@ def model_and_tokenizer(tmp_path_factory):
 
 def test_teacher_forced_exact_match_equals_greedy_generation_on_every_item(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    rows = puzzles.generate(48, ["reverse", "drop_first", "shift"], difficulty=1, seed=5)
+    rows = puzzles.generate(48, ["reverse", "drop_first", "shift"], difficulty=1, seed=5, distinct=False)
     own = generate_answers(model, tokenizer, [r["challenge"] for r in rows], batch_size=16, max_new_tokens=12)
     # Adversarial golds: a third are the model's own greedy answer (greedy must reproduce them), a third
     # its answer in upper case (exact match after normalisation, but not token for token), a third the
@@ -51,7 +51,7 @@ def test_teacher_forced_exact_match_equals_greedy_generation_on_every_item(model
 
 def test_selector_statistics_cover_every_item_at_answer_positions(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    rows = puzzles.generate(40, ["reverse"], difficulty=1, seed=6)
+    rows = puzzles.generate(40, ["reverse"], difficulty=1, seed=6, distinct=False)
     losses, greedy, selection = teacher_forced(model, tokenizer, rows, max_length=128, batch_size=16)
     usage = [selection[f"depth_usage_{d}"] for d in range(2)]
     assert sum(usage) == pytest.approx(1.0, abs=1e-6)

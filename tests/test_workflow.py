@@ -58,18 +58,18 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     counts = job_counts(proc.stdout)
     # Distinct run configs x 3 seeds, identical runs of different studies trained once:
     #   shared by every study: plain, gated, GRPO D=4 (token credit, grpo advantage);
-    #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: 5 more credit x advantage cells;
-    #   micro: tasks adds plain, grpo, softmax on later_letter (its own split);
-    #   paper: freezing adds last:2, mawt only, all, layer -2 and their 4 plain counterparts.
-    configs = {"micro": 3 + 2 + 3 + 5 + 3, "paper": 3 + 2 + 3 + 5 + 8}[setup]
-    splits = {"micro": 2, "paper": 1}[setup]
+    #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: sequence, exact, token + rloo;
+    #   paper: freezing adds last:2, mawt only, all, layer -2 and their 4 plain counterparts
+    #   (micro leaves freezing and tasks out of its default studies: workflow/setups/micro.yaml).
+    configs = {"micro": 3 + 2 + 3 + 3, "paper": 3 + 2 + 3 + 3 + 8}[setup]
+    splits = 1
     assert counts["train"] == counts["run_config"] == 3 * configs
     assert counts["eval_heldout"] == splits  # the untuned base on each split (runs evaluate in their train job)
     lm_seeds = {"micro": 1, "paper": 3}[setup]  # micro.yaml: lm_eval.seeds [0]
     assert counts["lm_eval"] == lm_seeds * configs + splits
     assert counts["prepare_data"] == counts["data_config"] == splits
-    assert counts["study_table"] == 4 and counts["report"] == 1
-    # the report's heatmaps: the first MAWT run of each study; mixing's, tasks' and freezing's are one run
+    assert counts["study_table"] == {"micro": 3, "paper": 4}[setup] and counts["report"] == 1
+    # the report's heatmaps: the first MAWT run of each study; mixing's and freezing's are one run
     assert counts["attention_example"] == 3
     assert "pretrain_micro" not in counts  # the micro base is the shipped asset
     assert not (tmp_path / "results").exists(), "a dry run writes nothing"
@@ -119,7 +119,7 @@ def test_lint_is_clean(tmp_path):
 def test_slurm_profile_dry_run(tmp_path):
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), setup="paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout)["train"] == 3 * (3 + 2 + 3 + 5 + 8)
+    assert job_counts(proc.stdout)["train"] == 3 * (3 + 2 + 3 + 3 + 8)
 
 
 @pytest.mark.parametrize(
@@ -200,4 +200,4 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    assert counts["report"] == 1 and counts["train"] == 48 and counts["lm_eval"] == 16 + 2
+    assert counts["report"] == 1 and counts["train"] == 33 and counts["lm_eval"] == 11 + 1
