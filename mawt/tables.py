@@ -184,7 +184,9 @@ def _base_rows(index: dict) -> tuple[list[dict], dict, dict, str]:
     The study's first split's base is `base (untuned)` with run id `base`; another split's is
     e.g. `base (untuned, later_letter)` with run id `base-<data id>`."""
     bases = index.get("bases") or {None: index["base"]}
-    first = next(iter(bases))
+    # the study's own split first (`index["base"]`): JSON may have sorted the others around it
+    first = next((d for d, b in bases.items() if b == index["base"]), next(iter(bases)))
+    bases = {first: bases[first], **{d: b for d, b in bases.items() if d != first}}
     rows, items, environments = [], {}, {}
     for data, base in bases.items():
         held = _read(base["heldout"])
