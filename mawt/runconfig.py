@@ -1,6 +1,6 @@
 """`RunConfig`: everything one fine-tuning run needs, read from a YAML file.
 
-    base_model: results/micro/base      # a save_pretrained directory or a hub id
+    base_model: assets/micro_base       # a save_pretrained directory or a hub id
     data: {source: synthetic, families: [reverse, drop_first], steps: 2}
     mawt: {depth: 4, mixer: grpo}        # null: no MAWT (plain fine-tuning)
     trainable: last
@@ -79,7 +79,7 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    base_model: str = "results/micro/base"
+    base_model: str = "assets/micro_base"  # the shipped micro base
     tokenizer: str | None = None  # default: the base model's directory / id
     trust_remote_code: bool = False  # never on unless a setup says so explicitly
     data: DataConfig = field(default_factory=DataConfig)
