@@ -134,14 +134,6 @@ def preflight(cfg: RunConfig) -> None:
         raise nothing_to_train(cfg.trainable)
 
 
-def answer_loss(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32) -> float:
-    """Mean teacher-forced cross-entropy of the answer tokens (eval mode), per item then over items."""
-    from .evaluate import teacher_forced
-
-    losses = teacher_forced(model, tokenizer, rows, max_length, batch_size)[0]
-    return sum(losses) / max(len(losses), 1)
-
-
 def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop log lines written after the checkpoint we resume from (and a torn last line)."""
     if path.exists():
