@@ -19,12 +19,18 @@ report: "workflow/report/workflow.rst"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+wildcard_constraints:
+    run="[0-9a-f]{12}|base-[0-9a-f]{8}",  # a trained run, or the untuned base on one data split
+    ev="[0-9a-f]{8}",  # an eval config
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/base.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/demo.smk"
+
 
 
 rule all:

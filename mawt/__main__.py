@@ -55,6 +55,13 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_standin(args: argparse.Namespace) -> int:
+    from .standin import build
+
+    print(f"stand-in base model written to {build(Path(args.out), layers=args.layers, seed=args.seed)}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from .run import train_run
     from .runconfig import load_run_config
@@ -88,9 +95,10 @@ def _prepare_data(args: argparse.Namespace) -> int:
 
 def _lm_eval(args: argparse.Namespace) -> int:
     from .lmeval import run_lm_eval
+    from .runconfig import load_eval_config
 
     result = run_lm_eval(Path(args.model), args.tasks, Path(args.out), heldout=args.heldout, limit=args.limit,
-                         batch_size=args.batch_size, device=args.device)
+                         eval_cfg=load_eval_config(args.eval_config), device=args.device)
     print(json.dumps(result["tasks"], indent=2))
     return 0
 
@@ -125,11 +133,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _eval_heldout(args: argparse.Namespace) -> int:
     from .run import eval_heldout
+    from .runconfig import load_eval_config
 
-    result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), args.batch_size,
-                          args.max_new_tokens, args.max_length)
-    print(json.dumps({k: result[k] for k in ("n", "exact_match", "challenge_metric", "heldout_answer_loss")},
-                     indent=2))
+    result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), load_eval_config(args.eval_config),
+                          args.device)
+    print(json.dumps({k: result[k] for k in ("n", "exact_match", "challenge_metric", "challenge_strict",
+                                             "closed_think_rate", "truncation_rate", "mean_output_tokens",
+                                             "heldout_answer_loss")}, indent=2))
     return 0
 
 
@@ -148,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     pre.add_argument("--out", required=True, help="directory for save_pretrained")
     pre.set_defaults(func=_pretrain_micro)
 
+    std = sub.add_parser("build-standin", help="the 1.5B's stand-in: its attention geometry, few layers, "
+                         "random bf16 weights, the shipped R1-style tokenizer (mawt/standin.py)")
+    std.add_argument("--out", required=True, help="directory for save_pretrained")
+    std.add_argument("--layers", type=int, default=2)
+    std.add_argument("--seed", type=int, default=0)
+    std.set_defaults(func=_build_standin)
+
     train = sub.add_parser("train", help="fine-tune one run (patch, freeze, train, save)")
     train.add_argument("--config", required=True, help="run YAML (see mawt/runconfig.py)")
     train.add_argument("--out", required=True, help="run directory (resumes from its last checkpoint)")
@@ -158,9 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--model", required=True, help="save_pretrained directory (MAWT or plain)")
     ev.add_argument("--heldout", required=True, help="held-out rows (JSONL, e.g. RUN/data/heldout.jsonl)")
     ev.add_argument("--out", required=True, help="JSON with per-item predictions and scores")
-    ev.add_argument("--batch-size", type=int, default=32)
-    ev.add_argument("--max-new-tokens", type=int, default=24)
-    ev.add_argument("--max-length", type=int, default=128, help="tokens of prompt + answer (the run's train.max_length)")
+    ev.add_argument("--eval-config", help="YAML of EvalConfig fields (a run's `eval:` section; default: defaults)")
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ev.set_defaults(func=_eval_heldout)
 
     prep = sub.add_parser("prepare-data", help="load and split the data: train/heldout JSONL + manifest")
@@ -177,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     lm.add_argument("--heldout", help="held-out JSONL for the verbal_heldout task")
     lm.add_argument("--out", required=True)
     lm.add_argument("--limit", type=int)
-    lm.add_argument("--batch-size", type=int, default=8)
+    lm.add_argument("--eval-config", help="YAML of EvalConfig fields: budget, sampling, thinking, batch size")
     lm.add_argument("--device", default="cpu")
     lm.set_defaults(func=_lm_eval)
 

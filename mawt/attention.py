@@ -87,7 +87,9 @@ def row_stats(scores: torch.Tensor, allowed: torch.Tensor, heads: int) -> torch.
     shifted = scores.sub_(scores.amax(-1, keepdim=True))  # s - m, in place
     e = torch.exp(shifted)
     z = e.sum(-1)  # (B, HD, Lb)
-    entropy = torch.log(z) - torch.einsum("...k,...k->...", e, shifted) / z
+    # elementwise, not einsum: under bf16 autocast an einsum would run in bf16, where the
+    # float32 mask value MASK_MIN overflows to -inf and 0 * -inf is NaN
+    entropy = torch.log(z) - (e * shifted).sum(-1) / z
     peak = z.reciprocal()
     n_keys = allowed.sum(-1).float()  # (B, 1, Lb)
     entropy = torch.where(n_keys > 1, entropy / torch.log(n_keys).clamp_min(1e-6), torch.zeros_like(entropy))

@@ -1,15 +1,29 @@
-"""Held-out evaluation: per-item scores, answer loss and selector statistics.
+"""Held-out evaluation: per-item scores, answer loss, selector statistics, and
+the reasoning-model quantities (output length, closed thinking, truncation).
 
-Greedy exact match is decided by ONE teacher-forced forward pass: greedy decoding
-reproduces the gold answer exactly iff the argmax at every answer position (the
-final EOS included) is the gold token, because each greedy step then sees the
-same prefix as the teacher-forced pass. Generation (batched, left-padded, KV
-cache) runs only for the items where that fails: their text is what the lenient
-challenge metric, and the strict exact match after normalisation, must read.
-`tests/test_evaluate.py` checks that both give the same exact-match decision on
-every item.
+Everything is set by one `EvalConfig` (mawt/runconfig.py): budget, sampling,
+thinking mode, batch size, answer-loss length.
 
-The same forward pass gives each item's answer cross-entropy and, for MAWT
+Generation runs to EOS or the budget (`eval.max_new_tokens`), nothing else stops
+it: a reasoning model's thinking holds newlines. Per sample it records the
+generated tokens (EOS included), whether EOS came before the budget (else the
+sample is *truncated*) and whether its thinking closed; the scores are those of
+mawt.scoring: `challenge_correct` (the published checker), `challenge_strict`
+(wrong unless the thinking closed) and `exact_match`. With `n_samples` > 1
+(temperature > 0) an item's score is the mean over its samples: pass@1
+estimated from n samples (DeepSeek-R1's protocol), which the tables then treat
+as the item's score (mawt/stats.py: the samples' noise is inside the item means).
+
+Greedy exact match is decided by ONE teacher-forced forward pass when the prompt
+leaves no thinking open: greedy decoding reproduces the gold answer exactly iff
+the argmax at every answer position (the final EOS included) is the gold token,
+because each greedy step then sees the same prefix as the teacher-forced pass.
+Generation runs only for the items where that fails. `tests/test_evaluate.py`
+checks that both give the same decisions on every item. With sampling, or with
+native thinking, every item is generated.
+
+The same forward pass gives each item's answer cross-entropy (in the training
+prompt format: after an empty think block for a reasoning model) and, for MAWT
 models, the selector's statistics over every held-out item at the positions that
 predict answer tokens (what the tables label "held-out slice usage").
 """
@@ -18,28 +32,51 @@ from __future__ import annotations
 
 import torch
 
-from .data import AnswerCollator, encode_example, prompt_text
-from .scoring import challenge_correct, exact_match
+from .data import AnswerCollator, encode_example, prompt_text, think_open
+from .runconfig import EvalConfig
+from .scoring import challenge_correct, challenge_strict, exact_match, think_closed
 
 
 @torch.no_grad()
-def generate_answers(model, tokenizer, challenges: list[str], batch_size: int = 32,
-                     max_new_tokens: int = 32) -> list[str]:
-    """Greedy answers, left-padded batches, KV cache on; text after the prompt, up to eos."""
+def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> list[list[dict]]:
+    """`cfg.n_samples` answers per prompt: left-padded batches, KV cache on, stopped by EOS or
+    the budget only. Each sample: {"text": decoded answer (special tokens dropped, stripped),
+    "tokens": generated tokens incl. EOS, "eos": whether EOS came within the budget}."""
     model.eval()
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    answers = []
+    eos = tokenizer.eos_token_id
+    samples: list[list[dict]] = []
     try:
-        for i in range(0, len(challenges), batch_size):
-            prompts = [prompt_text(tokenizer, c) for c in challenges[i : i + batch_size]]
-            enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            answers += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        for i in range(0, len(prompts), cfg.batch_size):
+            enc = tokenizer(prompts[i : i + cfg.batch_size], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(model.device)
+            sampling = {"do_sample": True, "temperature": float(cfg.temperature), "top_p": float(cfg.top_p),
+                        "top_k": 0} if not cfg.greedy else {"do_sample": False}
+            if not cfg.greedy:
+                torch.manual_seed(cfg.seed * 1_000_003 + i)  # a batch's draws depend only on the config
+            out = model.generate(**enc, max_new_tokens=cfg.max_new_tokens, use_cache=True,
+                                 num_return_sequences=cfg.n_samples, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=eos, **sampling)
+            new = out[:, enc["input_ids"].shape[1] :].tolist()
+            for j in range(0, len(new), cfg.n_samples):
+                group = []
+                for ids in new[j : j + cfg.n_samples]:
+                    ended = eos in ids
+                    ids = ids[: ids.index(eos) + 1] if ended else ids
+                    text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                    group.append({"text": text, "tokens": len(ids), "eos": ended})
+                samples.append(group)
     finally:
         tokenizer.padding_side = side
-    return [a.strip() for a in answers]
+    return samples
+
+
+def generate_answers(model, tokenizer, challenges: list[str], cfg: EvalConfig | None = None) -> list[str]:
+    """The first sample's answer text per challenge, in the evaluation's prompt format."""
+    cfg = cfg or EvalConfig()
+    prompts = [prompt_text(tokenizer, c, cfg.thinking) for c in challenges]
+    return [group[0]["text"] for group in generate(model, tokenizer, prompts, cfg)]
 
 
 def _selection_sums(model, predicts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
@@ -66,11 +103,8 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
     losses, greedy = [], []
     usage, entropy, count = None, None, 0
     for i in range(0, len(rows), batch_size):
-        encoded = [encode_example(tokenizer, r, max_length) for r in rows[i : i + batch_size]]
-        for j, e in enumerate(encoded):
-            if all(label == -100 for label in e["labels"]):
-                raise ValueError(f"held-out row {i + j}: the prompt alone is longer than max_length={max_length} "
-                                 "tokens, so its answer would not be scored; raise train.max_length")
+        encoded = [encode_example(tokenizer, r, max_length, "eval.max_length", i + j)
+                   for j, r in enumerate(rows[i : i + batch_size])]
         batch = {k: v.to(model.device) for k, v in collate(encoded).items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
         labels = batch["labels"][:, 1:]  # position t predicts token t + 1
@@ -92,39 +126,77 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
     return losses, greedy, selection
 
 
-def evaluate_heldout(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32,
-                     max_new_tokens: int = 24) -> dict:
-    """Both scores per item (generation only where the teacher-forced pass says greedy != gold)."""
-    losses, greedy, selection = teacher_forced(model, tokenizer, rows, max_length, batch_size)
-    todo = [i for i, ok in enumerate(greedy) if not ok]
-    generated = dict(zip(todo, generate_answers(model, tokenizer, [rows[i]["challenge"] for i in todo],
-                                                batch_size, max_new_tokens), strict=True))
-    predictions = []
+def check_budget(tokenizer, rows: list[dict], cfg: EvalConfig) -> None:
+    """The budget must at least fit every gold answer and its EOS (checked before any work)."""
+    longest = max((len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) + 1 for r in rows), default=0)
+    if cfg.max_new_tokens < longest:
+        raise ValueError(f"eval.max_new_tokens={cfg.max_new_tokens} is below the longest held-out answer "
+                         f"({longest} tokens with EOS): no sample could finish; raise eval.max_new_tokens")
+
+
+def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dict:
+    """Scores, reasoning quantities and answer loss per item, their means, and the selector statistics."""
+    check_budget(tokenizer, rows, cfg)
+    for j, r in enumerate(rows):  # every answer-loss example fits: refused here, before any work
+        encode_example(tokenizer, r, cfg.max_length, "eval.max_length", j)
+    losses, greedy, selection = teacher_forced(model, tokenizer, rows, cfg.max_length, cfg.batch_size)
+    opened = think_open(tokenizer, cfg.thinking)
+    shortcut = cfg.greedy and not opened  # greedy == gold is then decided by the teacher-forced pass
+    todo = [i for i, ok in enumerate(greedy) if not (shortcut and ok)]
+    prompts = [prompt_text(tokenizer, rows[i]["challenge"], cfg.thinking) for i in todo]
+    generated = dict(zip(todo, generate(model, tokenizer, prompts, cfg), strict=True))
+    items = []
     for i, r in enumerate(rows):
         if i in generated:
-            predictions.append(generated[i])
+            samples = generated[i]
         else:  # greedy decoding emits exactly the gold tokens, then EOS
             ids = tokenizer(r["answer"], add_special_tokens=False)["input_ids"]
-            predictions.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
-    result = score_items(rows, predictions)
-    for item, loss, ok in zip(result["items"], losses, greedy, strict=True):
+            samples = [{"text": tokenizer.decode(ids, skip_special_tokens=True).strip(), "tokens": len(ids) + 1,
+                        "eos": True}]
+        items.append(score_samples(r, samples, opened))
+    for item, loss, ok in zip(items, losses, greedy, strict=True):
         item.update(answer_loss=loss, greedy_gold=ok)
-    result.update(heldout_answer_loss=sum(losses) / max(len(losses), 1), generated=len(todo), selection=selection)
+    result = aggregate(items)
+    result.update(heldout_answer_loss=sum(losses) / max(len(losses), 1), generated=len(todo) * cfg.n_samples,
+                  selection=selection, think_open=opened, eval=dict(cfg.__dict__))
     return result
 
 
-def score_items(rows: list[dict], predictions: list[str]) -> dict:
-    """Per-item records and the two aggregate scores (fractions in [0, 1])."""
-    items = [
-        {"challenge": r["challenge"], "answer": r["answer"], "prediction": p,
-         "exact_match": exact_match(p, r["answer"]), "challenge_correct": challenge_correct(p, r["answer"]),
-         **({"family": r["family"]} if "family" in r else {})}
-        for r, p in zip(rows, predictions, strict=True)
-    ]
+ITEM_SCORES = ("exact_match", "challenge_correct", "challenge_strict")  # per sample 0/1; per item their mean
+ITEM_REASONING = ("think_closed", "truncated", "output_tokens")
+
+
+def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
+    """One item's record: its samples scored, and per-item means over the samples."""
+    gold = row["answer"]
+    scored = [{"prediction": s["text"], "tokens": s["tokens"], "eos": s["eos"],
+               "think_closed": think_closed(s["text"], opened),
+               "exact_match": exact_match(s["text"], gold), "challenge_correct": challenge_correct(s["text"], gold),
+               "challenge_strict": challenge_strict(s["text"], gold, opened)} for s in samples]
+    n = len(scored)
+    item = {"challenge": row["challenge"], "answer": gold, "prediction": scored[0]["prediction"],
+            **{k: row[k] for k in ("family", "ID") if k in row}}
+    item.update({k: sum(float(s[k]) for s in scored) / n for k in ITEM_SCORES})
+    item.update(think_closed=sum(s["think_closed"] for s in scored) / n,
+                truncated=sum(not s["eos"] for s in scored) / n,
+                output_tokens=sum(s["tokens"] for s in scored) / n)
+    if n > 1:
+        item["samples"] = scored
+    return item
+
+
+# aggregate key in heldout.json -> per-item key
+AGGREGATES = {"exact_match": "exact_match", "challenge_metric": "challenge_correct",
+              "challenge_strict": "challenge_strict", "closed_think_rate": "think_closed",
+              "truncation_rate": "truncated", "mean_output_tokens": "output_tokens"}
+
+
+def aggregate(items: list[dict]) -> dict:
     n = max(len(items), 1)
-    return {
-        "n": len(items),
-        "exact_match": sum(i["exact_match"] for i in items) / n,
-        "challenge_metric": sum(i["challenge_correct"] for i in items) / n,
-        "items": items,
-    }
+    return {"n": len(items), **{k: sum(i[v] for i in items) / n for k, v in AGGREGATES.items()}, "items": items}
+
+
+def score_items(rows: list[dict], predictions: list[str], opened: bool = False) -> dict:
+    """Per-item records and aggregates for given single answers (each counted as finished)."""
+    return aggregate([score_samples(r, [{"text": p, "tokens": 0, "eos": True}], opened)
+                      for r, p in zip(rows, predictions, strict=True)])

@@ -1,25 +1,34 @@
 """Evaluate a checkpoint with lm-evaluation-harness' own Python API.
 
-    run_lm_eval("RUN/model", ["verbal_heldout"], "RUN/lmeval.json", heldout="RUN/data/heldout.jsonl")
-    python -m mawt.lmeval --model RUN/model --tasks verbal_heldout --heldout RUN/data/heldout.jsonl --out X.json
+    run_lm_eval("RUN/model", ["verbal_heldout"], "RUN/lmeval.json", heldout="RUN/data/heldout.jsonl",
+                eval_cfg=EvalConfig(...))
+    python -m mawt.lmeval --model RUN/model --tasks verbal_heldout,verbal_choice \
+        --heldout RUN/data/heldout.jsonl --eval-config eval.yaml --out X.json
 
-The local tasks live in workflow/lmeval (`verbal_heldout`: greedy answers on the
-held-out split, scored with mawt.scoring). The held-out file reaches the task as
-lm-eval task metadata (`heldout`), which lm-eval hands to the task's
-`custom_dataset` loader; on the lm_eval command line that is `--metadata heldout=PATH`.
-Without network access only local tasks (or ones with cached datasets) load.
+The local tasks live in workflow/lmeval: `verbal_heldout` generates answers on the
+held-out split exactly as mawt.evaluate does (prompts of mawt.data.prompt_text, chat
+template and thinking mode included; stop at EOS or the budget only; mawt.scoring's
+exact_match, challenge_metric, challenge_strict; pass@1 over eval.n_samples samples);
+`verbal_choice` is the same items as multiple choice (log-likelihood path, acc and
+acc_norm). Budget, sampling, seed, thinking mode and batch size come from one
+`EvalConfig` (mawt/runconfig.py). The held-out file, the tokenizer (the model
+directory) and the thinking mode reach the tasks as lm-eval task metadata (`heldout`,
+`tokenizer`, `thinking`), which lm-eval hands to the tasks' `custom_dataset` loader; on
+the lm_eval command line that is `--metadata`. Without network access only local tasks
+(or ones with cached datasets) load.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 from . import atomic
+from .runconfig import EvalConfig
 
 LMEVAL_DIR = Path(__file__).resolve().parents[1] / "workflow" / "lmeval"
 
@@ -37,7 +46,7 @@ def _task_objects(manager: Any, tasks: list[str]) -> list[Any]:
                 f"lm-eval task {name!r} could not be loaded ({type(err).__name__}: {msg}). "
                 f"Offline only local tasks work: those in {LMEVAL_DIR} (e.g. 'verbal_heldout') "
                 "or lm-eval tasks whose datasets are already in the local Hugging Face cache. "
-                "verbal_heldout reads `heldout` (default: data/heldout.jsonl in the working directory)."
+                "The local tasks read `heldout` (default: data/heldout.jsonl in the working directory)."
             ) from None
         if name in loaded.get("groups", {}):
             objects.append(loaded["groups"][name])
@@ -59,67 +68,134 @@ def _numeric_metrics(task_results: dict) -> dict[str, float]:
     return {(k.partition(",")[0] if single else k): v for k, v in items.items()}
 
 
+def gen_kwargs(cfg: EvalConfig) -> dict[str, Any]:
+    """lm-eval generation kwargs of an EvalConfig (simple_evaluate's `gen_kwargs`, merged into every
+    generate_until task's own): the whole budget, and greedy or mawt.evaluate.generate's sampling
+    (temperature, top_p, no top-k cut). `until` is the task's (verbal_heldout: none, EOS only)."""
+    if cfg.greedy:
+        return {"max_gen_toks": cfg.max_new_tokens, "do_sample": False}
+    return {"max_gen_toks": cfg.max_new_tokens, "do_sample": True, "temperature": float(cfg.temperature),
+            "top_p": float(cfg.top_p), "top_k": 0}
+
+
+def load_eval_config(path: str | Path) -> EvalConfig:
+    """An EvalConfig from a YAML mapping of its fields (unknown keys, bad values: ValueError)."""
+    import yaml
+
+    from .runconfig import _build, yaml_problem
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"eval config {str(path)!r}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"eval config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
+    if isinstance(data, dict) and set(data) == {"eval"}:  # a run config's `eval:` section alone
+        data = data["eval"]
+    return _build(EvalConfig, data, str(path))
+
+
 def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
-                heldout: str | Path | None = None, limit: int | None = None, batch_size: int = 8,
-                device: str = "cpu") -> dict:
+                heldout: str | Path | None = None, limit: int | None = None,
+                eval_cfg: EvalConfig | None = None, device: str = "cpu") -> dict:
     """Run lm_eval.simple_evaluate on a (MAWT or plain) checkpoint; write the scores to out_json.
 
-    Returns the written dict ({"tasks": {task: {metric: v, metric_stderr: s}}, "n": {task: docs},
-    "lm_eval_version", "model"}) plus, in memory only, "responses": {generate_until task:
-    [its filtered output per doc, in doc order]}.
+    Settings from `eval_cfg` (default EvalConfig()): batch size, budget and sampling of every
+    generate_until task (gen_kwargs), seeds, and for the local tasks the thinking mode and
+    `repeats` = n_samples. Returns the written dict ({"tasks": {task: {metric: v, metric_stderr: s}},
+    "n": {task: docs}, "lm_eval_version", "model", "eval": the EvalConfig}) plus, in memory only,
+    "responses": {generate_until task: per doc in doc order its filtered output (a list of all
+    samples when n_samples > 1)} and "loglikelihoods": {multiple_choice task: per doc the
+    log-likelihood of each choice, in choice order}.
     """
     import lm_eval
     from lm_eval.models.huggingface import HFLM
+    from lm_eval.models.utils import resolve_max_length
     from lm_eval.tasks import TaskManager
     from transformers import AutoTokenizer
 
     from .patching import load_model
 
+    cfg = eval_cfg if eval_cfg is not None else EvalConfig()
     local = TaskManager(include_path=str(LMEVAL_DIR), include_defaults=False).all_tasks
     only_local = all(t in local for t in tasks)
-    manager = TaskManager(include_path=str(LMEVAL_DIR), include_defaults=not only_local,
-                          metadata={"heldout": str(Path(heldout).resolve())} if heldout else None)
+    metadata = {"tokenizer": str(model_dir), "thinking": cfg.thinking}
+    if heldout:
+        metadata["heldout"] = str(Path(heldout).resolve())
+    manager = TaskManager(include_path=str(LMEVAL_DIR), include_defaults=not only_local, metadata=metadata)
     task_objects = _task_objects(manager, tasks)
+    for task in task_objects:  # samples per doc: our tasks average them; others' filters would drop them
+        config = getattr(task, "config", None)
+        if config is not None and config.task in local and config.output_type == "generate_until":
+            task.set_config(key="repeats", value=cfg.n_samples)
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if getattr(tokenizer, "chat_template", None) and "verbal_heldout" in tasks:
-        warnings.warn("the tokenizer has a chat template: mawt prompts through it, verbal_heldout does not "
-                      "(plain '{challenge}\\nAnswer: '), so its scores are not those of `mawt eval-heldout`",
-                      stacklevel=2)
     model = load_model(model_dir).to(device).eval()
-    # add_bos_token=False: prompts are tokenised as in training (mawt.data, add_special_tokens=False).
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, add_bos_token=False)
+    # As mawt.evaluate.generate: EOS is the tokenizer's, whatever the checkpoint's generation config lists.
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    # HFLM keeps max_length - max_gen_toks tokens of a generation context (left-truncating the rest)
+    # and refuses a budget >= max_length; mawt cuts nothing: room for the model's whole window + budget.
+    window = resolve_max_length(model.config, tokenizer, default=HFLM._DEFAULT_MAX_LENGTH)
+    # add_bos_token=False: prompts are tokenised as in mawt (add_special_tokens=False; a chat template
+    # writes its BOS itself).
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size, device=device,
+              add_bos_token=False, max_length=window + cfg.max_new_tokens)
     results = lm_eval.simple_evaluate(model=lm, tasks=task_objects, task_manager=manager, limit=limit,
-                                      log_samples=True)
+                                      log_samples=True, gen_kwargs=gen_kwargs(cfg), random_seed=cfg.seed,
+                                      numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
+                                      fewshot_random_seed=cfg.seed)
 
     summary = {
         "tasks": {name: _numeric_metrics(res) for name, res in results["results"].items()},
         "n": {name: int(c["effective"]) for name, c in results["n-samples"].items()},
         "lm_eval_version": lm_eval.__version__,
         "model": str(model_dir),
+        "eval": dataclasses.asdict(cfg),
     }
     out = Path(out_json)
     atomic.write_json(out, summary)
-    responses = {name: [s["filtered_resps"][0] for s in sorted(samples, key=lambda s: s["doc_id"])]
-                 for name, samples in results.get("samples", {}).items()
-                 if results["configs"][name].get("output_type") == "generate_until"}
-    return {**summary, "responses": responses}
+    responses, loglikelihoods = {}, {}
+    for name, samples in results.get("samples", {}).items():
+        ordered = sorted(samples, key=lambda s: s["doc_id"])
+        kind = results["configs"][name].get("output_type")
+        if kind == "generate_until":
+            responses[name] = [_doc_responses(s["filtered_resps"][0]) for s in ordered]
+        elif kind == "multiple_choice":
+            loglikelihoods[name] = [[float(choice[0][0]) for choice in s["resps"]] for s in ordered]
+    return {**summary, "responses": responses, "loglikelihoods": loglikelihoods}
+
+
+def _doc_responses(filtered: Any) -> Any:
+    """A doc's filtered output: its one response, or the list of its samples."""
+    if isinstance(filtered, list) and len(filtered) == 1:
+        return filtered[0]
+    return filtered
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m mawt.lmeval", description=run_lm_eval.__doc__)
+    p = argparse.ArgumentParser(prog="python -m mawt.lmeval", description=run_lm_eval.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="checkpoint directory (MAWT or plain)")
-    p.add_argument("--tasks", required=True, help="comma-separated lm-eval task names, e.g. verbal_heldout")
-    p.add_argument("--heldout", help="held-out JSONL read by verbal_heldout (e.g. RUN/data/heldout.jsonl)")
+    p.add_argument("--tasks", required=True,
+                   help="comma-separated lm-eval task names, e.g. verbal_heldout,verbal_choice")
+    p.add_argument("--heldout", help="held-out JSONL read by the local tasks (e.g. RUN/data/heldout.jsonl)")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--limit", type=int, help="at most this many docs per task")
-    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--eval-config", dest="eval_config",
+                   help="YAML mapping of EvalConfig fields (batch_size, max_new_tokens, temperature, top_p, "
+                        "n_samples, seed, thinking, max_length), or a file with only an `eval:` section; "
+                        "default EvalConfig()")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
-    result = run_lm_eval(a.model, [t for t in a.tasks.split(",") if t], a.out, a.heldout, a.limit, a.batch_size,
-                         a.device)
+    try:
+        cfg = load_eval_config(a.eval_config) if a.eval_config else EvalConfig()
+    except ValueError as err:
+        p.error(str(err))
+    result = run_lm_eval(a.model, [t for t in a.tasks.split(",") if t], a.out, heldout=a.heldout, limit=a.limit,
+                         eval_cfg=cfg, device=a.device)
     print(json.dumps({k: result[k] for k in ("tasks", "n")}, indent=2, sort_keys=True))
 
 

@@ -16,7 +16,7 @@ import torch
 from . import atomic
 from .data import AnswerCollator, encode_example, load_rows, read_jsonl, split, write_split
 from .patching import freeze, patch_model
-from .runconfig import RunConfig
+from .runconfig import EvalConfig, RunConfig
 
 PACKAGES = ("torch", "transformers", "accelerate", "datasets", "tokenizers", "lm-eval", "numpy", "pandas",
             "snakemake", "mawt")
@@ -92,6 +92,18 @@ def _unloadable(cfg: RunConfig, err: Exception) -> ValueError:
                       "offline, point base_model at a local save_pretrained directory")
 
 
+def upcast_trainable(model) -> str:
+    """Hold every trainable parameter in float32 (the master weights); frozen ones keep
+    their dtype. Under bf16 (`train.dtype: bfloat16`) the frozen weights stay bf16 and
+    compute runs in bf16 autocast (mawt.trainer), but the optimiser updates float32
+    weights: a bf16 weight would round away every Adam step below half its ulp
+    (at lr 1e-5, most of them on A_d = I + noise). Returns the trainable dtype's name."""
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    return "float32"
+
+
 def load_base(cfg: RunConfig, device: str):
     """Tokenizer and base model (safetensors only); `preflight` has checked the source."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -126,7 +138,7 @@ def preflight(cfg: RunConfig) -> None:
         return
     if cfg.mawt is not None:
         layers = _resolve_layers(cfg.mawt.layers, n)  # the same checks patch_model makes
-        if cfg.mawt.mixer == "grpo" and cfg.mawt.depth > 1:
+        if cfg.uses_grpo:
             from .grpo import check_credit
 
             check_credit(cfg.train.credit, layers, n)
@@ -174,10 +186,10 @@ def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
 
 def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
-    returns the run summary (also written to run.json)."""
+    returns the run summary (also written to run.json). The held-out evaluation is its
+    own step (`eval_heldout`): its settings (`eval:`) are not part of the training run."""
     from transformers import TrainingArguments, set_seed
 
-    from .evaluate import evaluate_heldout
     from .trainer import JsonlLogger, MAWTTrainer
 
     out = Path(out)
@@ -185,20 +197,22 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     preflight(cfg)
     if split_dir is not None:
         train_rows = read_jsonl(Path(split_dir) / "train.jsonl")
-        heldout_rows = read_jsonl(Path(split_dir) / "heldout.jsonl")
     else:
         parts = split(load_rows(cfg.data), cfg.data)
-        train_rows, heldout_rows = parts
+        train_rows = parts.train
     set_seed(cfg.train.seed)
     model, tokenizer = load_base(cfg, device)
+    # every example must fit train.max_length: refused (naming the row) before anything is written
+    examples = [encode_example(tokenizer, r, cfg.train.max_length, "train.max_length", i)
+                for i, r in enumerate(train_rows)]
     if cfg.mawt is not None:
         patch_model(model, cfg.mawt)
         model.to(device)
     n_trainable = freeze(model, cfg.trainable)
+    trainable_dtype = upcast_trainable(model)
     if split_dir is None:
-        write_split(train_rows, heldout_rows, cfg.data, out / "data", duplicates_removed=parts.duplicates_removed)
+        write_split(*parts, cfg.data, out / "data", duplicates_removed=parts.duplicates_removed)
 
-    examples = [encode_example(tokenizer, r, cfg.train.max_length) for r in train_rows]
     # metrics are appended here while training and become metrics.jsonl only when the run ends
     partial = out / "metrics.jsonl.partial"
     out.mkdir(parents=True, exist_ok=True)
@@ -215,12 +229,13 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         lr_scheduler_type="cosine", logging_steps=t.logging_steps,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 1, save_total_limit=1,
         report_to=report_to, seed=t.seed, data_seed=t.seed,
-        use_cpu=device == "cpu", bf16=t.dtype == "bfloat16", dataloader_num_workers=0,
+        # bf16: MAWTTrainer runs the loss in bf16 autocast itself (every path, GRPO's included);
+        # the Trainer's own mixed precision stays off so nothing casts twice
+        use_cpu=device == "cpu", bf16=False, dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-    use_grpo = cfg.mawt is not None and cfg.mawt.mixer == "grpo" and cfg.mawt.depth > 1
     trainer = MAWTTrainer(model=model, args=args, train_dataset=examples,
-                          data_collator=AnswerCollator(tokenizer.pad_token_id), run=t, use_grpo=use_grpo,
+                          data_collator=AnswerCollator(tokenizer.pad_token_id), run=t, use_grpo=cfg.uses_grpo,
                           callbacks=[JsonlLogger(partial)])
     last = _resume_point(out / "checkpoints")
     if last:
@@ -240,43 +255,51 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
         tokenizer.save_pretrained(tmp)
     partial.touch()  # (a run of 0 logged steps still gets its file)
     os.replace(partial, out / "metrics.jsonl")
-    # The held-out evaluation in the same process: the model is loaded already (a separate
-    # job would pay the imports and the load again; `eval-heldout` gives the same file).
-    held = evaluate_heldout(model, tokenizer, heldout_rows, t.max_length, cfg.eval.batch_size,
-                            cfg.eval.max_new_tokens)
-    held.update(model=str(out / "model"), environment=environment())
     summary = {
         "config": cfg.to_dict(),
         "seed": t.seed,
         "trainable_parameters": n_trainable,
+        "trainable_dtype": trainable_dtype,  # master weights the optimiser updates
+        "compute_dtype": t.dtype,  # bf16: autocast over frozen bf16 weights
         "base_model_sha256": weights_sha256(cfg.base_model),  # which base (machines pre-train different ones)
         "train_loss": _mean_logged_loss(out / "metrics.jsonl"),
         "train_seconds": train_seconds,
         "resumed_from": Path(last).name if last else None,
-        "heldout_answer_loss": held["heldout_answer_loss"],
-        "final_selection": held["selection"],  # held-out: every item, answer-predicting positions
-        "environment": held["environment"],
+        "environment": environment(),
     }
-    atomic.write_json(out / "heldout.json", held)
     atomic.write_json(out / "run.json", summary)
     return summary
 
 
-def eval_heldout(model_dir: Path, heldout: Path, out: Path, batch_size: int = 32, max_new_tokens: int = 24,
-                 max_length: int = 128) -> dict:
-    """Both scores per item, answer loss, held-out selector statistics -> JSON (mawt.evaluate)."""
+def load_checkpoint(model_dir: Path, device: str = "auto"):
+    """Tokenizer and model of a checkpoint (MAWT or plain), in the dtype its config names
+    (a bf16 run's float32 master weights are evaluated in bf16, as they were trained)."""
     from transformers import AutoTokenizer
 
-    from .evaluate import evaluate_heldout
     from .patching import load_model
 
     _check_model_source(str(model_dir))
-    rows = read_jsonl(heldout)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = load_model(model_dir, dtype="auto")
+    except OSError as err:
+        raise ValueError(f"model {str(model_dir)!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
+                         "offline, run `python -m mawt fetch` where there is network first") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_model(model_dir).to(_device("auto"))
-    result = evaluate_heldout(model, tokenizer, rows, max_length, batch_size, max_new_tokens)
+    return model.to(_device(device)), tokenizer
+
+
+def eval_heldout(model_dir: Path, heldout: Path, out: Path, cfg: EvalConfig | None = None,
+                 device: str = "auto") -> dict:
+    """Scores per item, answer loss, reasoning quantities, held-out selector statistics -> JSON
+    (mawt.evaluate). Bad settings are refused before anything is written."""
+    from .evaluate import evaluate_heldout
+
+    cfg = cfg or EvalConfig()
+    rows = read_jsonl(heldout)
+    model, tokenizer = load_checkpoint(model_dir, device)
+    result = evaluate_heldout(model, tokenizer, rows, cfg)
     result["model"] = str(model_dir)
     result["environment"] = environment()
     atomic.write_json(out, result)
@@ -298,17 +321,15 @@ def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0,
     the depth dimension is doing something.
     """
     import numpy as np
-    from transformers import AutoTokenizer
 
     from .data import prompt_text
-    from .patching import capture, load_model
+    from .patching import capture
 
-    _check_model_source(str(model_dir))
     rows = read_jsonl(heldout)
     if not 0 <= index < len(rows):
         raise ValueError(f"attention: --index {index} is out of range: {heldout} has {len(rows)} rows")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = load_model(model_dir).eval()
+    model, tokenizer = load_checkpoint(model_dir, "cpu")
+    model.eval()
     text = prompt_text(tokenizer, rows[index]["challenge"]) + rows[index]["answer"]
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     try:

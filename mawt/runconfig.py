@@ -73,8 +73,43 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    batch_size: int = 32
+    """How a checkpoint is evaluated: the single source of every evaluation setting
+    (`eval-heldout`, the answer loss and the lm-eval tasks all read it). It is not
+    part of the training run id: editing it re-runs evaluation, not training."""
+
+    batch_size: int = 32  # prompts per generation / answer-loss batch: memory vs. speed
+    # New tokens per answer, thinking included: the thinking budget of a reasoning model (the
+    # published task: 2048). A sample that reaches it without EOS is counted as truncated.
     max_new_tokens: int = 24
+    temperature: float = 0.0  # 0 = greedy (deterministic); > 0 samples (DeepSeek's protocol: 0.6)
+    top_p: float = 1.0  # nucleus sampling mass (DeepSeek: 0.95); ignored when greedy
+    n_samples: int = 1  # samples per item; the score is pass@1 averaged over them (needs temperature > 0)
+    seed: int = 0  # sampling seed (a run is determined by its configs and seeds)
+    # For chat templates that open a <think> block: `empty` answers after an empty think block
+    # (the format runs are fine-tuned in), `native` lets the model think first (its own mode).
+    thinking: str = "empty"
+    max_length: int = 128  # tokens of prompt + answer + EOS in the answer-loss pass (longer: refused)
+
+    THINKING = ("empty", "native")
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_new_tokens", "n_samples", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"eval.{name}={value!r} is invalid: must be an integer >= 1")
+        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
+            raise ValueError(f"eval.temperature={self.temperature!r} is invalid: must be >= 0 (0 = greedy)")
+        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise ValueError(f"eval.top_p={self.top_p!r} is invalid: must be in (0, 1]")
+        if self.n_samples > 1 and self.temperature == 0:
+            raise ValueError(f"eval.n_samples={self.n_samples} needs eval.temperature > 0: greedy samples are "
+                             "all the same answer")
+        if self.thinking not in self.THINKING:
+            raise ValueError(f"eval.thinking={self.thinking!r} is invalid: allowed are {', '.join(self.THINKING)}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
 
 
 @dataclass
@@ -89,19 +124,29 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        if self.mawt is not None and self.mawt.mixer == "grpo" and self.mawt.depth > 1 and self.train.group_size < 2:
+        if self.uses_grpo and self.train.group_size < 2:
             raise ValueError(
                 f"train.group_size={self.train.group_size} is invalid for mixer grpo: "
                 "group-relative advantages need at least 2 rollouts"
             )
-        if (self.mawt is not None and self.mawt.mixer == "grpo" and self.mawt.depth > 1
-                and self.train.credit == "exact" and any(i < 0 and i != -1 for i in self.mawt.layers)):
+        if (self.uses_grpo and self.train.credit == "exact" and any(i < 0 and i != -1 for i in self.mawt.layers)):
             # negative indices are known to be below the last layer without the model (absolute: preflight)
             raise ValueError(f"train.credit='exact' needs MAWT only in the last layer, but mawt.layers="
                              f"{self.mawt.layers}: use train.credit 'token' or 'sequence'")
 
+    @property
+    def uses_grpo(self) -> bool:
+        """Whether the depth choice is a sampled policy trained with GRPO (mawt/grpo.py)."""
+        return self.mawt is not None and self.mawt.mixer == "grpo" and self.mawt.depth > 1
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def training_dict(self) -> dict:
+        """The config without `eval`: what the training run id hashes (an eval-only edit keeps it)."""
+        out = self.to_dict()
+        del out["eval"]
+        return out
 
 
 _SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -158,3 +203,18 @@ def load_run_config(path: str | Path) -> RunConfig:
     except yaml.YAMLError as err:
         raise ValueError(f"run config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
     return _build(RunConfig, data, str(path))
+
+
+def load_eval_config(path: str | Path | None) -> EvalConfig:
+    """An `eval:` section on its own (EvalConfig fields), as the workflow's eval jobs read it;
+    None gives the defaults. Errors name the file and the key."""
+    if path is None:
+        return EvalConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"eval config {str(path)!r}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"eval config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
+    return _build(EvalConfig, data, f"{path} (eval)")

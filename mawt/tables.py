@@ -42,16 +42,21 @@ import pandas as pd
 from .atomic import atomic_path
 from .stats import ALPHA, bootstrap_ci, holm, paired_difference
 
-SCORES = ("exact_match", "challenge_metric")  # per-item 0/1 scores with intervals
-ITEM_KEYS = {"exact_match": "exact_match", "challenge_metric": "challenge_correct"}
+# per-item scores with intervals (0/1, or with n_samples > 1 the item's mean over its samples: pass@1)
+SCORES = ("exact_match", "challenge_metric", "challenge_strict")
+ITEM_KEYS = {"exact_match": "exact_match", "challenge_metric": "challenge_correct",
+             "challenge_strict": "challenge_strict"}
+# reasoning-model quantities of heldout.json, shown next to the scores
+REASONING = {"closed_think_rate": ("closed think", "{:.2f}"), "truncation_rate": ("truncated", "{:.2f}"),
+             "mean_output_tokens": ("output tokens", "{:.1f}")}
 BASELINE = "plain"  # the default baseline when an index entry has no `baseline` key
 BASE = "base (untuned)"
 AXES = ("depth", "mixer", "gate", "layers", "trainable", "families", "credit", "advantage", "group_size",
         "learning_rate", "steps")
 TRAIN_BATCH = "train_batch_"  # prefix of selector statistics from run.json's final_selection (fallback)
 N_SUFFIX = "__n"  # `<column>__n`: how many of the variant's runs have a value, when not all do
-LABELS = {"exact_match": "exact match", "challenge_metric": "challenge metric"}
-SHORT = {"exact_match": "EM", "challenge_metric": "CM"}
+LABELS = {"exact_match": "exact match", "challenge_metric": "challenge metric", "challenge_strict": "challenge strict"}
+SHORT = {"exact_match": "EM", "challenge_metric": "CM", "challenge_strict": "CS"}
 
 
 def _read(path) -> dict:
@@ -189,16 +194,25 @@ def _base_rows(index: dict) -> tuple[list[dict], dict, dict, str]:
     bases = {first: bases[first], **{d: b for d, b in bases.items() if d != first}}
     rows, items, environments = [], {}, {}
     for data, base in bases.items():
-        held = _read(base["heldout"])
         tag = "+".join(base.get("families") or []) or str(data)
         name, rid = (BASE, "base") if data == first else (f"{BASE[:-1]}, {tag})", f"base-{data}")
         lm = _lm_eval_columns(_read(base["lmeval"])) if base.get("lmeval") else {}
-        rows.append({"variant": name, "seed": np.nan, "run_id": rid, "baseline": None, "data": data,
-                     **{m: held[m] for m in (*SCORES, "heldout_answer_loss")}, **lm})
-        items[rid] = pd.DataFrame(held["items"])
-        if held.get("environment"):
-            environments[f"{rid} (eval)"] = held["environment"]
+        shown = [(name, rid, base["heldout"], lm)]
+        if base.get("native_heldout"):  # the reasoning model in its own thinking mode: a reference row
+            shown.append((f"{name[:-1]}, native thinking)", f"{rid}-native", base["native_heldout"], {}))
+        for name, rid, path, lm in shown:
+            held = _read(path)
+            rows.append({"variant": name, "seed": np.nan, "run_id": rid, "baseline": None, "data": data,
+                         **_held_columns(held), **lm})
+            items[rid] = pd.DataFrame(held["items"])
+            if held.get("environment"):
+                environments[f"{rid} (eval)"] = held["environment"]
     return rows, items, environments, first
+
+
+def _held_columns(held: dict) -> dict:
+    """The scores, the answer loss and the reasoning quantities of a heldout.json."""
+    return {m: held[m] for m in (*SCORES, "heldout_answer_loss", *REASONING)}
 
 
 def load_study(index_path) -> Study:
@@ -215,7 +229,7 @@ def load_study(index_path) -> Study:
                              f"(runs {seen[key]!r} and {run['run_id']!r})")
         seen[key] = run["run_id"]
         d = Path(run["dir"])
-        info, held = _read(d / "run.json"), _read(d / "heldout.json")
+        info, held = _read(d / "run.json"), _read(run.get("heldout") or d / "heldout.json")
         cfg = info["config"]
         mawt = cfg.get("mawt") or {}
         bench = read_benchmark(run.get("bench"))
@@ -223,7 +237,7 @@ def load_study(index_path) -> Study:
         rows.append({
             "variant": run["variant"], "seed": run["seed"], "run_id": run["run_id"],
             "baseline": baselines[run["variant"]], "data": run.get("data", first_data),
-            **{m: held[m] for m in (*SCORES, "heldout_answer_loss")},
+            **_held_columns(held),
             **(_lm_eval_columns(_read(lmeval)) if lmeval else {}),
             "depth": mawt.get("depth"), "mixer": mawt.get("mixer"), "gate": mawt.get("gate"),
             "layers": str(mawt.get("layers")), "families": "+".join(cfg.get("data", {}).get("families") or []),
@@ -417,7 +431,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                 if f"{prefix}selector_entropy" in table or _usage_columns(table, prefix)]
     shown = []
     for _, row in table.iterrows():
-        params = ("0 (untuned)" if row["variant"] == BASE and pd.isna(row.get("trainable_parameters", np.nan))
+        params = ("0 (untuned)" if str(row["variant"]).startswith(BASE[:-1])
+                  and pd.isna(row.get("trainable_parameters", np.nan))
                   else _side(row, "trainable_parameters", "{:,.0f}"))
         entry = {
             "variant": row["variant"],
@@ -435,6 +450,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             entry[f"{LABELS[metric]} [95% CI]"] = _interval(row, metric)
             entry[f"{SHORT[metric]} vs baseline [95% CI]"] = _difference(row, metric)
             entry[f"{SHORT[metric]} Holm p"] = fmt_p(row.get(f"diff_{metric}_p_holm", np.nan))
+        for col, (label, fmt) in REASONING.items():
+            entry[label] = _side(row, col, fmt)
         entry["answer loss"] = _side(row, "heldout_answer_loss", "{:.3f}")
         for col in table.columns:
             if col.startswith("lm_eval:") and not col.endswith(("_stderr", N_SUFFIX)):

@@ -156,6 +156,14 @@ class MAWTTrainer(Trainer):
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # train.dtype bfloat16: bf16 autocast over every path (the Trainer's own mixed precision
+        # wraps only model.forward, which the GRPO losses bypass); the trainable weights are
+        # float32 masters (mawt.run.upcast_trainable), the frozen ones stay bf16
+        bf16 = self.run.dtype == "bfloat16"
+        with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return self._loss(model, inputs, return_outputs)
+
+    def _loss(self, model, inputs, return_outputs=False):
         if self.use_grpo:
             loss = self._grpo_loss(model, inputs)
             return (loss, None) if return_outputs else loss

@@ -225,14 +225,34 @@ def setup_path(name: str) -> Path:
     return ROOT / "workflow" / "setups" / f"{name}.yaml"
 
 
-def load_setup(name: str) -> dict:
+def _setup_data(name: str, chain: tuple = ()) -> tuple[dict, list[str]]:
+    """A setup file's mapping with its `extends` parent merged under it (the child's keys win,
+    mappings merge, lists replace), and the files it was read from, child first."""
     path = setup_path(name)
     if not path.is_file():
         choices = sorted(p.stem for p in (ROOT / "workflow" / "setups").glob("*.yaml"))
-        raise StudyError(f"config key setup={name!r}: no file {path}; allowed are {choices} or a path to a YAML file")
+        where = f"{chain[-1]}: key extends" if chain else "config key setup"
+        raise StudyError(f"{where}={name!r}: no file {path}; allowed are {choices} or a path to a YAML file")
+    if str(path) in chain:
+        raise StudyError(f"{path}: key extends: a cycle ({' -> '.join(chain)} -> {path})")
     data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, [str(path)]
+    if not isinstance(parent, str):
+        raise StudyError(f"{path}: key extends: expected a setup name or a path, got {parent!r}")
+    base, files = _setup_data(parent, (*chain, str(path)))
+    return deep_merge(base, data), [str(path), *files]
+
+
+def load_setup(name: str) -> dict:
+    """A validated setup (workflow/setups/<name>.yaml or a path). A setup may say
+    `extends: <other setup>` and give only what differs (paper_standin.yaml does)."""
+    data, files = _setup_data(name)
+    path = Path(files[0])
     _check(data, "setup.schema.yaml", path)
     data["path"] = str(path)
+    data["files"] = files
     return data
 
 
@@ -268,19 +288,31 @@ def run_config(setup: dict, study: Study, variant: str, seed: int, base_model: s
 
 
 
-def run_id(config: dict) -> str:
-    """Content hash of a resolved run config: identical runs of different studies
-    (the shared `plain` baseline, say) are trained once; editing a variant gives
-    its runs new ids, so only they (and the tables that list them) are rebuilt."""
+def _hash(obj, n: int) -> str:
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
+
+
+def training_config(config: dict) -> dict:
+    """A resolved run config without its `eval` section: what training reads."""
+    return {k: v for k, v in config.items() if k != "eval"}
+
+
+def run_id(config: dict) -> str:
+    """Content hash of a resolved run config's training part (`eval` left out: an eval-only
+    edit re-runs evaluation, not training). Identical runs of different studies (the
+    shared `plain` baseline, say) are trained once; editing a variant gives its runs new
+    ids, so only they (and the tables that list them) are rebuilt."""
+    return _hash(training_config(config), 12)
+
+
+def eval_id(eval_config: dict) -> str:
+    """Content hash of an `eval` section: a run's evaluation lives in `eval-<id>/`."""
+    return _hash(eval_config, 8)
 
 
 def data_id(data: dict) -> str:
     """Content hash of a resolved data config: runs on the same data share one prepared split."""
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+    return _hash(data, 8)

@@ -17,7 +17,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from mawt import atomic
-from mawt.workflow import StudyError, data_id, load_setup, load_studies, run_config, run_id
+from mawt.workflow import StudyError, data_id, eval_id, load_setup, load_studies, run_config, run_id, training_config
 
 try:
     SETUP = load_setup(config["setup"])
@@ -30,14 +30,16 @@ except StudyError as err:
 OUT = f"results/{SETUP['name']}"
 LOGS = f"results/logs/{SETUP['name']}"
 BENCH = f"results/benchmarks/{SETUP['name']}"
-PRETRAIN = SETUP["base_model"] == "pretrain"
-BASE_MODEL = f"{OUT}/base/model" if PRETRAIN else SETUP["base_model"]
+BUILT_BASE = SETUP["base_model"] in ("pretrain", "standin")  # built by a rule of base.smk
+BASE_MODEL = f"{OUT}/base/model" if BUILT_BASE else SETUP["base_model"]
 # a local base (the shipped micro asset, a directory): its files are job inputs, so a rebuilt base reruns
-LOCAL_BASE = PRETRAIN or os.path.isfile(os.path.join(BASE_MODEL, "config.json"))
+LOCAL_BASE = BUILT_BASE or os.path.isfile(os.path.join(BASE_MODEL, "config.json"))
 RES = SETUP["resources"]
 
-# run id -> resolved config; study -> [(variant, seed, run id)]; data id -> data config
+# run id -> resolved training config (no `eval`: it is not part of the run id); eval id -> eval
+# config; study -> [(variant, seed, run id, eval id)]; data id -> data config
 RUNS = {}
+EVALS = {}
 STUDY_RUNS = {}
 DATA = {}
 for _name, _study in STUDIES.items():
@@ -45,9 +47,13 @@ for _name, _study in STUDIES.items():
     for _variant in _study.variants:
         for _seed in _study.seeds:
             _cfg = run_config(SETUP, _study, _variant, _seed, base_model=BASE_MODEL)
-            RUNS[run_id(_cfg)] = _cfg
+            RUNS[run_id(_cfg)] = training_config(_cfg)
+            EVALS[eval_id(_cfg["eval"])] = _cfg["eval"]
             DATA[data_id(_cfg["data"])] = _cfg["data"]
-            STUDY_RUNS[_name].append((_variant, _seed, run_id(_cfg)))
+            STUDY_RUNS[_name].append((_variant, _seed, run_id(_cfg), eval_id(_cfg["eval"])))
+# the untuned base in its native thinking mode, a reference row (setups of reasoning models)
+NATIVE = {e: {**cfg, "thinking": "native"} for e, cfg in EVALS.items()} if SETUP.get("native_reference") else {}
+EVALS.update({eval_id(cfg): cfg for cfg in NATIVE.values()})
 
 
 def base_model_files(wildcards=None):
@@ -89,9 +95,18 @@ def run_yaml(wildcards):
     return yaml.safe_dump(RUNS[wildcards.run], sort_keys=True)
 
 
+def eval_yaml(wildcards):
+    return yaml.safe_dump(EVALS[wildcards.ev], sort_keys=True)
+
+
+def eval_dir(run, ev):
+    """A run's evaluation with one eval config (`eval-<eval id>/`: heldout.json, lmeval.json)."""
+    return f"{run_dir(run)}/eval-{ev}"
+
+
 def attention_run(study):
     """The run whose attention maps the report shows: the study's first MAWT variant (D > 1), first seed."""
-    for _, _, run in STUDY_RUNS[study]:
+    for _, _, run, _ in STUDY_RUNS[study]:
         if (RUNS[run].get("mawt") or {}).get("depth", 1) > 1:
             return run
     return None
@@ -99,7 +114,12 @@ def attention_run(study):
 
 def study_data(study):
     """The study's data ids, the study defaults' split first."""
-    return list(dict.fromkeys(run_data(r) for _, _, r in STUDY_RUNS[study]))
+    return list(dict.fromkeys(run_data(r) for _, _, r, _ in STUDY_RUNS[study]))
+
+
+def study_eval(study):
+    """The eval id of the study's defaults (its plain run's): the untuned base rows use it."""
+    return STUDY_RUNS[study][0][3]
 
 
 LMEVAL_SEEDS = SETUP["lm_eval"].get("seeds")  # None: every seed
@@ -112,28 +132,41 @@ def has_lmeval(seed):
 
 def study_index(wildcards):
     """The study's run index (see mawt/tables.py) as JSON text."""
-    study = STUDIES[wildcards.study]
+    name = wildcards.study
+    study = STUDIES[name]
     runs = [{"variant": v, "seed": s, "run_id": r, "dir": run_dir(r), "bench": f"{BENCH}/train/{r}.tsv",
-             "baseline": study.baselines.get(v), "data": run_data(r),
-             "lmeval": f"{run_dir(r)}/lmeval.json" if has_lmeval(s) else None}
-            for v, s, r in STUDY_RUNS[wildcards.study]]
-    bases = {d: {"heldout": f"{run_dir(base_run(d))}/heldout.json", "lmeval": f"{run_dir(base_run(d))}/lmeval.json",
-                 "families": DATA[d].get("families")} for d in study_data(wildcards.study)}
-    att = attention_run(wildcards.study)
+             "baseline": study.baselines.get(v), "data": run_data(r), "eval_id": e,
+             "heldout": f"{eval_dir(r, e)}/heldout.json",
+             "lmeval": f"{eval_dir(r, e)}/lmeval.json" if has_lmeval(s) else None}
+            for v, s, r, e in STUDY_RUNS[name]]
+    ev = study_eval(name)
+    bases = {}
+    for d in study_data(name):
+        base = eval_dir(base_run(d), ev)
+        bases[d] = {"heldout": f"{base}/heldout.json", "lmeval": f"{base}/lmeval.json",
+                    "families": DATA[d].get("families")}
+        if ev in NATIVE:
+            bases[d]["native_heldout"] = f"{eval_dir(base_run(d), eval_id(NATIVE[ev]))}/heldout.json"
+    att = attention_run(name)
+    first = study_data(name)[0]
     return json.dumps({"study": study.name, "setup": SETUP["name"], "description": study.description,
-                       "yaml": study.text, "base": bases[study_data(wildcards.study)[0]], "bases": bases,
-                       "runs": runs, "attention": f"{run_dir(att)}/attention.npz" if att else None},
+                       "yaml": study.text, "base": bases[first], "bases": bases, "runs": runs,
+                       "attention": f"{run_dir(att)}/attention.npz" if att else None},
                       indent=2, sort_keys=True)
 
 
 def study_inputs(wildcards):
-    runs = {r for _, _, r in STUDY_RUNS[wildcards.study]}
-    files = [f"{run_dir(r)}/{name}" for r in sorted(runs) for name in ("run.json", "heldout.json")]
-    files += sorted({f"{run_dir(r)}/lmeval.json" for _, s, r in STUDY_RUNS[wildcards.study] if has_lmeval(s)})
-    att = attention_run(wildcards.study)
+    name = wildcards.study
+    files = sorted({f"{run_dir(r)}/run.json" for _, _, r, _ in STUDY_RUNS[name]})
+    files += sorted({f"{eval_dir(r, e)}/heldout.json" for _, _, r, e in STUDY_RUNS[name]})
+    files += sorted({f"{eval_dir(r, e)}/lmeval.json" for _, s, r, e in STUDY_RUNS[name] if has_lmeval(s)})
+    att = attention_run(name)
     files += [f"{run_dir(att)}/attention.npz"] if att else []
-    for d in study_data(wildcards.study):
-        files += [f"{run_dir(base_run(d))}/heldout.json", f"{run_dir(base_run(d))}/lmeval.json"]
+    ev = study_eval(name)
+    for d in study_data(name):
+        files += [f"{eval_dir(base_run(d), ev)}/heldout.json", f"{eval_dir(base_run(d), ev)}/lmeval.json"]
+        if ev in NATIVE:
+            files.append(f"{eval_dir(base_run(d), eval_id(NATIVE[ev]))}/heldout.json")
     return files
 
 
@@ -143,6 +176,11 @@ def study_tables():
 
 def study_indexes():
     return [f"{OUT}/studies/{study}/runs.json" for study in STUDIES]
+
+
+def device():
+    """Where evaluation jobs run: the setup's GPU if it asks for one."""
+    return "cuda" if RES.get("gpus") else "cpu"
 
 
 def gpu_resources():

@@ -1,22 +1,34 @@
-# Held-out answers of the untuned base model (run id `base-<data id>`; a trained run's
-# heldout.json comes from its train job, with the same code), and lm-eval tasks for every run.
+# Evaluation: the held-out split (`mawt eval-heldout`) and lm-eval tasks, for trained runs and the
+# untuned base (run id `base-<data id>`). Outputs live in `runs/<run>/eval-<eval id>/`: the eval
+# config is not part of the run id, so an eval-only edit re-runs these jobs, not training.
+
+
+rule eval_config:
+    output:
+        f"{OUT}/runs/{{run}}/eval-{{ev}}/eval.yaml",
+    log:
+        f"{LOGS}/eval_config/{{run}}-{{ev}}.log",
+    params:
+        text=eval_yaml,
+    threads: 1
+    run:
+        atomic.write_text(output[0], params.text)
 
 
 rule eval_heldout:
     input:
         model=eval_model,
         heldout=run_heldout,
+        config=f"{OUT}/runs/{{run}}/eval-{{ev}}/eval.yaml",
     output:
-        f"{OUT}/runs/{{run,base-[0-9a-f]+}}/heldout.json",
+        f"{OUT}/runs/{{run}}/eval-{{ev}}/heldout.json",
     log:
-        f"{LOGS}/eval_heldout/{{run}}.log",
+        f"{LOGS}/eval_heldout/{{run}}-{{ev}}.log",
     benchmark:
-        f"{BENCH}/eval_heldout/{{run}}.tsv"
+        f"{BENCH}/eval_heldout/{{run}}-{{ev}}.tsv"
     params:
         model=model_dir,
-        batch=SETUP.get("run", {}).get("eval", {}).get("batch_size", 32),
-        tokens=SETUP.get("run", {}).get("eval", {}).get("max_new_tokens", 24),
-        length=SETUP.get("run", {}).get("train", {}).get("max_length", 128),
+        device=device(),
     conda:
         "../../environment.yml"
     threads: RES["threads"]
@@ -26,25 +38,25 @@ rule eval_heldout:
         **gpu_resources(),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt eval-heldout --model {params.model} --heldout {input.heldout} "
-        "--batch-size {params.batch} --max-new-tokens {params.tokens} --max-length {params.length} --out {output} "
-        "> {log} 2>&1"
+        "--eval-config {input.config} --device {params.device} --out {output} > {log} 2>&1"
 
 
 rule lm_eval:
     input:
         model=eval_model,
         heldout=run_heldout,
+        config=f"{OUT}/runs/{{run}}/eval-{{ev}}/eval.yaml",
     output:
-        f"{OUT}/runs/{{run}}/lmeval.json",
+        f"{OUT}/runs/{{run}}/eval-{{ev}}/lmeval.json",
     log:
-        f"{LOGS}/lm_eval/{{run}}.log",
+        f"{LOGS}/lm_eval/{{run}}-{{ev}}.log",
     benchmark:
-        f"{BENCH}/lm_eval/{{run}}.tsv"
+        f"{BENCH}/lm_eval/{{run}}-{{ev}}.tsv"
     params:
         model=model_dir,
         tasks=" ".join(SETUP["lm_eval"]["tasks"]),
         limit=f"--limit {SETUP['lm_eval']['limit']}" if SETUP["lm_eval"].get("limit") else "",
-        device="cuda" if RES.get("gpus") else "cpu",
+        device=device(),
     conda:
         "../../environment.yml"
     threads: RES["threads"]
@@ -54,7 +66,8 @@ rule lm_eval:
         **gpu_resources(),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt lm-eval --model {params.model} --tasks {params.tasks} "
-        "--heldout {input.heldout} --device {params.device} {params.limit} --out {output} > {log} 2>&1"
+        "--heldout {input.heldout} --eval-config {input.config} --device {params.device} {params.limit} "
+        "--out {output} > {log} 2>&1"
 
 
 rule attention_example:  # the report's heatmaps: one held-out example's 5D attention

@@ -45,7 +45,7 @@ rule report:
     input:
         indexes=study_indexes(),
         tables=study_tables(),
-        setup=SETUP["path"],
+        setup=SETUP["files"],  # the setup file and the one it extends
     output:
         html=report("results/report.html", caption="../report/report.rst", category="Report",
                     labels={"figure": "results/report.html"}),
@@ -55,6 +55,7 @@ rule report:
         f"{LOGS}/report.log",
     params:
         bench=BENCH,
+        setup=SETUP["path"],
         tidy=lambda wc, output: os.path.splitext(output.csv)[0],
     conda:
         "../../environment.yml"
@@ -62,5 +63,5 @@ rule report:
     resources:
         mem_mb=1500,
     shell:
-        "python -m mawt report --index {input.indexes} --setup-file {input.setup} --bench-dir {params.bench} "
+        "python -m mawt report --index {input.indexes} --setup-file {params.setup} --bench-dir {params.bench} "
         "--out {output.html} --tidy-out {params.tidy} > {log} 2>&1"

@@ -25,7 +25,6 @@ rule train:
         model=f"{OUT}/runs/{{run}}/model/model.safetensors",
         summary=f"{OUT}/runs/{{run}}/run.json",
         metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
-        heldout=f"{OUT}/runs/{{run}}/heldout.json",  # the held-out evaluation runs in the same job
     log:
         f"{LOGS}/train/{{run}}.log",
     benchmark:
