@@ -62,13 +62,22 @@ def _build_standin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    from .fetch import fetch
+    from .workflow import load_setup
+
+    done = fetch(load_setup(args.setup), check=args.check)
+    print("\n".join(done) if done else f"setup {args.setup!r}: nothing to fetch (every source is local)")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from .run import train_run
     from .runconfig import load_run_config
 
     split_dir = Path(args.split) if args.split else None
     summary = train_run(load_run_config(args.config), Path(args.out), split_dir)
-    print(json.dumps({k: summary[k] for k in ("trainable_parameters", "train_loss", "heldout_answer_loss",
+    print(json.dumps({k: summary[k] for k in ("trainable_parameters", "trainable_dtype", "train_loss",
                                               "train_seconds")}, indent=2))
     return 0
 
@@ -164,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     std.add_argument("--layers", type=int, default=2)
     std.add_argument("--seed", type=int, default=0)
     std.set_defaults(func=_build_standin)
+
+    fe = sub.add_parser("fetch", help="download a setup's base model, dataset and lm-eval datasets into the "
+                        "Hugging Face cache (for offline jobs)")
+    fe.add_argument("--setup", required=True, help="setup name (workflow/setups/NAME.yaml) or a YAML path")
+    fe.add_argument("--check", action="store_true", help="only check that everything is in the cache")
+    fe.set_defaults(func=_fetch)
 
     train = sub.add_parser("train", help="fine-tune one run (patch, freeze, train, save)")
     train.add_argument("--config", required=True, help="run YAML (see mawt/runconfig.py)")

@@ -236,7 +236,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-EMPTY_THINK = "\n</think>\n\n"  # closes the template's opening "<think>\n": Qwen3's non-thinking format
+EMPTY_THINK = "\n\n</think>\n\n"  # after the stripped "<think>": an empty think block (Qwen3 non-thinking)
 
 
 def opens_think(tokenizer) -> bool:

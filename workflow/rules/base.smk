@@ -65,6 +65,9 @@ if SETUP["base_model"] == "pretrain":
 elif SETUP["base_model"] == "standin":
 
     rule build_standin:
+        input:  # the shipped tokenizer (assets/paper_standin, see assets/README.md) is copied in
+            "assets/paper_standin/tokenizer/tokenizer.json",
+            "assets/paper_standin/tokenizer/tokenizer_config.json",
         output:
             f"{OUT}/base/model/config.json",
             f"{OUT}/base/model/model.safetensors",
