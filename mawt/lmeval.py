@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic
-from .runconfig import EvalConfig
+from .runconfig import EvalConfig, load_eval_config
 
 LMEVAL_DIR = Path(__file__).resolve().parents[1] / "workflow" / "lmeval"
 
@@ -76,24 +76,6 @@ def gen_kwargs(cfg: EvalConfig) -> dict[str, Any]:
         return {"max_gen_toks": cfg.max_new_tokens, "do_sample": False}
     return {"max_gen_toks": cfg.max_new_tokens, "do_sample": True, "temperature": float(cfg.temperature),
             "top_p": float(cfg.top_p), "top_k": 0}
-
-
-def load_eval_config(path: str | Path) -> EvalConfig:
-    """An EvalConfig from a YAML mapping of its fields (unknown keys, bad values: ValueError)."""
-    import yaml
-
-    from .runconfig import _build, yaml_problem
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"eval config {str(path)!r}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"eval config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
-    if isinstance(data, dict) and set(data) == {"eval"}:  # a run config's `eval:` section alone
-        data = data["eval"]
-    return _build(EvalConfig, data, str(path))
 
 
 def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
@@ -186,12 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, help="at most this many docs per task")
     p.add_argument("--eval-config", dest="eval_config",
                    help="YAML mapping of EvalConfig fields (batch_size, max_new_tokens, temperature, top_p, "
-                        "n_samples, seed, thinking, max_length), or a file with only an `eval:` section; "
-                        "default EvalConfig()")
+                        "n_samples, seed, thinking, max_length); default EvalConfig()")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     try:
-        cfg = load_eval_config(a.eval_config) if a.eval_config else EvalConfig()
+        cfg = load_eval_config(a.eval_config)
     except ValueError as err:
         p.error(str(err))
     result = run_lm_eval(a.model, [t for t in a.tasks.split(",") if t], a.out, heldout=a.heldout, limit=a.limit,

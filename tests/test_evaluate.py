@@ -4,9 +4,12 @@ import pytest
 import torch
 
 from mawt import MAWTConfig, patch_model, puzzles
-from mawt.evaluate import evaluate_heldout, generate_answers, teacher_forced
+from mawt.evaluate import evaluate_heldout, generate, generate_answers, teacher_forced
 from mawt.micro import MicroConfig, pretrain
-from mawt.scoring import exact_match
+from mawt.runconfig import EvalConfig
+from mawt.scoring import challenge_correct, challenge_strict, exact_match, think_closed
+
+GREEDY = EvalConfig(batch_size=16, max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def model_and_tokenizer(tmp_path_factory):
 def test_teacher_forced_exact_match_equals_greedy_generation_on_every_item(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     rows = puzzles.generate(48, ["reverse", "drop_first", "shift"], difficulty=1, seed=5, distinct=False)
-    own = generate_answers(model, tokenizer, [r["challenge"] for r in rows], batch_size=16, max_new_tokens=12)
+    own = generate_answers(model, tokenizer, [r["challenge"] for r in rows], GREEDY)
     # Adversarial golds: a third are the model's own greedy answer (greedy must reproduce them), a third
     # its answer in upper case (exact match after normalisation, but not token for token), a third the
     # real gold (mostly wrong for this barely trained model).
@@ -35,8 +38,8 @@ def test_teacher_forced_exact_match_equals_greedy_generation_on_every_item(model
             r["answer"] = own[i]
         elif i % 3 == 1 and own[i]:
             r["answer"] = own[i].upper() if own[i].upper() != own[i] else own[i] + "x"
-    result = evaluate_heldout(model, tokenizer, rows, max_length=128, batch_size=16, max_new_tokens=12)
-    regenerated = generate_answers(model, tokenizer, [r["challenge"] for r in rows], batch_size=16, max_new_tokens=12)
+    result = evaluate_heldout(model, tokenizer, rows, GREEDY)
+    regenerated = generate_answers(model, tokenizer, [r["challenge"] for r in rows], GREEDY)
     decisions = [item["greedy_gold"] for item in result["items"]]
     assert 0 < sum(decisions) < len(rows), "the check needs both outcomes"
     for i, (item, text) in enumerate(zip(result["items"], regenerated, strict=True)):
@@ -67,8 +70,97 @@ def test_selector_statistics_cover_every_item_at_answer_positions(model_and_toke
     assert len(losses) == len(greedy) == 40 and all(x > 0 for x in losses)
 
 
-def test_a_prompt_longer_than_max_length_is_an_error_not_a_zero_loss(model_and_tokenizer):
+def test_a_prompt_longer_than_max_length_is_refused_with_its_row_not_a_zero_loss(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    rows = [{"challenge": "Spell " + "abc" * 30 + " backwards.", "answer": "cba"}]
-    with pytest.raises(ValueError, match="held-out row 0: the prompt alone is longer than max_length=32"):
-        teacher_forced(model, tokenizer, rows, max_length=32)
+    rows = [{"challenge": "Spell cat backwards.", "answer": "tac"},
+            {"challenge": "Spell " + "abc" * 30 + " backwards.", "answer": "cba", "ID": 77}]
+    with pytest.raises(ValueError, match=r"row 1 \(ID 77\): prompt \+ answer \+ eos is \d+ tokens, more than "
+                                         r"eval.max_length=40; raise eval.max_length"):
+        evaluate_heldout(model, tokenizer, rows, EvalConfig(max_length=40))
+
+
+def test_a_budget_below_the_longest_answer_is_refused_before_any_work(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    rows = [{"challenge": "Spell cat backwards.", "answer": "abcdefgh"}]
+    with pytest.raises(ValueError, match=r"eval.max_new_tokens=4 is below the longest held-out answer \(9 tokens"):
+        evaluate_heldout(model, tokenizer, rows, EvalConfig(max_new_tokens=4))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_samples", 0, "eval.n_samples=0 is invalid: must be an integer >= 1"),
+    ("temperature", -0.1, "eval.temperature=-0.1 is invalid: must be >= 0"),
+    ("thinking", "maybe", "eval.thinking='maybe' is invalid: allowed are empty, native"),
+    ("n_samples", 4, "eval.n_samples=4 needs eval.temperature > 0"),
+])
+def test_bad_eval_settings_are_one_line_exit_2_and_nothing_written(tmp_path, capsys, field, value, message):
+    import yaml
+
+    from mawt.__main__ import main
+
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump({field: value}))
+    out = tmp_path / "heldout.json"
+    code = main(["eval-heldout", "--model", str(tmp_path / "nowhere"), "--heldout", str(tmp_path / "h.jsonl"),
+                 "--eval-config", str(tmp_path / "eval.yaml"), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def thinking_model():
+    """A tiny random Qwen2 with the stand-in's R1-Distill tokenizer (chat template opening <think>)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from mawt.standin import load_tokenizer, padded_vocab
+
+    tok = load_tokenizer()
+    torch.manual_seed(1)
+    config = Qwen2Config(vocab_size=padded_vocab(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():  # make EOS and </think> likely, so outputs end in every way
+        model.lm_head.weight[tok.eos_token_id] += 0.4 * model.model.embed_tokens.weight.std() * 10
+        model.lm_head.weight[tok.convert_tokens_to_ids("</think>")] += 0.5
+    return model, tok
+
+
+def test_reasoning_quantities_per_item_follow_the_samples(thinking_model):
+    model, tok = thinking_model
+    rows = puzzles.generate(12, ["reverse"], difficulty=1, seed=2)
+    for mode in ("empty", "native"):
+        cfg = EvalConfig(batch_size=5, max_new_tokens=16, thinking=mode, temperature=1.0, n_samples=3, seed=4)
+        result = evaluate_heldout(model, tok, rows, cfg)
+        assert result["think_open"] is (mode == "native")
+        assert result["generated"] == 12 * 3  # sampling: every item generated, no shortcut
+        for item in result["items"]:
+            samples = item["samples"]
+            assert len(samples) == 3
+            assert all(1 <= s["tokens"] <= 16 and (s["eos"] or s["tokens"] == 16) for s in samples)
+            for s in samples:
+                assert s["think_closed"] == think_closed(s["prediction"], mode == "native")
+                assert s["challenge_correct"] == challenge_correct(s["prediction"], item["answer"])
+                assert s["challenge_strict"] == challenge_strict(s["prediction"], item["answer"], mode == "native")
+            assert item["truncated"] == pytest.approx(sum(not s["eos"] for s in samples) / 3)
+            assert item["think_closed"] == pytest.approx(sum(s["think_closed"] for s in samples) / 3)
+            assert item["output_tokens"] == pytest.approx(sum(s["tokens"] for s in samples) / 3)
+            assert item["challenge_correct"] == pytest.approx(sum(s["challenge_correct"] for s in samples) / 3)
+        rates = [i["truncated"] for i in result["items"]]
+        assert result["truncation_rate"] == pytest.approx(sum(rates) / 12)
+        assert 0 < result["truncation_rate"] < 1, "the check needs finished and truncated samples"
+        if mode == "native":
+            assert 0 < result["closed_think_rate"] < 1
+        again = evaluate_heldout(model, tok, rows, cfg)
+        assert [i["samples"] for i in again["items"]] == [i["samples"] for i in result["items"]]  # seeded
+
+
+def test_generation_stops_only_at_eos_or_the_budget(thinking_model):
+    model, tok = thinking_model
+    prompts = ["x\n" * 3] * 4
+    out = generate(model, tok, prompts, EvalConfig(batch_size=4, max_new_tokens=20, temperature=1.0, seed=0))
+    by_ids = []
+    for group in out:
+        s = group[0]
+        assert s["eos"] or s["tokens"] == 20
+        by_ids.append(s["tokens"])
+    assert len(set(by_ids)) > 1 or all(s == 20 for s in by_ids)
