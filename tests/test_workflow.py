@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -19,12 +21,12 @@ SMOKE_SETUP = {
              "n_heldout": 6, "difficulty": 1},
     "run": {"trainable": "last", "train": {"steps": 2, "batch_size": 8, "save_steps": 0, "device": "cpu",
                                            "logging_steps": 1}},
-    "lm_eval": {"tasks": ["verbal_heldout"], "limit": None},
+    "lm_eval": {"tasks": ["verbal_heldout", "verbal_choice"], "limit": None, "seeds": [0]},
     "resources": {"threads": 1, "mem_mb": 1000, "runtime": 5, "gpus": 0},
 }
 SMOKE_STUDY = {
     "name": "tiny",
-    "seeds": [0, 1],
+    "seeds": [0],
     "defaults": {"mawt": {"depth": 2, "mixer": "grpo"}},
     "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax"}}},
 }
@@ -63,8 +65,10 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     #   (micro leaves freezing and tasks out of its default studies: workflow/setups/micro.yaml).
     configs = {"micro": 3 + 2 + 3 + 3, "paper": 3 + 2 + 3 + 3 + 8}[setup]
     splits = 1
+    native = {"micro": 0, "paper": 1}[setup]  # paper.yaml: native_reference (the base thinking natively)
     assert counts["train"] == counts["run_config"] == 3 * configs
-    assert counts["eval_heldout"] == splits  # the untuned base on each split (runs evaluate in their train job)
+    # every trained run and the untuned base on each split, in their own jobs (eval is not in the run id)
+    assert counts["eval_heldout"] == counts["eval_config"] == 3 * configs + splits + native
     lm_seeds = {"micro": 1, "paper": 3}[setup]  # micro.yaml: lm_eval.seeds [0]
     assert counts["lm_eval"] == lm_seeds * configs + splits
     assert counts["prepare_data"] == counts["data_config"] == splits
@@ -153,15 +157,17 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = smoke / "results" / "smoke"
     runs = [d for d in (out / "runs").iterdir() if not d.name.startswith("base-")]
-    assert len(runs) == 8  # (the plain and gated baselines + 2 variants) x 2 seeds
+    assert len(runs) == 4  # the plain and gated baselines + 2 variants, seed 0
     for d in runs:
         info = json.loads((d / "run.json").read_text())
-        held = json.loads((d / "heldout.json").read_text())
-        lmeval = json.loads((d / "lmeval.json").read_text())
-        assert info["seed"] == info["config"]["train"]["seed"] in (0, 1) and info["config"]["mawt"]["depth"] in (1, 2)
+        (ev,) = d.glob("eval-*")  # one eval config
+        held = json.loads((ev / "heldout.json").read_text())
+        lmeval = json.loads((ev / "lmeval.json").read_text())
+        assert info["seed"] == info["config"]["train"]["seed"] == 0 and info["config"]["mawt"]["depth"] in (1, 2)
+        assert "eval" not in info["config"]  # not part of the training run
         assert info["environment"]["cpu_capability"] and info["environment"]["cpu_model"]
-        assert held["n"] == 6 and 0.0 <= held["exact_match"] <= 1.0
-        assert "verbal_heldout" in lmeval["tasks"]
+        assert held["n"] == 6 and 0.0 <= held["exact_match"] <= 1.0 and held["eval"]["max_new_tokens"] == 24
+        assert {"verbal_heldout", "verbal_choice"} <= set(lmeval["tasks"])
         assert (d / "model" / "model.safetensors").stat().st_size > 0
     table = (out / "studies" / "tiny" / "table.csv").read_text().splitlines()
     assert table[0].startswith("variant,") and len(table) == 1 + 5  # header, base, plain, gated, 2 variants
@@ -173,7 +179,7 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     assert (out / "all_runs.parquet").exists() and (out / "all_runs.csv").exists()
     bench = smoke / "results" / "benchmarks" / "smoke"
     assert len(list((bench / "prepare_data").glob("*.tsv"))) == 1 and (bench / "pretrain_micro.tsv").exists()
-    for rule, jobs in (("train", 8), ("eval_heldout", 1), ("lm_eval", 9)):
+    for rule, jobs in (("train", 4), ("eval_heldout", 5), ("lm_eval", 5)):
         assert len(list((bench / rule).glob("*.tsv"))) == jobs, rule
     assert (bench / "train" / f"{runs[0].name}.tsv").read_text().startswith("s\th:m:s\tmax_rss")
 
@@ -189,9 +195,19 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     edited = snakemake(smoke, "-n", **args)
     assert edited.returncode == 0, edited.stderr[-3000:]
     counts = job_counts(edited.stdout)
-    # softmax2's two seeds (new config -> new run id) and the study's index and table; nothing else
-    assert counts == {"run_config": 2, "train": 2, "lm_eval": 2, "study_index": 1,
-                      "study_table": 1, "report": 1, "all": 1, "total": 10}
+    # softmax2's seed (new config -> new run id), its evaluation, the study's index and table; nothing else
+    assert counts == {"run_config": 1, "train": 1, "eval_config": 1, "eval_heldout": 1, "lm_eval": 1,
+                      "study_index": 1, "study_table": 1, "report": 1, "all": 1, "total": 9}
+    (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(SMOKE_STUDY))
+
+    # an eval-only edit re-runs evaluation (every run and the base), never training
+    setup = {**SMOKE_SETUP, "run": {**SMOKE_SETUP["run"], "eval": {"max_new_tokens": 20}}}
+    (smoke / "smoke.yaml").write_text(yaml.safe_dump(setup))
+    edited = snakemake(smoke, "-n", **args)
+    assert edited.returncode == 0, edited.stderr[-3000:]
+    counts = job_counts(edited.stdout)
+    assert "train" not in counts and "run_config" not in counts and "prepare_data" not in counts
+    assert counts["eval_heldout"] == counts["eval_config"] == 5 and counts["lm_eval"] == 5
 
 
 def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
@@ -201,3 +217,52 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
     assert counts["report"] == 1 and counts["train"] == 33 and counts["lm_eval"] == 11 + 1
+
+
+STANDIN_STUDY = {"name": "standin", "seeds": [0], "variants": {"grpo2": {"mawt": {"depth": 2, "mixer": "grpo"}}}}
+
+
+def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
+    """`--config setup=paper_standin`: the paper setup (bf16, GQA, R1 chat template and thinking, lm-eval
+    path) on the 1.5B's attention geometry with 2 layers and random weights, built by the workflow."""
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "standin.yaml").write_text(yaml.safe_dump(STANDIN_STUDY))
+    (tmp_path / "assets").symlink_to(ROOT / "assets")  # the setup's relative paths, as from the repo root
+    proc = snakemake(tmp_path, "--cores", "all", setup="paper_standin", ablations=tmp_path / "ablations")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = tmp_path / "results" / "paper_standin"
+    base = json.loads((out / "base" / "model" / "config.json").read_text())
+    assert (base["hidden_size"], base["num_attention_heads"], base["num_key_value_heads"]) == (1536, 12, 2)
+    assert base["num_hidden_layers"] == 2 and base["dtype"] == "bfloat16"
+
+    table = pd.read_csv(out / "studies" / "standin" / "table.csv").set_index("variant")
+    assert list(table.index) == ["base (untuned)", "base (untuned, native thinking)", "plain", "gated", "grpo2"]
+    scores = [f"{m}{s}" for m in ("exact_match", "challenge_metric", "challenge_strict") for s in ("", "_low", "_high")]
+    reasoning = ["closed_think_rate", "truncation_rate", "mean_output_tokens", "heldout_answer_loss"]
+    lm = [f"lm_eval:verbal_heldout:{m}" for m in ("exact_match", "challenge_metric", "challenge_strict")]
+    lm += [f"lm_eval:verbal_choice:{m}" for m in ("acc", "acc_norm")]
+    trained = ["trainable_parameters", "train_seconds", "job_seconds", "peak_mem_mb"]
+    diffs = [f"{k}_{m}{s}" for m in ("exact_match", "challenge_metric", "challenge_strict")
+             for k, s in (("diff", ""), ("diff", "_low"), ("diff", "_high"), ("diff", "_p"), ("diff", "_p_holm"),
+                          ("mde", ""))]
+    assert set(scores + reasoning + lm + trained + diffs) <= set(table.columns)
+    finite = lambda rows, cols: np.isfinite(table.loc[rows, cols].to_numpy(dtype=float)).all()  # noqa: E731
+    assert finite(table.index, scores + reasoning)
+    assert finite(["base (untuned)", "plain", "gated", "grpo2"], lm)  # lm-eval: not for the native reference
+    assert finite(["plain", "gated", "grpo2"], trained)
+    assert finite(["gated", "grpo2"], diffs)
+    assert "nan" not in (out / "studies" / "standin" / "table.md").read_text().lower()
+    # the reasoning quantities: a random model never closes a native thought within 24 tokens
+    assert table.loc["base (untuned, native thinking)", "mean_output_tokens"] <= 24
+    assert table.loc["plain", "closed_think_rate"] > table.loc["base (untuned, native thinking)", "closed_think_rate"]
+
+    (run,) = [d for d in (out / "runs").iterdir() if d.name == table.loc["grpo2", "run_id"]] if "run_id" in table \
+        else [d for d in (out / "runs").iterdir()
+              if not d.name.startswith("base-") and json.loads((d / "run.json").read_text())["config"]["mawt"]["depth"] == 2]
+    info = json.loads((run / "run.json").read_text())
+    assert info["config"]["train"]["dtype"] == "bfloat16" and info["trainable_dtype"] == "float32"
+    (ev,) = run.glob("eval-*")
+    held = json.loads((ev / "heldout.json").read_text())
+    assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 50
+    assert held["items"][0]["answer"] and "ID" in held["items"][0]
+    assert (tmp_path / "results" / "report.html").stat().st_size > 0
