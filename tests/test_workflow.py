@@ -33,10 +33,10 @@ SMOKE_STUDY = {
 
 
 def snakemake(workdir: Path, *args: str, setup: str | Path = "micro", ablations: Path | None = None,
-              timeout: int = 900) -> subprocess.CompletedProcess:
+              timeout: int = 900, config: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
            "--configfile", str(ROOT / "workflow" / "config.yaml"),
-           "--config", f"setup={setup}", f"ablations={ablations or ROOT / 'ablations'}", *args]
+           "--config", f"setup={setup}", f"ablations={ablations or ROOT / 'ablations'}", *config, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -228,7 +228,8 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     (tmp_path / "ablations").mkdir()
     (tmp_path / "ablations" / "standin.yaml").write_text(yaml.safe_dump(STANDIN_STUDY))
     (tmp_path / "assets").symlink_to(ROOT / "assets")  # the setup's relative paths, as from the repo root
-    proc = snakemake(tmp_path, "--cores", "all", setup="paper_standin", ablations=tmp_path / "ablations")
+    proc = snakemake(tmp_path, "--cores", "all", setup="paper_standin", ablations=tmp_path / "ablations",
+                     config=("studies=[standin]",))
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "results" / "paper_standin"
     base = json.loads((out / "base" / "model" / "config.json").read_text())
