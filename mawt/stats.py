@@ -8,6 +8,16 @@ both: each replicate draws S seeds and N items with replacement (a two-level,
 1997, sec. 3.8) and takes the mean of the resampled sub-matrix. Percentile
 intervals.
 
+With `eval.n_samples` > 1 (sampling, DeepSeek-R1's pass@1 protocol) an item's
+score is the mean over its n samples (mawt.evaluate), and these item means are
+what the bootstrap resamples. The samples are nested in (seed, item) cells, so
+their noise is already part of each cell's mean: resampling seeds and items
+carries it, and resampling the samples again would count it twice (Davison &
+Hinkley 1997, sec. 3.8, on nested designs); treating them as extra items would
+count them as independent puzzles and shrink the interval. `tests/test_stats.py`
+checks on simulated data that the resulting SE matches the estimator's spread
+over new seeds, items and samples.
+
 The comparison with a baseline is paired: both matrices are indexed by the
 same seeds and the same items (the caller, `mawt.tables`, lines the rows up
 by seed id and refuses different seed sets), and one replicate applies the

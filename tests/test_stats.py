@@ -5,7 +5,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from mawt.stats import (bootstrap_ci, bootstrap_p_value, holm, minimum_detectable_effect, paired_difference,
+from mawt.stats import (bootstrap_ci, bootstrap_replicates, bootstrap_p_value, holm, minimum_detectable_effect, paired_difference,
                         paired_difference_ci, z_sum)
 
 
@@ -172,3 +172,26 @@ def test_mde_of_one_seed_is_z_sum_times_sd_over_sqrt_n():
     d = paired_difference(diff, np.zeros_like(diff), n_boot=4000)
     assert d.mde == pytest.approx(z_sum() * diff.std() / np.sqrt(400), rel=0.08)
     assert paired_difference(diff, diff).mde == 0.0  # identical runs: zero SE
+
+
+def test_pass_at_1_items_bootstrap_to_the_design_standard_error_and_samples_are_not_extra_items():
+    """n samples per item (temperature > 0): the item's score is its samples' mean (pass@1) and the
+    (seeds x items) bootstrap of those means estimates the standard error of the mean over new seeds,
+    items AND samples (their noise is inside the item means). Treating samples as independent items
+    would claim an interval ~3x too narrow here (items differ far more than samples of one item)."""
+    rng = np.random.default_rng(0)
+    S, N, K = 3, 150, 4
+
+    def draw():
+        p_item = rng.beta(0.6, 0.9, N)  # items differ in difficulty
+        p = np.clip(p_item[None, :] + rng.normal(0, 0.03, (S, 1)), 0, 1)  # seeds shift a little
+        return rng.random((S, N, K)) < p[..., None]  # (seeds, items, samples) 0/1
+
+    truth = np.std([draw().mean() for _ in range(600)])  # the estimator's spread over new designs
+    ours, naive = [], []
+    for i in range(10):
+        d = draw()
+        ours.append(bootstrap_replicates(d.mean(-1), n_boot=400, seed=i).std())
+        naive.append(bootstrap_replicates(d.reshape(1, -1).astype(float), n_boot=400, seed=i).std())
+    assert 0.75 < np.mean(ours) / truth < 1.35  # measured 0.90
+    assert np.mean(naive) / truth < 0.6  # measured 0.33
