@@ -60,7 +60,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['trainable']} | {r['depth']} | {r['trainable_parameters'] / 1e6:,.2f} M | "
               f"{r['bf16_gib']:.2f} GiB | {r['fp32_master_gib']:.2f} GiB | +{r['extra_gib'] * 1024:,.0f} MiB |")
-    print(f"\n(model: {rows[0]['parameters'] / 1e9:.3f} B parameters, 28 layers; written to {out})")
+    print(f"\n(model: {rows[0]['parameters'] / 1e9:.3f} B parameters, 28 layers; written to {out.relative_to(ROOT)})")
 
 
 if __name__ == "__main__":
