@@ -193,16 +193,19 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return f"{what}{where}" + (f" ({context})" if context else "")
 
 
+def _read_config(path: Path, kind: str) -> dict:
+    """A config YAML's mapping (safe loader); a missing file or bad YAML is one line naming it."""
+    if not path.is_file():
+        raise ValueError(f"{kind} config {str(path)!r}: no such file")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{kind} config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
+
+
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run YAML (safe loader); errors name the file and key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"run config {str(path)!r}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"run config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
-    return _build(RunConfig, data, str(path))
+    return _build(RunConfig, _read_config(Path(path), "run"), str(path))
 
 
 def load_eval_config(path: str | Path | None) -> EvalConfig:
@@ -210,11 +213,4 @@ def load_eval_config(path: str | Path | None) -> EvalConfig:
     None gives the defaults. Errors name the file and the key."""
     if path is None:
         return EvalConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"eval config {str(path)!r}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"eval config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
-    return _build(EvalConfig, data, f"{path} (eval)")
+    return _build(EvalConfig, _read_config(Path(path), "eval"), f"{path} (eval)")
