@@ -256,7 +256,7 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     partial.touch()  # (a run of 0 logged steps still gets its file)
     os.replace(partial, out / "metrics.jsonl")
     summary = {
-        "config": cfg.to_dict(),
+        "config": cfg.training_dict(),  # eval settings live with each evaluation (eval-<id>/heldout.json)
         "seed": t.seed,
         "trainable_parameters": n_trainable,
         "trainable_dtype": trainable_dtype,  # master weights the optimiser updates

@@ -74,20 +74,28 @@ def _target(rid: str) -> str:
     return f"results/kill/runs/{rid}/run.json"
 
 
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory):
+    """The uninterrupted run both kill tests compare with (run once)."""
+    ref_dir = tmp_path_factory.mktemp("reference")
+    _, rid = _kill_setup(ref_dir)
+    ref = snakemake(ref_dir, "--cores", "2", _target(rid), setup=ref_dir / "kill.yaml",
+                    ablations=ref_dir / "ablations")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    return ref_dir, rid
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_killed_training_resumes_from_its_checkpoint_and_ends_identical(tmp_path, sig):
+def test_killed_training_resumes_from_its_checkpoint_and_ends_identical(tmp_path, kill_reference, sig):
     """The signal goes to Snakemake's whole process group, as from SLURM, systemd or a crash.
 
     (A SIGTERM to the Snakemake process alone is a graceful stop in Snakemake: running
     jobs finish, nothing new starts, so nothing is interrupted.)
     """
-    ref_dir, run_dir = tmp_path / "reference", tmp_path / "interrupted"
-    ref_dir.mkdir(), run_dir.mkdir()
-    _, rid = _kill_setup(ref_dir)
+    ref_dir, rid = kill_reference
+    run_dir = tmp_path / "interrupted"
+    run_dir.mkdir()
     _kill_setup(run_dir)
-    ref = snakemake(ref_dir, "--cores", "2", _target(rid), setup=ref_dir / "kill.yaml",
-                    ablations=ref_dir / "ablations")
-    assert ref.returncode == 0, ref.stderr[-3000:]
 
     args = dict(setup=run_dir / "kill.yaml", ablations=run_dir / "ablations")
     cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(run_dir), "--configfile",

@@ -55,7 +55,7 @@ rule report:
         f"{LOGS}/report.log",
     params:
         bench=BENCH,
-        setup=SETUP["path"],
+        setup=lambda wc, input: input.setup[0],  # the setup file itself (first of SETUP["files"])
         tidy=lambda wc, output: os.path.splitext(output.csv)[0],
     conda:
         "../../environment.yml"
