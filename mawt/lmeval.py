@@ -115,7 +115,7 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_model(model_dir).to(device).eval()
+    model = load_model(model_dir, dtype="auto").to(device).eval()  # the dtype its config names, as eval-heldout
     # As mawt.evaluate.generate: EOS is the tokenizer's, whatever the checkpoint's generation config lists.
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     # HFLM keeps max_length - max_gen_toks tokens of a generation context (left-truncating the rest)
