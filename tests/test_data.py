@@ -249,3 +249,29 @@ def test_chat_template_is_used_when_the_tokenizer_has_one():
     ex = encode_example(tok, {"challenge": "Spell cat backwards.", "answer": "tac"}, max_length=64)
     assert tok.decode(ex["input_ids"]).startswith("U:Spell cat backwards.A:tac")
     assert ex["labels"][: len("U:Spell cat backwards.A:")] == [-100] * len("U:Spell cat backwards.A:")
+
+
+def test_a_training_row_longer_than_max_length_is_refused_not_cut():
+    tok = train_tokenizer()
+    row = {"challenge": "Spell cat backwards.", "answer": "tac", "ID": 9}
+    n = len(encode_example(tok, row, 64)["input_ids"])  # prompt + answer + eos
+    assert len(encode_example(tok, row, n)["input_ids"]) == n  # exactly fits
+    with pytest.raises(ValueError, match=rf"row 3 \(ID 9\): prompt \+ answer \+ eos is {n} tokens, more than "
+                                         rf"train.max_length={n - 1}; raise train.max_length"):
+        encode_example(tok, row, n - 1, "train.max_length", 3)
+
+
+def test_the_r1_template_gets_an_empty_think_block_for_training_and_evaluation():
+    from mawt.data import opens_think, prompt_text, think_open
+    from mawt.standin import load_tokenizer
+
+    tok = load_tokenizer()  # the stand-in's R1-Distill-style template
+    assert opens_think(tok) and not opens_think(train_tokenizer())
+    empty = prompt_text(tok, "Name a city.")
+    assert empty.endswith("Name a city.<｜Assistant｜><think>\n\n</think>\n\n")
+    assert prompt_text(tok, "Name a city.", "native").endswith("<｜Assistant｜><think>\n")
+    assert think_open(tok, "native") and not think_open(tok, "empty") and not think_open(train_tokenizer(), "native")
+    ex = encode_example(tok, {"challenge": "Name a city.", "answer": "Paris"}, 64)
+    answer = [i for i, lab in zip(ex["input_ids"], ex["labels"]) if lab != -100]
+    assert tok.decode(answer) == "Paris" + tok.eos_token
+    assert tok.decode(ex["input_ids"][: len(ex["input_ids"]) - len(answer)]) == empty
