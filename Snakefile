@@ -1,5 +1,6 @@
 # MAWT ablation harness.
-#   snakemake --cores all                       every study in ablations/, micro setup -> results/report.html
+#   snakemake --cores all                       the setup's studies, micro setup -> results/micro/report.html,
+#                                               copied to results/report.html (the configured setup's report)
 #   snakemake --report results/snakemake_report.html   Snakemake's own report of the same outputs
 #   snakemake --cores all --config setup=paper  the full-scale setup (GPU, HF cache)
 #   snakemake --profile workflow/profiles/slurm --config setup=paper   on a SLURM cluster

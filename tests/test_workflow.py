@@ -197,7 +197,7 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     counts = job_counts(edited.stdout)
     # softmax2's seed (new config -> new run id), its evaluation, the study's index and table; nothing else
     assert counts == {"run_config": 1, "train": 1, "eval_config": 1, "eval_heldout": 1, "lm_eval": 1,
-                      "study_index": 1, "study_table": 1, "report": 1, "all": 1, "total": 9}
+                      "study_index": 1, "study_table": 1, "report": 1, "current_report": 1, "all": 1, "total": 10}
     (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(SMOKE_STUDY))
 
     # an eval-only edit re-runs evaluation (every run and the base), never training
@@ -208,6 +208,13 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     counts = job_counts(edited.stdout)
     assert "train" not in counts and "run_config" not in counts and "prepare_data" not in counts
     assert counts["eval_heldout"] == counts["eval_config"] == 5 and counts["lm_eval"] == 5
+
+    # another setup after this one's run: its own results and report, scheduled (not "Nothing to be done")
+    other = snakemake(smoke, "-n", setup="paper_standin", ablations=smoke / "ablations", config=("studies=[tiny]",))
+    assert other.returncode == 0, other.stderr[-3000:]
+    counts = job_counts(other.stdout)
+    assert counts["build_standin"] == 1 and counts["train"] == 4 and counts["current_report"] == 1
+    assert (smoke / "results" / "smoke" / "report.html").read_text() == report  # each setup's report stays
 
 
 def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):

@@ -47,8 +47,8 @@ rule report:
         tables=study_tables(),
         setup=SETUP["files"],  # the setup file and the one it extends
     output:
-        html=report("results/report.html", caption="../report/report.rst", category="Report",
-                    labels={"figure": "results/report.html"}),
+        html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report",
+                    labels={"figure": "report.html"}),
         csv=f"{OUT}/all_runs.csv",
         parquet=f"{OUT}/all_runs.parquet",
     log:
@@ -65,3 +65,17 @@ rule report:
     shell:
         "python -m mawt report --index {input.indexes} --setup-file {params.setup} --bench-dir {params.bench} "
         "--out {output.html} --tidy-out {params.tidy} > {log} 2>&1"
+
+
+rule current_report:  # results/report.html: the configured setup's report (switching setups re-copies it)
+    input:
+        f"{OUT}/report.html",
+    output:
+        "results/report.html",
+    log:
+        f"{LOGS}/current_report.log",
+    params:
+        setup=SETUP["name"],  # a params change re-runs the rule: the copy follows --config setup=...
+    threads: 1
+    run:
+        atomic.write_text(output[0], open(input[0]).read())
