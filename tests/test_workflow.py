@@ -210,6 +210,7 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     assert counts["eval_heldout"] == counts["eval_config"] == 5 and counts["lm_eval"] == 5
 
     # another setup after this one's run: its own results and report, scheduled (not "Nothing to be done")
+    (smoke / "assets").symlink_to(ROOT / "assets")  # paper_standin's relative paths, as from the repo root
     other = snakemake(smoke, "-n", setup="paper_standin", ablations=smoke / "ablations", config=("studies=[tiny]",))
     assert other.returncode == 0, other.stderr[-3000:]
     counts = job_counts(other.stdout)

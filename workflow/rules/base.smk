@@ -65,9 +65,10 @@ if SETUP["base_model"] == "pretrain":
 elif SETUP["base_model"] == "standin":
 
     rule build_standin:
-        input:  # the shipped tokenizer (assets/paper_standin, see assets/README.md) is copied in
-            "assets/paper_standin/tokenizer/tokenizer.json",
-            "assets/paper_standin/tokenizer/tokenizer_config.json",
+        input:  # the shipped tokenizer (assets/paper_standin, see assets/README.md) is copied in;
+            # from the checkout, so that a working directory elsewhere (-d) still finds it
+            os.path.join(_ROOT, "assets/paper_standin/tokenizer/tokenizer.json"),
+            os.path.join(_ROOT, "assets/paper_standin/tokenizer/tokenizer_config.json"),
         output:
             f"{OUT}/base/model/config.json",
             f"{OUT}/base/model/model.safetensors",
