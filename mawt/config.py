@@ -87,6 +87,16 @@ class MAWTConfig:
             raise bad("query_block", "must be an integer >= 1")
 
     @property
+    def is_mawt(self) -> bool:
+        """More than one attention map per head: a real MAWT layer (D=1 is plain attention)."""
+        return is_mawt(self.to_dict())
+
+    @property
+    def uses_grpo(self) -> bool:
+        """The depth choice is a sampled policy trained with GRPO (mawt/grpo.py)."""
+        return uses_grpo(self.to_dict())
+
+    @property
     def learned_selector(self) -> bool:
         """True when the layer owns a selector MLP (with D=1 every mixer gives w=1)."""
         return self.mixer in LEARNED_MIXERS and self.depth > 1
@@ -103,3 +113,14 @@ class MAWTConfig:
                 f"unknown MAWTConfig key(s) {unknown}; allowed keys are {sorted(known)}"
             )
         return cls(**data)
+
+
+def is_mawt(mawt: dict | None) -> bool:
+    """The one test of "a real MAWT variant" on a config's `mawt` section (a dict, or None = no MAWT):
+    depth > 1. The workflow, tables and plots read configs as dicts, hence a function."""
+    return bool(mawt) and (mawt.get("depth") or 1) > 1
+
+
+def uses_grpo(mawt: dict | None) -> bool:
+    """A real MAWT variant whose selector is trained with GRPO."""
+    return is_mawt(mawt) and mawt.get("mixer") == "grpo"

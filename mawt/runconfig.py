@@ -137,7 +137,7 @@ class RunConfig:
     @property
     def uses_grpo(self) -> bool:
         """Whether the depth choice is a sampled policy trained with GRPO (mawt/grpo.py)."""
-        return self.mawt is not None and self.mawt.mixer == "grpo" and self.mawt.depth > 1
+        return self.mawt is not None and self.mawt.uses_grpo
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

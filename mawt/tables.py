@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
+from .config import uses_grpo
 from .stats import ALPHA, bootstrap_ci, holm, paired_difference
 
 # per-item scores with intervals (0/1, or with n_samples > 1 the item's mean over its samples: pass@1)
@@ -243,7 +244,7 @@ def load_study(index_path) -> Study:
             "layers": str(mawt.get("layers")), "families": "+".join(cfg.get("data", {}).get("families") or []),
             # GRPO knobs only where the GRPO objective trains (plain, softmax, ... ignore them)
             **({"credit": cfg["train"].get("credit"), "advantage": cfg["train"].get("advantage")}
-               if mawt.get("mixer") == "grpo" and (mawt.get("depth") or 1) > 1 else {}),
+               if uses_grpo(mawt) else {}),
             "trainable": cfg["trainable"], "group_size": cfg["train"].get("group_size"),
             "learning_rate": cfg["train"].get("learning_rate"), "steps": cfg["train"].get("steps"),
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],

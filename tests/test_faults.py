@@ -23,7 +23,7 @@ from mawt.micro import MicroConfig, pretrain
 from mawt.patching import load_model
 from mawt.run import train_run
 from mawt.runconfig import load_run_config
-from mawt.workflow import load_setup, load_studies, run_config, run_id
+from mawt.workflow import StudyError, load_setup, load_studies, run_config, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -293,8 +293,12 @@ def test_names_cannot_escape_results(tmp_path, edit, setup_name, message):
 def test_remote_code_is_off_unless_a_setup_says_so(tmp_path, base_dir):
     assert load_run_config(_run_yaml(tmp_path, base_dir)).trust_remote_code is False
     assert load_run_config(_run_yaml(tmp_path, base_dir, trust_remote_code=True)).trust_remote_code is True
-    for name in ("micro", "paper"):
-        assert load_setup(name).get("run", {}).get("trust_remote_code", False) is False
+    # a setup cannot switch it on for a whole workflow: the run schema has no such key
+    setup = yaml.safe_load((ROOT / "workflow" / "setups" / "micro.yaml").read_text())
+    setup["run"]["trust_remote_code"] = True
+    (tmp_path / "remote.yaml").write_text(yaml.safe_dump(setup))
+    with pytest.raises(StudyError, match=r"key run: Additional properties are not allowed \('trust_remote_code'"):
+        load_setup(str(tmp_path / "remote.yaml"))
 
 
 # ---------------------------------------------------------------- 6. determinism

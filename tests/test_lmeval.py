@@ -139,7 +139,7 @@ def r1_runs(r1_mawt, tmp_path_factory):
 def test_verbal_heldout_scores_what_mawt_evaluation_scores(plain):
     model_dir, heldout, out, result = plain
     saved = json.loads(out.read_text())
-    assert not out.with_name(out.name + ".tmp").exists()
+    assert not list(out.parent.glob(f".{out.name}.tmp*"))  # mawt.atomic's hidden temporary: renamed away
     assert saved["model"] == str(model_dir) and saved["lm_eval_version"]
     assert saved["eval"] == json.loads(json.dumps(EvalConfig(batch_size=5).__dict__))
     assert saved["n"] == {"verbal_heldout": 8, "verbal_choice": 8}

@@ -275,3 +275,17 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 50
     assert held["items"][0]["answer"] and "ID" in held["items"][0]
     assert (tmp_path / "results" / "report.html").stat().st_size > 0
+
+
+def test_every_shipped_setup_study_and_example_loads():
+    from mawt.runconfig import load_run_config
+    from mawt.workflow import load_setup, load_studies
+
+    setups = sorted(p.stem for p in (ROOT / "workflow" / "setups").glob("*.yaml"))
+    assert {"micro", "paper", "paper_standin"} <= set(setups)
+    studies = sorted(p.stem for p in (ROOT / "ablations").glob("*.yaml"))
+    for name in setups:
+        setup = load_setup(name)
+        assert set(load_studies(setup, None, ROOT / "ablations")) == set(studies), name
+    examples = sorted((ROOT / "examples").glob("*.yaml"))
+    assert examples and all(load_run_config(p).train.steps >= 1 for p in examples)

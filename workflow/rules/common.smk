@@ -17,6 +17,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from mawt import atomic
+from mawt.config import is_mawt
 from mawt.workflow import StudyError, data_id, eval_id, load_setup, load_studies, run_config, run_id, training_config
 
 try:
@@ -107,7 +108,7 @@ def eval_dir(run, ev):
 def attention_run(study):
     """The run whose attention maps the report shows: the study's first MAWT variant (D > 1), first seed."""
     for _, _, run, _ in STUDY_RUNS[study]:
-        if (RUNS[run].get("mawt") or {}).get("depth", 1) > 1:
+        if is_mawt(RUNS[run].get("mawt")):
             return run
     return None
 
