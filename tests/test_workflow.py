@@ -189,6 +189,13 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     again = snakemake(smoke, "-n", **args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
+    # resources are how jobs run, not what they compute: editing them re-runs nothing
+    (smoke / "smoke.yaml").write_text(yaml.safe_dump({**SMOKE_SETUP, "resources": {**SMOKE_SETUP["resources"],
+                                                                                  "threads": 2, "mem_mb": 2000}}))
+    again = snakemake(smoke, "-n", **args)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+    (smoke / "smoke.yaml").write_text(yaml.safe_dump(SMOKE_SETUP))
+
     # a MAWT-only knob: the variant's plain counterpart (plain-ized config) stays the same
     study = {**SMOKE_STUDY, "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax", "tau": 0.5}}}}
     (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(study))

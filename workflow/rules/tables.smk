@@ -41,11 +41,24 @@ rule study_table:
         "python -m mawt table --index {input.index} --out-dir {params.out} --plots {output.plots} > {log} 2>&1"
 
 
+rule setup_text:  # what the report shows of the setup: resolved (`extends` merged), without `resources`
+    output:
+        f"{OUT}/setup.yaml",
+    log:
+        f"{LOGS}/setup_text.log",
+    params:
+        text=yaml.safe_dump({k: v for k, v in SETUP.items() if k not in ("resources", "path", "files")},
+                            sort_keys=False),  # a resources-only edit leaves it (and everything) as it is
+    threads: 1
+    run:
+        atomic.write_text(output[0], params.text)
+
+
 rule report:
     input:
         indexes=study_indexes(),
         tables=study_tables(),
-        setup=SETUP["files"],  # the setup file and the one it extends
+        setup=f"{OUT}/setup.yaml",
     output:
         html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report",
                     labels={"figure": "report.html"}),
@@ -55,7 +68,6 @@ rule report:
         f"{LOGS}/report.log",
     params:
         bench=BENCH,
-        setup=lambda wc, input: input.setup[0],  # the setup file itself (first of SETUP["files"])
         tidy=lambda wc, output: os.path.splitext(output.csv)[0],
     conda:
         "../../environment.yml"
@@ -63,7 +75,7 @@ rule report:
     resources:
         mem_mb=1500,
     shell:
-        "python -m mawt report --index {input.indexes} --setup-file {params.setup} --bench-dir {params.bench} "
+        "python -m mawt report --index {input.indexes} --setup-file {input.setup} --bench-dir {params.bench} "
         "--out {output.html} --tidy-out {params.tidy} > {log} 2>&1"
 
 
