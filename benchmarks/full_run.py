@@ -31,7 +31,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mawt.atomic import write_text  # noqa: E402
-from mawt.run import environment  # noqa: E402
+from mawt.environment import environment  # noqa: E402
 from mawt.tables import read_benchmark, verdict  # noqa: E402
 
 

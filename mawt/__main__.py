@@ -72,7 +72,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .run import train_run
+    from .train import train_run
     from .runconfig import load_run_config
 
     split_dir = Path(args.split) if args.split else None
@@ -83,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _prepare_data(args: argparse.Namespace) -> int:
-    from .run import prepare_data
+    from .train import prepare_data
     from .runconfig import _build, load_run_config
     from .data import DataConfig
 
@@ -126,7 +126,7 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _attention(args: argparse.Namespace) -> int:
-    from .run import attention_example
+    from .evaluate import attention_example
 
     print(json.dumps(attention_example(Path(args.model), Path(args.heldout), Path(args.out), args.index, args.head)))
     return 0
@@ -141,7 +141,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _eval_heldout(args: argparse.Namespace) -> int:
-    from .run import eval_heldout
+    from .evaluate import eval_heldout
     from .runconfig import load_eval_config
 
     result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), load_eval_config(args.eval_config),

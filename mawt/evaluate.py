@@ -30,9 +30,14 @@ predict answer tokens (what the tables label "held-out slice usage").
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
-from .data import AnswerCollator, encode_example, prompt_text, think_open
+from . import atomic
+from .data import AnswerCollator, encode_example, prompt_text, read_jsonl, think_open
+from .environment import environment
+from .models import load_checkpoint
 from .runconfig import EvalConfig
 from .scoring import challenge_correct, challenge_strict, exact_match, think_closed
 
@@ -200,3 +205,55 @@ def score_items(rows: list[dict], predictions: list[str], opened: bool = False) 
     """Per-item records and aggregates for given single answers (each counted as finished)."""
     return aggregate([score_samples(r, [{"text": p, "tokens": 0, "eos": True}], opened)
                       for r, p in zip(rows, predictions, strict=True)])
+
+
+def eval_heldout(model_dir: Path, heldout: Path, out: Path, cfg: EvalConfig | None = None,
+                 device: str = "auto") -> dict:
+    """Scores per item, answer loss, reasoning quantities, held-out selector statistics -> JSON
+    (mawt.evaluate). Bad settings are refused before anything is written."""
+    cfg = cfg or EvalConfig()
+    rows = read_jsonl(heldout)
+    model, tokenizer = load_checkpoint(model_dir, device)
+    result = evaluate_heldout(model, tokenizer, rows, cfg)
+    result["model"] = str(model_dir)
+    result["environment"] = environment()
+    atomic.write_json(out, result)
+    return result
+
+
+def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0, head: int | None = None) -> dict:
+    """The 5D attention of one held-out prompt (+ gold answer) -> .npz for the report's heatmaps.
+
+    Saves the first MAWT layer's (H, L, L, D) maps as float16, the token strings,
+    the layer index and a head: `head`, or the one whose D maps differ most
+    (largest mean absolute deviation from the slices' mean) -- the head where
+    the depth dimension is doing something.
+    """
+    import numpy as np
+
+    from .data import prompt_text
+    from .patching import capture
+
+    rows = read_jsonl(heldout)
+    if not 0 <= index < len(rows):
+        raise ValueError(f"attention: --index {index} is out of range: {heldout} has {len(rows)} rows")
+    model, tokenizer = load_checkpoint(model_dir, "cpu")
+    model.eval()
+    text = prompt_text(tokenizer, rows[index]["challenge"]) + rows[index]["answer"]
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    try:
+        with torch.no_grad(), capture(model) as cap:
+            model(**ids)
+    except ValueError as err:
+        raise ValueError(f"attention: {model_dir} has no MAWT layer to capture ({err})") from None
+    layer = min(cap.attentions)
+    att = cap.attentions[layer][0].float()  # (H, L, L, D)
+    spread = (att - att.mean(dim=-1, keepdim=True)).abs().mean(dim=(1, 2, 3))
+    chosen = int(spread.argmax()) if head is None else head
+    if not 0 <= chosen < att.shape[0]:
+        raise ValueError(f"attention: --head {head} is out of range: the layer has {att.shape[0]} heads")
+    tokens = [tokenizer.decode([t]) for t in ids["input_ids"][0].tolist()]
+    with atomic.atomic_path(out) as tmp:
+        np.savez_compressed(tmp, attention=att.numpy().astype(np.float16), tokens=np.array(tokens, dtype=str),
+                            layer=layer, head=chosen, challenge=rows[index]["challenge"], answer=rows[index]["answer"])
+    return {"layer": layer, "head": chosen, "shape": list(att.shape), "tokens": len(tokens)}

@@ -33,6 +33,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from . import atomic, grpo
+from .checkpoints import COMPLETE
 from .patching import mawt_layers
 from .runconfig import TrainConfig
 
@@ -106,7 +107,6 @@ def policy_stats(log_probs: torch.Tensor, valid: torch.Tensor) -> dict[str, floa
 # metrics, interrupted or not; run.json has the time and the whole run's mean loss.
 SUMMARY_KEYS = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos",
                           "train_loss"})
-COMPLETE = "COMPLETE"  # marker written into a checkpoint folder once everything in it is saved
 
 
 class JsonlLogger(TrainerCallback):
@@ -123,15 +123,6 @@ class JsonlLogger(TrainerCallback):
                 f.write(json.dumps({"step": state.global_step, **logs}, sort_keys=True) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-
-
-def complete_checkpoints(folder: Path) -> list[Path]:
-    """`checkpoint-N` folders that were saved to the end (marker present), oldest first."""
-    if not Path(folder).is_dir():
-        return []
-    found = [p for p in Path(folder).iterdir() if p.is_dir() and p.name.startswith("checkpoint-")
-             and p.name.split("-")[-1].isdigit() and (p / COMPLETE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
 class MAWTTrainer(Trainer):
@@ -158,7 +149,7 @@ class MAWTTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # train.dtype bfloat16: bf16 autocast over every path (the Trainer's own mixed precision
         # wraps only model.forward, which the GRPO losses bypass); the trainable weights are
-        # float32 masters (mawt.run.upcast_trainable), the frozen ones stay bf16
+        # float32 masters (mawt.models.upcast_trainable), the frozen ones stay bf16
         bf16 = self.run.dtype == "bfloat16"
         with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=bf16):
             return self._loss(model, inputs, return_outputs)

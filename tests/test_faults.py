@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from mawt.micro import MicroConfig, pretrain
 from mawt.patching import load_model
-from mawt.run import train_run
+from mawt.train import train_run
 from mawt.runconfig import load_run_config
 from mawt.workflow import StudyError, load_setup, load_studies, run_config, run_id
 

@@ -15,7 +15,8 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, set_seed
 
 from mawt import patch_model, puzzles
 from mawt.micro import train_tokenizer
-from mawt.run import load_base, train_run
+from mawt.models import load_base
+from mawt.train import train_run
 from mawt.runconfig import _build, RunConfig
 
 LR = 1e-5

@@ -22,7 +22,7 @@ import yaml
 from mawt import MAWTConfig, patch_model
 from mawt.micro import MicroConfig, build_model, train_tokenizer
 from mawt.report import build_report
-from mawt.run import attention_example
+from mawt.evaluate import attention_example
 from mawt.stats import holm, paired_difference
 from mawt.tables import BASE, display_table, load_study, study_table, summarise
 

@@ -11,7 +11,8 @@ import yaml
 
 from mawt import mawt_layers, patch_model
 from mawt.micro import MicroConfig, pretrain
-from mawt.run import eval_heldout, train_run
+from mawt.evaluate import eval_heldout
+from mawt.train import train_run
 from mawt.runconfig import load_run_config
 from mawt.trainer import MAWTTrainer
 
@@ -227,7 +228,7 @@ def test_every_trainable_parameter_changes(tmp_path, base_dir):
     from transformers import set_seed
 
     from mawt import load_model
-    from mawt.run import load_base
+    from mawt.models import load_base
 
     cfg = _config(tmp_path, base_dir, mawt={"mixer": "softmax"}, train={"steps": 5})
     train_run(cfg, tmp_path / "run")

@@ -1,0 +1,139 @@
+"""One fine-tuning run: checks before any weight loads, the data split, training, saving."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from . import atomic
+from .checkpoints import mean_logged_loss, resume_point, truncate_metrics
+from .data import AnswerCollator, encode_example, load_rows, read_jsonl, split, write_split
+from .environment import environment
+from .models import _unloadable, check_model_source, device_for, load_base, upcast_trainable, weights_sha256
+from .patching import freeze, patch_model
+from .runconfig import RunConfig
+
+def preflight(cfg: RunConfig) -> None:
+    """Checks that need only the base model's config (cheap): patched layers and trainable
+    layers exist, something trains. Runs before any weight is loaded or any file written."""
+    from transformers import AutoConfig
+
+    from .patching import _resolve_layers, nothing_to_train, trainable_tail
+
+    check_model_source(cfg.base_model)
+    try:
+        conf = AutoConfig.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise _unloadable(cfg, err) from None
+    n = getattr(conf, "num_hidden_layers", None)
+    if n is None:
+        return
+    if cfg.mawt is not None:
+        layers = _resolve_layers(cfg.mawt.layers, n)  # the same checks patch_model makes
+        if cfg.uses_grpo:
+            from .grpo import check_credit
+
+            check_credit(cfg.train.credit, layers, n)
+    if trainable_tail(cfg.trainable, n) == 0 and cfg.mawt is None:
+        raise nothing_to_train(cfg.trainable)
+
+
+def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Load and split the data (study protocol); write train/heldout JSONL + manifest."""
+    parts = split(load_rows(cfg), cfg)
+    write_split(*parts, cfg, Path(out_dir), duplicates_removed=parts.duplicates_removed)
+    return parts.train, parts.heldout
+
+
+def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
+    """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
+    returns the run summary (also written to run.json). The held-out evaluation is its
+    own step (`eval_heldout`): its settings (`eval:`) are not part of the training run."""
+    from transformers import TrainingArguments, set_seed
+
+    from .trainer import JsonlLogger, MAWTTrainer
+
+    out = Path(out)
+    device = device_for(cfg.train.device)
+    preflight(cfg)
+    if split_dir is not None:
+        train_rows = read_jsonl(Path(split_dir) / "train.jsonl")
+    else:
+        parts = split(load_rows(cfg.data), cfg.data)
+        train_rows = parts.train
+    set_seed(cfg.train.seed)
+    model, tokenizer = load_base(cfg, device)
+    # every example must fit train.max_length: refused (naming the row) before anything is written
+    examples = [encode_example(tokenizer, r, cfg.train.max_length, "train.max_length", i)
+                for i, r in enumerate(train_rows)]
+    if cfg.mawt is not None:
+        patch_model(model, cfg.mawt)
+        model.to(device)
+    n_trainable = freeze(model, cfg.trainable)
+    trainable_dtype = upcast_trainable(model)
+    if split_dir is None:
+        write_split(*parts, cfg.data, out / "data", duplicates_removed=parts.duplicates_removed)
+
+    # metrics are appended here while training and become metrics.jsonl only when the run ends
+    partial = out / "metrics.jsonl.partial"
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "metrics.jsonl").exists():  # a finished (or nearly finished) run: its log becomes the partial
+        if partial.exists():                 # again, cut back to the checkpoint we resume from, or dropped
+            (out / "metrics.jsonl").unlink()
+        else:
+            os.replace(out / "metrics.jsonl", partial)
+    t = cfg.train
+    report_to = ["tensorboard"] if _has("tensorboard") else []
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), max_steps=t.steps, per_device_train_batch_size=t.batch_size,
+        learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps,
+        lr_scheduler_type="cosine", logging_steps=t.logging_steps,
+        save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 1, save_total_limit=1,
+        report_to=report_to, seed=t.seed, data_seed=t.seed,
+        # bf16: MAWTTrainer runs the loss in bf16 autocast itself (every path, GRPO's included);
+        # the Trainer's own mixed precision stays off so nothing casts twice
+        use_cpu=device == "cpu", bf16=False, dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+    trainer = MAWTTrainer(model=model, args=args, train_dataset=examples,
+                          data_collator=AnswerCollator(tokenizer.pad_token_id), run=t, use_grpo=cfg.uses_grpo,
+                          callbacks=[JsonlLogger(partial)])
+    last = resume_point(out / "checkpoints")
+    if last:
+        truncate_metrics(partial, int(Path(last).name.split("-")[-1]))
+    elif partial.exists():
+        partial.unlink()
+    started = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=last)
+    except FloatingPointError:  # diverged: no metrics file at all, so nothing downstream can average it
+        partial.unlink(missing_ok=True)
+        raise
+    train_seconds = time.perf_counter() - started
+
+    with atomic.atomic_path(out / "model") as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    partial.touch()  # (a run of 0 logged steps still gets its file)
+    os.replace(partial, out / "metrics.jsonl")
+    summary = {
+        "config": cfg.training_dict(),  # eval settings live with each evaluation (eval-<id>/heldout.json)
+        "seed": t.seed,
+        "trainable_parameters": n_trainable,
+        "trainable_dtype": trainable_dtype,  # master weights the optimiser updates
+        "compute_dtype": t.dtype,  # bf16: autocast over frozen bf16 weights
+        "base_model_sha256": weights_sha256(cfg.base_model),  # which base (machines pre-train different ones)
+        "train_loss": mean_logged_loss(out / "metrics.jsonl"),
+        "train_seconds": train_seconds,
+        "resumed_from": Path(last).name if last else None,
+        "environment": environment(),
+    }
+    atomic.write_json(out / "run.json", summary)
+    return summary
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
