@@ -235,7 +235,7 @@ def read_jsonl(path: Path) -> list[dict]:
 # ---------------------------------------------------------------- tokenisation
 
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+THINK_OPEN = "<think>"
 EMPTY_THINK = "\n\n</think>\n\n"  # after the stripped "<think>": an empty think block (Qwen3 non-thinking)
 
 

@@ -107,9 +107,10 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
     collate = AnswerCollator(tokenizer.pad_token_id)
     losses, greedy = [], []
     usage, entropy, count = None, None, 0
+    # every row is encoded (a row longer than eval.max_length refused) before any forward pass
+    examples = [encode_example(tokenizer, r, max_length, "eval.max_length", j) for j, r in enumerate(rows)]
     for i in range(0, len(rows), batch_size):
-        encoded = [encode_example(tokenizer, r, max_length, "eval.max_length", i + j)
-                   for j, r in enumerate(rows[i : i + batch_size])]
+        encoded = examples[i : i + batch_size]
         batch = {k: v.to(model.device) for k, v in collate(encoded).items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
         labels = batch["labels"][:, 1:]  # position t predicts token t + 1
@@ -142,8 +143,6 @@ def check_budget(tokenizer, rows: list[dict], cfg: EvalConfig) -> None:
 def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dict:
     """Scores, reasoning quantities and answer loss per item, their means, and the selector statistics."""
     check_budget(tokenizer, rows, cfg)
-    for j, r in enumerate(rows):  # every answer-loss example fits: refused here, before any work
-        encode_example(tokenizer, r, cfg.max_length, "eval.max_length", j)
     losses, greedy, selection = teacher_forced(model, tokenizer, rows, cfg.max_length, cfg.batch_size)
     opened = think_open(tokenizer, cfg.thinking)
     shortcut = cfg.greedy and not opened  # greedy == gold is then decided by the teacher-forced pass
@@ -168,7 +167,6 @@ def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dic
 
 
 ITEM_SCORES = ("exact_match", "challenge_correct", "challenge_strict")  # per sample 0/1; per item their mean
-ITEM_REASONING = ("think_closed", "truncated", "output_tokens")
 
 
 def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
@@ -231,7 +229,6 @@ def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0,
     """
     import numpy as np
 
-    from .data import prompt_text
     from .patching import capture
 
     rows = read_jsonl(heldout)

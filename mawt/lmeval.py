@@ -95,9 +95,8 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
     from lm_eval.models.huggingface import HFLM
     from lm_eval.models.utils import resolve_max_length
     from lm_eval.tasks import TaskManager
-    from transformers import AutoTokenizer
 
-    from .patching import load_model
+    from .models import load_checkpoint
 
     cfg = eval_cfg if eval_cfg is not None else EvalConfig()
     local = TaskManager(include_path=str(LMEVAL_DIR), include_defaults=False).all_tasks
@@ -112,10 +111,8 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
         if config is not None and config.task in local and config.output_type == "generate_until":
             task.set_config(key="repeats", value=cfg.n_samples)
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = load_model(model_dir, dtype="auto").to(device).eval()  # the dtype its config names, as eval-heldout
+    model, tokenizer = load_checkpoint(model_dir, device)  # as eval-heldout: the config's dtype, the pad rule
+    model.eval()
     # As mawt.evaluate.generate: EOS is the tokenizer's, whatever the checkpoint's generation config lists.
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     # HFLM keeps max_length - max_gen_toks tokens of a generation context (left-truncating the rest)

@@ -9,6 +9,14 @@ import torch
 
 from .runconfig import RunConfig
 
+
+def with_pad_token(tokenizer):
+    """The pad-token rule: a tokenizer without one pads with its EOS (masked out everywhere)."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def weights_sha256(model_dir: str) -> str | None:
     """sha256 of a local model's safetensors weights (None for a hub id)."""
     import hashlib
@@ -38,7 +46,7 @@ def check_model_source(name: str) -> None:
                          "with config.json)")
 
 
-def _unloadable(cfg: RunConfig, err: Exception) -> ValueError:
+def unloadable(cfg: RunConfig, err: Exception) -> ValueError:
     return ValueError(f"base_model={cfg.base_model!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
                       "offline, point base_model at a local save_pretrained directory")
 
@@ -66,10 +74,8 @@ def load_base(cfg: RunConfig, device: str):
         model = AutoModelForCausalLM.from_pretrained(cfg.base_model, dtype=dtype, use_safetensors=True,
                                                      trust_remote_code=cfg.trust_remote_code)
     except OSError as err:
-        raise _unloadable(cfg, err) from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
+        raise unloadable(cfg, err) from None
+    return model.to(device), with_pad_token(tokenizer)
 
 
 def load_checkpoint(model_dir: Path, device: str = "auto"):
@@ -86,6 +92,4 @@ def load_checkpoint(model_dir: Path, device: str = "auto"):
     except OSError as err:
         raise ValueError(f"model {str(model_dir)!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
                          "offline, run `python -m mawt fetch` where there is network first") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device_for(device)), tokenizer
+    return model.to(device_for(device)), with_pad_token(tokenizer)

@@ -10,9 +10,11 @@ from . import atomic
 from .checkpoints import mean_logged_loss, resume_point, truncate_metrics
 from .data import AnswerCollator, encode_example, load_rows, read_jsonl, split, write_split
 from .environment import environment
-from .models import _unloadable, check_model_source, device_for, load_base, upcast_trainable, weights_sha256
+from .models import (check_model_source, device_for, load_base, unloadable, upcast_trainable,
+                     weights_sha256)
 from .patching import freeze, patch_model
 from .runconfig import RunConfig
+
 
 def preflight(cfg: RunConfig) -> None:
     """Checks that need only the base model's config (cheap): patched layers and trainable
@@ -25,7 +27,7 @@ def preflight(cfg: RunConfig) -> None:
     try:
         conf = AutoConfig.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
-        raise _unloadable(cfg, err) from None
+        raise unloadable(cfg, err) from None
     n = getattr(conf, "num_hidden_layers", None)
     if n is None:
         return

@@ -28,7 +28,8 @@ import datasets
 import mawt.patching  # noqa: F401  (registers the mawt_* model types)
 from mawt.data import prompt_text, read_jsonl, think_open
 from mawt.runconfig import EvalConfig
-from mawt.scoring import challenge_correct, challenge_strict, exact_match
+from mawt.evaluate import score_samples
+from mawt.scoring import exact_match
 
 N_DISTRACTORS = 3  # verbal_choice: the gold answer among 3 distractors
 
@@ -103,13 +104,11 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
     responses = results[0]
     if isinstance(responses, str):  # a filter list ending in take_first
         responses = [responses]
-    gold, opened = doc["answer"], bool(doc.get("think_open") or False)
-    n = len(responses)
-    return {
-        "exact_match": sum(float(exact_match(r, gold)) for r in responses) / n,
-        "challenge_metric": sum(float(challenge_correct(r, gold)) for r in responses) / n,
-        "challenge_strict": sum(float(challenge_strict(r, gold, opened)) for r in responses) / n,
-    }
+    # mawt.evaluate's own per-item record: the same scores, averaged over the samples the same way
+    item = score_samples(doc, [{"text": r, "tokens": 0, "eos": True} for r in responses],
+                         bool(doc.get("think_open") or False))
+    return {"exact_match": item["exact_match"], "challenge_metric": item["challenge_correct"],
+            "challenge_strict": item["challenge_strict"]}
 
 
 # ---------------------------------------------------------------- verbal_choice
@@ -132,7 +131,8 @@ def choice_set(rows: list[dict], index: int, k: int = N_DISTRACTORS) -> tuple[li
     rng = random.Random(index)
     family = row.get("family")
     same = [j for j, r in enumerate(rows) if j != index and family is not None and r.get("family") == family]
-    others = [j for j in range(len(rows)) if j != index and j not in set(same)]
+    in_family = set(same)
+    others = [j for j in range(len(rows)) if j != index and j not in in_family]
     chosen: list[str] = []
     seen = {_key(gold)}
     for pool in (same, others):
