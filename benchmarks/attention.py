@@ -12,8 +12,10 @@ peak memory is its own: on CPU the growth of the process's peak RSS during the
 first forward+backward, on CUDA torch.cuda.max_memory_allocated. Time is the
 median of the steps after that first one (at least --repeats, and at least 1 s).
 
-Writes results/bench/attention.json and prints a Markdown table with the ratios
-the targets are stated in (time / base time, materialized peak / fused peak).
+Writes results/bench/attention.json, prints a Markdown table with the ratios the
+targets are stated in (time / base time, materialized peak / fused peak) and the
+target checks, and writes the same text to results/bench/attention.md (under a
+line naming the command, machine and commit: benchmarks/markdown.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ import time
 from pathlib import Path
 
 import torch
+
+import markdown  # benchmarks/markdown.py
+from mawt.atomic import write_text
+
+COLUMNS = ["length", "D", "base ms", "fused ms", "fused/base", "materialized ms", "mat./base", "base MB", "fused MB",
+           "materialized MB", "mat./fused mem"]  # of the printed table (the README's copy: tested)
 
 # DeepSeek-R1-Distill-Qwen-1.5B's config.json (architecture only; weights random).
 R1_DISTILL_QWEN_1_5B = dict(
@@ -141,22 +149,16 @@ def _in_subprocess(kind: str, **kwargs) -> dict:
 def _table(rows: list[dict]) -> str:
     base = {(r["length"]): r for r in rows if r["variant"] == "base"}
     by_key = {(r["variant"], r["depth"], r["length"]): r for r in rows}
-    lines = [
-        "| length | D | base ms | fused ms | fused/base | materialized ms | mat./base "
-        "| base MB | fused MB | materialized MB | mat./fused mem |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    cells = []
     for (variant, depth, length), fused in sorted(by_key.items(), key=lambda kv: (kv[0][2], kv[0][1])):
         if variant != "fused":
             continue
         b, m = base[length], by_key[("materialized", depth, length)]
-        lines.append(
-            f"| {length} | {depth} | {b['time_s'] * 1e3:.0f} | {fused['time_s'] * 1e3:.0f} "
-            f"| {fused['time_s'] / b['time_s']:.2f} | {m['time_s'] * 1e3:.0f} | {m['time_s'] / b['time_s']:.2f} "
-            f"| {b['peak_mb']:.0f} | {fused['peak_mb']:.0f} | {m['peak_mb']:.0f} "
-            f"| {m['peak_mb'] / max(fused['peak_mb'], 1e-9):.1f} |"
-        )
-    return "\n".join(lines)
+        cells.append([length, depth, f"{b['time_s'] * 1e3:.0f}", f"{fused['time_s'] * 1e3:.0f}",
+                      f"{fused['time_s'] / b['time_s']:.2f}", f"{m['time_s'] * 1e3:.0f}",
+                      f"{m['time_s'] / b['time_s']:.2f}", f"{b['peak_mb']:.0f}", f"{fused['peak_mb']:.0f}",
+                      f"{m['peak_mb']:.0f}", f"{m['peak_mb'] / max(fused['peak_mb'], 1e-9):.1f}"])
+    return markdown.table(COLUMNS, "r" * len(COLUMNS), cells)
 
 
 def _targets(rows: list[dict]) -> list[str]:
@@ -219,19 +221,19 @@ def main() -> int:
             "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__,
             "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "layer": rows, "full_step": full}, indent=2))
-    tmp.replace(args.out)
+    write_text(args.out, json.dumps({"meta": meta, "layer": rows, "full_step": full}, indent=2))
 
-    print(f"\nOne attention layer, forward+backward, batch 1, {args.device} ({meta['cpu_threads']} threads), "
-          f"{'bf16' if args.device == 'cuda' else 'float32'}:\n")
-    print(_table(rows))
+    report = [f"One attention layer, forward+backward, batch 1, {args.device} ({meta['cpu_threads']} threads), "
+              f"{'bf16' if args.device == 'cuda' else 'float32'}:", "", _table(rows)]
     for row in full:
-        print(f"\nfull 1.5B step, {row['variant']}: {row['tokens_per_s']:.0f} tokens/s, peak {row['peak_mb']:.0f} MB")
-    print("\nTargets:")
-    print("\n".join(_targets(rows)))
-    print(f"\nwrote {args.out}")
+        report += ["", f"full 1.5B step, {row['variant']}: {row['tokens_per_s']:.0f} tokens/s, "
+                       f"peak {row['peak_mb']:.0f} MB"]
+    report += ["", "Targets:", "", "```", *_targets(rows), "```"]
+    text = "\n".join(report)
+    md = markdown.write(markdown.md_path(args.out), "Benchmark: one attention layer", text,
+                        markdown.command(__file__))
+    print("\n" + text)
+    print(f"\nwrote {args.out} and {md}")
     return 0
 
 

@@ -6,10 +6,12 @@
     python benchmarks/full_run.py --compare A/results B/results          # same verdicts?
 
 Runs `snakemake --cores all` (plus any --config) in this checkout, measures its
-wall time, then writes Markdown: the wall time, the machine (CPU model, torch's
-CPU capability, threads, the kernel variables), the per-rule job time and peak
-memory from Snakemake's benchmark files, and every study's comparisons (score,
-paired difference to the baseline, Holm-adjusted verdict, MDE).
+wall time, then writes Markdown: the line naming the command, machine (CPU
+model, threads, the kernel variables, torch's CPU capability) and commit
+(benchmarks/markdown.py; as the jobs' run.json recorded them), the wall time,
+the per-rule job time and peak memory from Snakemake's benchmark files, and
+every study's comparisons (score, paired difference to the baseline,
+Holm-adjusted verdict, MDE).
 
 `--compare` reads two finished runs' table.csv files and lists, per study and
 variant, both verdicts and whether they agree: the check that conclusions do
@@ -30,9 +32,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import markdown  # noqa: E402  (benchmarks/markdown.py)
 from mawt.atomic import write_text  # noqa: E402
+from mawt.comparisons import verdict  # noqa: E402
 from mawt.environment import environment  # noqa: E402
-from mawt.tables import read_benchmark, verdict  # noqa: E402
+from mawt.results import read_benchmark  # noqa: E402
+
+# the columns of the written tables (the README's copies: tested)
+RULE_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "peak_rss_mb"]
+STUDY_COLUMNS = ["study", "variant", "exact match [95% CI]", "answer loss", "vs baseline", "Holm p", "verdict", "MDE"]
 
 
 def per_rule(bench: Path) -> pd.DataFrame:
@@ -47,7 +55,7 @@ def per_rule(bench: Path) -> pd.DataFrame:
     table = jobs.groupby("rule").agg(jobs=("seconds", "count"), total_s=("seconds", "sum"),
                                      mean_s=("seconds", "mean"), max_s=("seconds", "max"),
                                      peak_rss_mb=("max_rss_mb", "max"))
-    return table.sort_values("total_s", ascending=False).round(1).reset_index()
+    return table.sort_values("total_s", ascending=False).round(1).reset_index()[RULE_COLUMNS]
 
 
 def _ci(row, metric: str, prefix: str = "") -> str:
@@ -70,7 +78,7 @@ def study_rows(results: Path) -> pd.DataFrame:
                     "Holm p": f"{row['diff_exact_match_p_holm']:.3g}",
                     "verdict": verdict(row, "exact_match"), "MDE": f"{row['mde_exact_match']:.3f}"})
             rows.append(entry)
-    return pd.DataFrame(rows).fillna("")
+    return pd.DataFrame(rows, columns=STUDY_COLUMNS).fillna("")
 
 
 def compare(a: Path, b: Path) -> pd.DataFrame:
@@ -119,18 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     # the machine as the jobs saw it (a run's metadata: kernel variables apply to the jobs)
     first = next(iter(sorted(Path("results").glob("*/runs/*/run.json"))), None)
     machine = json.loads(first.read_text())["environment"] if first else environment()
-    lines = ["# Full workflow run", ""]
+    lines = []
     if wall is not None:
-        lines.append(f"`snakemake --cores all{' --config ' + ' '.join(a.config) if a.config else ''}`: "
-                     f"**{wall / 60:.1f} min** wall ({wall:.0f} s)" + (f", with {' '.join(a.env)}" if a.env else ""))
-    lines += ["", f"Machine: {machine['cpu_model']}, torch CPU capability {machine['cpu_capability']}, "
-              f"{os.cpu_count()} cores, kernel variables {machine.get('kernel_env') or 'none'}; "
-              f"git commit {machine['git_commit']}", "",
+        lines += [f"`snakemake --cores all{' --config ' + ' '.join(a.config) if a.config else ''}`: "
+                  f"**{wall / 60:.1f} min** wall ({wall:.0f} s)" + (f", with {' '.join(a.env)}" if a.env else ""), ""]
+    lines += [f"{os.cpu_count()} CPU cores; machine, kernels and commit "
+              + (f"as the jobs recorded them ({first})" if first else "as this process sees them (no run.json)"), "",
               "## Jobs (Snakemake benchmark files)", "", per_rule(Path("results/benchmarks")).to_markdown(index=False),
               "", "## Studies (exact match; verdicts Holm-adjusted)", "",
               study_rows(Path("results")).to_markdown(index=False), ""]
-    write_text(Path(a.out), "\n".join(lines))
-    print("\n".join(lines))
+    text = markdown.document("Full workflow run", "\n".join(lines), markdown.command(__file__, argv), env=machine)
+    write_text(Path(a.out), text)
+    print(text)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Per-job cost ESTIMATE of the paper setup (the real 1.5B), from a stand-in run scaled by FLOPs.
 
     snakemake --cores all --config setup=paper_standin      # measure (the stand-in, this machine)
-    python benchmarks/paper_cost.py [--results results/paper_standin]
+    python benchmarks/paper_cost.py [--results results/paper_standin] [--out results/bench/paper_cost.json]
 
 The stand-in (workflow/setups/paper_standin.yaml) runs the paper path with the
 1.5B's layer geometry but 2 of its 28 layers, a 2k vocabulary instead of 152k,
@@ -24,7 +24,8 @@ is more compact, so this overestimates too). These are ESTIMATES for this CPU; t
 column assumes an H200 at 30% of its 989 TFLOP/s dense bf16 for training and
 prefill, and decoding bound by reading the bf16 weights (3.6 GB) at 50% of
 4.8 TB/s per step of a batch. Prints a Markdown table; writes
-results/bench/paper_cost.json.
+results/bench/paper_cost.json, and the table to results/bench/paper_cost.md
+(under a line naming the command, machine and commit: benchmarks/markdown.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import markdown  # noqa: E402  (benchmarks/markdown.py)
+from mawt.atomic import write_text  # noqa: E402
 from mawt.standin import GEOMETRY  # noqa: E402
 
 REAL = {"layers": 28, "vocab": 151936, "steps": 200, "max_new_tokens": 2048, "eval_batch": 8}
@@ -71,6 +74,7 @@ def bench_seconds(path: Path) -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results/paper_standin")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "paper_cost.json")
     a = ap.parse_args(argv)
     res = Path(a.results)
     bench = Path(str(res).replace("results/", "results/benchmarks/", 1))
@@ -118,15 +122,13 @@ def main(argv=None) -> None:
         grouped.setdefault(r["job"], []).append(r)
     rows = [{**g[0], **{k: statistics.mean(x[k] for x in g) for k in g[0] if k not in ("job", "runs")},
              "runs": sum(x.get("runs", 1) for x in g)} for g in grouped.values()]
-    out = ROOT / "results" / "bench" / "paper_cost.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['job']} | {r['runs']} | {r['stand-in measured s']:.1f} | {r['FLOP ratio']:.0f} |"
-              f" {r['real CPU estimate h']:.1f} |"
-              f" {r['real H200 estimate s']:.1f} |")
+    write_text(a.out, json.dumps(rows, indent=2) + "\n")
+    text = markdown.table(COLUMNS, "lrrrrr", [
+        [r["job"], r["runs"], f"{r['stand-in measured s']:.1f}", f"{r['FLOP ratio']:.0f}",
+         f"{r['real CPU estimate h']:.1f}", f"{r['real H200 estimate s']:.1f}"] for r in rows])
+    markdown.write(markdown.md_path(a.out), "Per-job cost ESTIMATE for the real 1.5B (from the stand-in)", text,
+                   markdown.command(__file__, argv))
+    print(text)
 
 
 if __name__ == "__main__":

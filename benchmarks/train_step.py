@@ -14,7 +14,9 @@ only the last decoder layer trainable
 (plus MAWT parameters), batch 16 synthetic puzzles. Steps run through the real
 `MAWTTrainer`; the time of each optimizer step is taken by a TrainerCallback and
 the median over the steps after --warmup is reported. Writes
-results/bench/train_step.json.
+results/bench/train_step.json, and the printed table and target checks to
+results/bench/train_step.md (under a line naming the command, machine and
+commit: benchmarks/markdown.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback, TrainingArguments, set_seed
 
+import markdown  # benchmarks/markdown.py
 from mawt import MAWTConfig, freeze, patch_model
+from mawt.atomic import write_text
 from mawt.data import AnswerCollator, encode_example
 from mawt.micro import MicroConfig, build_model, train_tokenizer
 from mawt.puzzles import generate
@@ -42,6 +46,7 @@ VARIANTS = {
     "grpo+reuse": (MAWTConfig(depth=4, mixer="grpo"), True),
     "grpo-reuse": (MAWTConfig(depth=4, mixer="grpo"), False),
 }
+COLUMNS = ["layers"] + [f"{v} ms (x plain)" for v in VARIANTS]  # of the printed table (the README's copy: tested)
 
 
 class StepTimer(TrainerCallback):
@@ -105,28 +110,29 @@ def main() -> int:
         rows = [{**measure(v, n, args.steps, args.warmup, args.batch, args.device, Path(tmp)), "layers": n}
                 for n in args.layers for v in VARIANTS]
     by = {(r["layers"], r["variant"]): r for r in rows}
-    print(f"\nOne optimizer step, micro Qwen2 (128 wide), last layer trainable, batch {args.batch}, "
-          f"{args.device} ({torch.get_num_threads()} threads), median of {args.steps} steps:\n")
-    print("| layers | " + " | ".join(f"{v} ms (x plain)" for v in VARIANTS) + " |")
-    print("|---:|" + "---:|" * len(VARIANTS))
+    write_text(args.out, json.dumps({"device": args.device, "layers": args.layers, "batch": args.batch,
+                                     "torch": torch.__version__, "rows": rows}, indent=2))
+    cells = []
     for n in args.layers:
         plain = by[(n, "plain")]["step_s"]
-        cells = [f"{by[(n, v)]['step_s'] * 1e3:.1f} ({by[(n, v)]['step_s'] / plain:.2f})" for v in VARIANTS]
-        print(f"| {n} | " + " | ".join(cells) + " |")
-    print("\nTargets:")
+        cells.append([n] + [f"{by[(n, v)]['step_s'] * 1e3:.1f} ({by[(n, v)]['step_s'] / plain:.2f})"
+                            for v in VARIANTS])
+    checks = []
     for n in args.layers:
         reuse_ratio = by[(n, "grpo+reuse")]["step_s"] / by[(n, "plain")]["step_s"]
         speedup = by[(n, "grpo-reuse")]["step_s"] / by[(n, "grpo+reuse")]["step_s"]
-        print(f"{'ok  ' if reuse_ratio <= 1.6 else 'MISS'} {n} layers: GRPO (G=4) with reuse / plain = "
-              f"{reuse_ratio:.2f} (target <= 1.6)")
-        print(f"{'ok  ' if speedup >= 2 else 'MISS'} {n} layers: GRPO without reuse / with reuse = "
-              f"{speedup:.2f} (target >= 2)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps({"device": args.device, "layers": args.layers, "batch": args.batch,
-                                   "torch": torch.__version__, "rows": rows}, indent=2))
-    tmp_out.replace(args.out)
-    print(f"\nwrote {args.out}")
+        checks.append(f"{'ok  ' if reuse_ratio <= 1.6 else 'MISS'} {n} layers: GRPO (G=4) with reuse / plain = "
+                      f"{reuse_ratio:.2f} (target <= 1.6)")
+        checks.append(f"{'ok  ' if speedup >= 2 else 'MISS'} {n} layers: GRPO without reuse / with reuse = "
+                      f"{speedup:.2f} (target >= 2)")
+    text = "\n".join([
+        f"One optimizer step, micro Qwen2 (128 wide), last layer trainable, batch {args.batch}, "
+        f"{args.device} ({torch.get_num_threads()} threads), median of {args.steps} steps:", "",
+        markdown.table(COLUMNS, "r" * len(COLUMNS), cells), "", "Targets:", "", "```", *checks, "```"])
+    md = markdown.write(markdown.md_path(args.out), "Benchmark: one optimizer step", text,
+                        markdown.command(__file__))
+    print("\n" + text)
+    print(f"\nwrote {args.out} and {md}")
     return 0
 
 

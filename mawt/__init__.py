@@ -4,7 +4,7 @@
 
 Importing the layer API registers the MAWT model classes with transformers'
 AutoConfig / AutoModelForCausalLM, so MAWT checkpoints load with either. The
-names are resolved lazily, so light modules (e.g. `mawt.workflow`, read by the
+names are resolved lazily, so light modules (e.g. `mawt.studies`, read by the
 Snakefile at every invocation) do not pay for importing torch and transformers.
 """
 

@@ -64,7 +64,7 @@ def _build_standin(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     from .fetch import fetch
-    from .workflow import load_setup
+    from .studies import load_setup
 
     done = fetch(load_setup(args.setup), check=args.check)
     print("\n".join(done) if done else f"setup {args.setup!r}: nothing to fetch (every source is local)")
@@ -92,7 +92,7 @@ def _prepare_data(args: argparse.Namespace) -> int:
 
         cfg = _build(DataConfig, yaml.safe_load(Path(args.data).read_text()) or {}, args.data)
     elif args.setup:
-        from .workflow import load_setup
+        from .studies import load_setup
 
         cfg = _build(DataConfig, load_setup(args.setup)["data"], f"workflow/setups/{args.setup}.yaml data")
     else:
@@ -113,15 +113,10 @@ def _lm_eval(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .tables import load_study, study_table
+    from .tables import study_table
 
-    frame = study_table(Path(args.index), Path(args.out_dir))
+    frame = study_table(Path(args.index), Path(args.out_dir), plots=Path(args.plots) if args.plots else None)
     print(frame.to_string())
-    if args.plots:
-        from .plots import study_plots
-
-        for path in study_plots(load_study(Path(args.index)), frame, Path(args.plots)):
-            print(path)
     return 0
 
 
@@ -135,8 +130,8 @@ def _attention(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import build_report
 
-    print(build_report([Path(p) for p in args.index], Path(args.setup_file), Path(args.bench_dir), Path(args.out),
-                       Path(args.tidy_out)))
+    print(build_report([Path(p) for p in args.study_dir], Path(args.setup_file), Path(args.bench_dir), Path(args.out),
+                       Path(args.tidy_out), Path(args.summary) if args.summary else None))
     return 0
 
 
@@ -226,12 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     att.add_argument("--head", type=int, help="which head (default: the one whose slices differ most)")
     att.set_defaults(func=_attention)
 
-    rep = sub.add_parser("report", help="the self-contained HTML report from the studies' run indexes")
-    rep.add_argument("--index", nargs="+", required=True, help="runs.json of each study (tables already written)")
+    rep = sub.add_parser("report", help="the self-contained HTML report from the studies' folders")
+    rep.add_argument("--study-dir", nargs="+", required=True,
+                     help="each study's folder, as `mawt table` wrote it (table.csv, study.json, ...)")
     rep.add_argument("--setup-file", required=True)
     rep.add_argument("--bench-dir", required=True, help="Snakemake benchmark folder of the setup")
     rep.add_argument("--out", required=True, help="the .html file")
     rep.add_argument("--tidy-out", required=True, help="tidy table of all runs: PATH.csv and PATH.parquet")
+    rep.add_argument("--summary", help="also write the summary table as Markdown (summary.md)")
     rep.set_defaults(func=_report)
     args = parser.parse_args(argv)
     try:

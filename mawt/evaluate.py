@@ -8,7 +8,7 @@ Generation runs to EOS or the budget (`eval.max_new_tokens`), nothing else stops
 it: a reasoning model's thinking holds newlines. Per sample it records the
 generated tokens (EOS included), whether EOS came before the budget (else the
 sample is *truncated*) and whether its thinking closed; the scores are those of
-mawt.scoring: `challenge_correct` (the published checker), `challenge_strict`
+mawt.scoring: `challenge_metric` (the published checker), `challenge_strict`
 (wrong unless the thinking closed) and `exact_match`. With `n_samples` > 1
 (temperature > 0) an item's score is the mean over its samples: pass@1
 estimated from n samples (DeepSeek-R1's protocol), which the tables then treat
@@ -39,7 +39,7 @@ from .data import AnswerCollator, encode_example, prompt_text, read_jsonl, think
 from .environment import environment
 from .models import load_checkpoint
 from .runconfig import EvalConfig
-from .scoring import challenge_correct, challenge_strict, exact_match, think_closed
+from .scoring import challenge_metric, challenge_strict, exact_match, think_closed
 
 
 @torch.no_grad()
@@ -94,7 +94,7 @@ def _selection_sums(model, predicts: torch.Tensor) -> tuple[torch.Tensor, torch.
         return None
     mask = predicts.float()  # (B, L)
     usage = torch.stack([(s.weights.float() * mask[..., None]).sum((0, 1)) for s in sels]).mean(0)  # (D,)
-    ents = [(s.policy_entropy.float() * mask).sum() for s in sels if s.log_probs is not None]
+    ents = [(s.selector_entropy.float() * mask).sum() for s in sels if s.log_probs is not None]
     entropy = torch.stack(ents).mean() if ents else None
     return usage, entropy, int(mask.sum())
 
@@ -166,7 +166,7 @@ def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dic
     return result
 
 
-ITEM_SCORES = ("exact_match", "challenge_correct", "challenge_strict")  # per sample 0/1; per item their mean
+ITEM_SCORES = ("exact_match", "challenge_metric", "challenge_strict")  # per sample 0/1; per item their mean
 
 
 def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
@@ -174,7 +174,7 @@ def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
     gold = row["answer"]
     scored = [{"prediction": s["text"], "tokens": s["tokens"], "eos": s["eos"],
                "think_closed": think_closed(s["text"], opened),
-               "exact_match": exact_match(s["text"], gold), "challenge_correct": challenge_correct(s["text"], gold),
+               "exact_match": exact_match(s["text"], gold), "challenge_metric": challenge_metric(s["text"], gold),
                "challenge_strict": challenge_strict(s["text"], gold, opened)} for s in samples]
     n = len(scored)
     item = {"challenge": row["challenge"], "answer": gold, "prediction": scored[0]["prediction"],
@@ -189,8 +189,7 @@ def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
 
 
 # aggregate key in heldout.json -> per-item key
-AGGREGATES = {"exact_match": "exact_match", "challenge_metric": "challenge_correct",
-              "challenge_strict": "challenge_strict", "closed_think_rate": "think_closed",
+AGGREGATES = {**{k: k for k in ITEM_SCORES}, "closed_think_rate": "think_closed",
               "truncation_rate": "truncated", "mean_output_tokens": "output_tokens"}
 
 

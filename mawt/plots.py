@@ -1,5 +1,5 @@
 """Study plots (matplotlib, PNG + SVG): comparison, depth sweep, training curves,
-slice usage, and the 5D attention of one held-out example.
+depth usage, and the 5D attention of one held-out example.
 
 Colours: the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"),
 distinguishable with the common colour-vision deficiencies; lines also differ
@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
-from .tables import BASE, BASELINE, Study  # noqa: E402
+from .results import BASE, BASELINE, StudyResults  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 STACK = OKABE_ITO[:7] + ["#999999"]  # areas: no black (the entropy line is black)
@@ -41,7 +41,7 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
-def comparison(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
+def comparison(study: StudyResults, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Every variant's two held-out scores with 95% intervals; plain as a reference band."""
     variants = [v for v in table["variant"] if v != BASE]
     rows = table.set_index("variant")
@@ -72,8 +72,8 @@ def comparison(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "comparison")
 
 
-def depth_sweep(study: Study, table: pd.DataFrame, out_dir: Path, metric: str = "exact_match") -> list[Path]:
-    """Accuracy vs number of depth slices, one line per mixer, 95% bands (only if D varies);
+def depth_sweep(study: StudyResults, table: pd.DataFrame, out_dir: Path, metric: str = "exact_match") -> list[Path]:
+    """Accuracy vs depth D, one line per mixer, 95% bands (only if D varies);
     the intervals are the study table's."""
     runs = study.runs[study.runs["variant"] != BASE]
     controls = {BASELINE, *(b for b in study.baselines.values() if b)}  # baselines are not points of the sweep
@@ -97,7 +97,7 @@ def depth_sweep(study: Study, table: pd.DataFrame, out_dir: Path, metric: str = 
     ax.set_xscale("log", base=2)
     depths = sorted(set(runs["depth"].dropna().astype(int)))
     ax.set_xticks(depths, [str(v) for v in depths])
-    ax.set_xlabel("depth slices D (D=1: plain fine-tuning)")
+    ax.set_xlabel("depth D (D=1: plain fine-tuning)")
     ax.set_ylabel(f"{LABELS[metric]} (mean, 95% CI)")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(title="mixer")
@@ -105,14 +105,14 @@ def depth_sweep(study: Study, table: pd.DataFrame, out_dir: Path, metric: str = 
     return _save(fig, out_dir, "depth_sweep")
 
 
-def _mean_curve(study: Study, variant: str, column: str) -> pd.Series | None:
+def _mean_curve(study: StudyResults, variant: str, column: str) -> pd.Series | None:
     ids = study.runs.loc[study.runs["variant"] == variant, "run_id"]
     frames = [study.metrics[r].set_index("step")[column] for r in ids
               if r in study.metrics and column in study.metrics[r]]
     return pd.concat(frames, axis=1).mean(axis=1) if frames else None
 
 
-def training_curves(study: Study, out_dir: Path) -> list[Path]:
+def training_curves(study: StudyResults, out_dir: Path) -> list[Path]:
     """Cross-entropy and (GRPO) reward per step, mean over seeds, one line per variant."""
     variants = [v for v in study.variants if v != BASE]
     panels = [("loss_ce", "answer cross-entropy (nats/token)")]
@@ -132,8 +132,8 @@ def training_curves(study: Study, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "training_curves")
 
 
-def slice_usage(study: Study, out_dir: Path) -> list[Path]:
-    """Per-slice usage over training (stacked areas) and selector entropy, GRPO/gumbel variants."""
+def depth_usage(study: StudyResults, out_dir: Path) -> list[Path]:
+    """Usage of each depth d over training (stacked areas) and selector entropy, GRPO/gumbel variants."""
     runs = study.runs
     variants = [v for v in study.variants
                 if v != BASE and runs.loc[runs["variant"] == v, "mixer"].iloc[0] in ("grpo", "gumbel")
@@ -149,7 +149,7 @@ def slice_usage(study: Study, out_dir: Path) -> list[Path]:
             continue
         steps = curves[0].index.to_numpy()
         ax.stackplot(steps, *[c.to_numpy() for c in curves], colors=[STACK[d % len(STACK)] for d in range(depth)],
-                     labels=[f"slice {d}" for d in range(depth)], alpha=0.85)
+                     labels=[f"depth {d}" for d in range(depth)], alpha=0.85)
         ent = _mean_curve(study, variant, "selector_entropy")
         twin = ax.twinx()
         twin.grid(False)
@@ -161,14 +161,14 @@ def slice_usage(study: Study, out_dir: Path) -> list[Path]:
         ax.set_title(f"{variant} (D={depth})")
         ax.set_xlabel("optimizer step")
         ax.set_ylim(0, 1)
-    axes[0][0].set_ylabel("share of tokens per slice")
+    axes[0][0].set_ylabel("share of tokens per depth d")
     axes[0][0].legend(loc="lower left", fontsize=7)
-    fig.suptitle(f"{study.name}: depth-slice usage over training (mean over seeds)")
-    return _save(fig, out_dir, "slice_usage")
+    fig.suptitle(f"{study.name}: depth usage over training (mean over seeds)")
+    return _save(fig, out_dir, "depth_usage")
 
 
 def attention_maps(npz_path, out_dir: Path, title: str = "") -> list[Path]:
-    """One heatmap per depth slice for one head, from `python -m mawt attention`."""
+    """One heatmap per depth d for one head, from `python -m mawt attention`."""
     data = np.load(npz_path, allow_pickle=False)
     att, head = data["attention"].astype(np.float32), int(data["head"])  # (H, Lq, Lk, D)
     tokens = [str(t) for t in data["tokens"]]
@@ -177,7 +177,7 @@ def attention_maps(npz_path, out_dir: Path, title: str = "") -> list[Path]:
     image = None
     for d, ax in enumerate(axes[0]):
         image = ax.imshow(att[head, :, :, d], cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
-        ax.set_title(f"slice {d}")
+        ax.set_title(f"depth {d}")
         ax.set_xlabel("key position")
         step = max(1, len(tokens) // 12)
         ax.set_xticks(range(0, len(tokens), step), [tokens[i] for i in range(0, len(tokens), step)],
@@ -189,10 +189,10 @@ def attention_maps(npz_path, out_dir: Path, title: str = "") -> list[Path]:
     return _save(fig, out_dir, "attention")
 
 
-def study_plots(study: Study, table: pd.DataFrame, out_dir: Path) -> list[Path]:
+def study_plots(study: StudyResults, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     paths = comparison(study, table, out_dir) + depth_sweep(study, table, out_dir) + training_curves(study, out_dir)
-    paths += slice_usage(study, out_dir)
+    paths += depth_usage(study, out_dir)
     if study.attention and Path(study.attention).exists():
         paths += attention_maps(study.attention, out_dir)
     return paths

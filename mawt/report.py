@@ -1,4 +1,7 @@
-"""results/report.html: one self-contained page (images embedded, no external URL).
+"""results/<setup>/report.html: one self-contained page (images embedded, no external URL).
+
+It reads only what `mawt table` wrote in each study folder (table.csv, long.csv,
+study.json, browser.csv, plots/; see mawt/tables.py), never the runs themselves.
 
 Summary (per study, every compared variant against its own baseline: the
 paired difference with its unadjusted 95% interval and the Holm-adjusted
@@ -21,21 +24,24 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_text
-from .tables import (NOTE, Study, design, design_text, display_table, load_study, long_table,
-                     read_benchmark, verdict_text, write_table)
+from .comparisons import design
+from .display import NOTE, design_text, display_table, verdict_text
+from .layout import PLOTS, study_outputs
+from .results import read_benchmark
+from .tables import write_table
 
-PLOT_ORDER = ("comparison", "depth_sweep", "training_curves", "slice_usage", "attention")
+PLOT_ORDER = ("comparison", "depth_sweep", "training_curves", "depth_usage", "attention")
 CAPTIONS = {
     "comparison": "Held-out scores per variant, mean and 95% bootstrap interval over seeds and items; grey band: "
                   "the plain baseline's interval; '*': the paired difference to the variant's own baseline is "
                   "significant after Holm adjustment over the study's compared variants (p < 0.05).",
-    "depth_sweep": "Held-out exact match vs number of depth slices D, one line per mixer, 95% bands; "
+    "depth_sweep": "Held-out exact match vs depth D, one line per mixer, 95% bands; "
                    "D=1 is plain fine-tuning.",
     "training_curves": "Answer cross-entropy (and GRPO reward) per optimizer step, mean over seeds.",
-    "slice_usage": "Share of tokens assigned to each depth slice during training (stacked) and the selector's "
+    "depth_usage": "Share of tokens assigned to each depth d during training (stacked) and the selector's "
                    "entropy (black; dotted: log D, the uniform policy).",
-    "attention": "The 5D attention of one held-out example (prompt + gold answer): one map per depth slice for "
-                 "the head whose slices differ most, first MAWT layer of the study's first MAWT variant, seed 0.",
+    "attention": "The 5D attention of one held-out example (prompt + gold answer): one map per depth d for "
+                 "the head whose depths differ most, first MAWT layer of the study's first MAWT variant, seed 0.",
 }
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;
@@ -79,7 +85,7 @@ def _params(row) -> str:
     return "" if pd.isna(value) else f"{value:,.0f}"
 
 
-def _summary_rows(studies: list[tuple[Study, pd.DataFrame]]) -> pd.DataFrame:
+def _summary_rows(studies: list[tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
     """Every compared variant of every study against its own baseline, Holm-adjusted verdicts (exact match)."""
     rows = []
     for study, table in studies:
@@ -91,7 +97,7 @@ def _summary_rows(studies: list[tuple[Study, pd.DataFrame]]) -> pd.DataFrame:
         for _, row in table[table["diff_exact_match"].notna()].iterrows():
             baseline = by_name.loc[row["baseline"]]
             rows.append({
-                "study": study.name, "variant": row["variant"], "baseline": row["baseline"],
+                "study": study["name"], "variant": row["variant"], "baseline": row["baseline"],
                 "trainable params (variant / baseline)": f"{_params(row)} / {_params(baseline) or '0 (untuned)'}",
                 "exact match": _ci(row), "baseline exact match": _ci(baseline),
                 "difference [95% CI]": f"{row['diff_exact_match']:+.2f} [{row['diff_exact_match_low']:+.2f}, "
@@ -102,21 +108,14 @@ def _summary_rows(studies: list[tuple[Study, pd.DataFrame]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _browser(study: Study) -> str:
-    """Held-out items x variants: first seed's answer, correct seeds / seeds (one table per data split)."""
-    runs = study.runs
-    return "".join(_split_browser(study, group) for _, group in runs.groupby("data", dropna=False, sort=False))
+def _browser(frame: pd.DataFrame) -> str:
+    """browser.csv: every held-out item, each variant's answer (first seed), correct seeds / seeds;
+    one table per data split."""
+    return "".join(_split_browser(group.drop(columns="data").dropna(axis=1, how="all"))
+                   for _, group in frame.groupby("data", dropna=False, sort=False))
 
 
-def _split_browser(study: Study, runs: pd.DataFrame) -> str:
-    first = study.items[runs["run_id"].iloc[0]]
-    frame = pd.DataFrame({"#": range(len(first)), "challenge": first["challenge"], "gold": first["answer"]})
-    for variant in dict.fromkeys(runs["variant"]):
-        ids = list(runs.loc[runs["variant"] == variant].sort_values("seed", na_position="first")["run_id"])
-        correct = sum(study.items[r]["challenge_correct"].astype(int) for r in ids)
-        answers = study.items[ids[0]]["prediction"]
-        frame[variant] = [f"{a!s} ({c}/{len(ids)})" for a, c in zip(answers, correct, strict=True)]
-
+def _split_browser(frame: pd.DataFrame) -> str:
     def cell_class(col, value):
         if col in ("#", "challenge", "gold"):
             return ""
@@ -128,20 +127,22 @@ def _split_browser(study: Study, runs: pd.DataFrame) -> str:
             + "</details>")
 
 
-def _study_section(study: Study, table: pd.DataFrame, plots: Path) -> str:
+def _study_section(study: dict, table: pd.DataFrame, files: dict[str, Path], plots: Path) -> str:
     shown = display_table(table)
-    parts = [f'<h2 id="study-{_e(study.name)}">Study: {_e(study.name)}</h2>', f"<p>{_e(study.description)}</p>",
-             "<details><summary>Study YAML</summary><pre>" + _e(study.yaml) + "</pre></details>",
+    name = study["name"]
+    parts = [f'<h2 id="study-{_e(name)}">Study: {_e(name)}</h2>', f"<p>{_e(study['description'])}</p>",
+             "<details><summary>Study YAML</summary><pre>" + _e(study["yaml"]) + "</pre></details>",
              f"<p>{_e(design_text(table))}</p>",
              _html_table(shown, row_class=lambda i, r: "baseline" if r["baseline"] in ("", "(baseline)") else "",
                          cell_class=lambda c, v: "sig" if "vs baseline" in c and str(v).endswith("*") else ""),
              f'<p class="note">{_e(NOTE)}</p>']
-    for name in PLOT_ORDER:
-        png = plots / f"{name}.png"
+    for plot in PLOT_ORDER:
+        png = plots / f"{plot}.png"
         if png.exists():
-            parts.append(f"<figure>{_image(png, f'{study.name}: {name}')}<figcaption>{_e(CAPTIONS[name])} "
-                         f"(SVG: {_e(str(plots / (name + '.svg')))})</figcaption></figure>")
-    parts.append(_browser(study))
+            parts.append(f"<figure>{_image(png, f'{name}: {plot}')}<figcaption>{_e(CAPTIONS[plot])} "
+                         f"(SVG: {_e(str(plots / (plot + '.svg')))})</figcaption></figure>")
+    browser = pd.read_csv(files["browser"], keep_default_na=False, dtype=str)
+    parts.append(_browser(browser.replace("", float("nan"))))
     return "\n".join(parts)
 
 
@@ -169,11 +170,11 @@ def _flatten(env: dict) -> dict:
     return {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in out.items()}
 
 
-def _environment(studies: list[Study], setup_text: str) -> str:
+def _environment(studies: list[dict], setup_text: str) -> str:
     """One row per key; when runs differ (another machine, other kernels), every value with its runs."""
     envs = {}
     for study in studies:
-        envs.update({source: _flatten(env) for source, env in study.environments.items()})
+        envs.update({source: _flatten(env) for source, env in study["environments"].items()})
     keys = list(dict.fromkeys([k for env in envs.values() for k in env] + list(ENV_KEYS)))
     rows = []
     for key in keys:
@@ -194,24 +195,54 @@ def _environment(studies: list[Study], setup_text: str) -> str:
             + "</pre></details>")
 
 
-def build_report(indexes: list[Path], setup_file: Path, bench_dir: Path, out_html: Path, tidy_out: Path) -> Path:
-    """Write the report and the tidy table of every run (tidy_out: path without suffix)."""
+def _where(studies: list[dict]) -> str:
+    """Where the runs ran, from their recorded environments: every distinct value of the machine keys."""
+    envs = [env for study in studies for env in study["environments"].values()]
+    parts = []
+    for key, label in (("cpu_model", "CPU"), ("cpu_capability", "torch CPU capability"), ("gpu", "GPU"),
+                       ("git_commit", "commit")):
+        values = sorted({str(env.get(key))[:12 if key == "git_commit" else None] for env in envs
+                         if env.get(key) is not None})
+        if values:
+            parts.append(f"{label} {' / '.join(values)}")
+    dirty = any(env.get("git_dirty") for env in envs)
+    return ", ".join(parts) + (" (uncommitted edits)" if dirty else "")
+
+
+def summary_markdown(studies: list[tuple[dict, pd.DataFrame]]) -> str:
+    """results/<setup>/summary.md: the report's summary table, where it ran, and how to regenerate it."""
+    setup = studies[0][0]["setup"] if studies else "?"
+    frame = _summary_rows(studies)
+    table = frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else \
+        "No study compares a variant with a baseline."
+    return (f"# MAWT ablations, {setup} setup: every compared variant against its own baseline\n\n"
+            f"Written by `snakemake --config setup={setup}` (rule `report`) from the study folders' table.csv. "
+            f"Runs recorded: {_where([s for s, _ in studies])}.\n\n{table}\n\n"
+            "Held-out exact match, paired over the same seed ids and items; verdicts Holm-adjusted per study, "
+            "intervals unadjusted; study MDE: 80% power at two-sided alpha 0.05.\n")
+
+
+def build_report(study_dirs: list[Path], setup_file: Path, bench_dir: Path, out_html: Path, tidy_out: Path,
+                 summary_md: Path | None = None) -> Path:
+    """Write the report, summary.md and the tidy table of every run (tidy_out: path without suffix)
+    from the study folders `mawt table` wrote."""
     loaded = []
-    for index in indexes:
-        index = Path(index)
-        study = load_study(index)
-        table = pd.read_csv(index.parent / "table.csv")
-        loaded.append((study, table, index.parent / "plots"))
-    setup_name = loaded[0][0].setup if loaded else "?"
-    tidy = pd.concat([long_table(s) for s, _, _ in loaded], ignore_index=True)
+    for folder in study_dirs:
+        files = study_outputs(folder)
+        meta = json.loads(files["study"].read_text())
+        loaded.append((meta, pd.read_csv(files["table"]), files, Path(folder) / PLOTS))
+    setup_name = loaded[0][0]["setup"] if loaded else "?"
+    tidy = pd.concat([pd.read_csv(files["long"]) for _, _, files, _ in loaded], ignore_index=True)
     tidy = tidy.astype({"value": float, "seed": float})
     tidy_out = Path(tidy_out)
     for suffix in (".csv", ".parquet"):
         write_table(tidy, tidy_out.with_suffix(suffix))
 
-    summary = _summary_rows([(s, t) for s, t, _ in loaded])
+    summary = _summary_rows([(s, t) for s, t, _, _ in loaded])
+    if summary_md is not None:
+        write_text(Path(summary_md), summary_markdown([(s, t) for s, t, _, _ in loaded]))
     per_rule, jobs = _jobs(bench_dir)
-    nav = " · ".join(f'<a href="#study-{_e(s.name)}">{_e(s.name)}</a>' for s, _, _ in loaded)
+    nav = " · ".join(f'<a href="#study-{_e(s["name"])}">{_e(s["name"])}</a>' for s, _, _, _ in loaded)
     body = [
         f"<h1>MAWT ablations: {_e(setup_name)} setup</h1>",
         f"<p>{nav} · <a href=\"#environment\">environment</a> · <a href=\"#jobs\">jobs</a></p>",
@@ -222,8 +253,8 @@ def build_report(indexes: list[Path], setup_file: Path, bench_dir: Path, out_htm
         "study detects with 80% power at two-sided alpha 0.05 for its seeds x items (median over its compared "
         "variants); 'not distinguishable' says nothing about smaller effects.</p>",
         _html_table(summary) if not summary.empty else "<p>No study compares a variant with a baseline.</p>",
-        *[_study_section(s, t, p) for s, t, p in loaded],
-        _environment([s for s, _, _ in loaded], Path(setup_file).read_text() if setup_file else ""),
+        *[_study_section(s, t, f, p) for s, t, f, p in loaded],
+        _environment([s for s, _, _, _ in loaded], Path(setup_file).read_text() if setup_file else ""),
         "<h2 id=\"jobs\">Jobs: time and memory</h2><p>From Snakemake's <code>benchmark:</code> files "
         f"({_e(str(bench_dir))}); wall seconds and peak resident memory.</p>",
         _html_table(per_rule),

@@ -3,7 +3,7 @@
 Scores a model's free-text response against a gold answer of the NPR Sunday
 Puzzle dataset `nuprl/verbal-reasoning-challenge`.
 
-`challenge_correct` reproduces the published checker, so that our numbers are
+`challenge_metric` reproduces the published checker, so that our numbers are
 comparable with published ones. That checker is lighteval's community task
 `verbal_reasoning_challenge` (huggingface/lighteval,
 `community_tasks/verbal_reasoning_challenge.py`, pull request #551, written by
@@ -42,7 +42,7 @@ in order, `<think>` opens a block and `</think>` closes it, and the response is
 closed when no block is open at its end (so the last tag decides).
 `think_open=True` says the prompt
 already opened one (DeepSeek-R1 chat templates end the prompt with `<think>\\n`),
-so the response must then close it. `challenge_strict` is `challenge_correct`
+so the response must then close it. `challenge_strict` is `challenge_metric`
 on a response whose thinking is closed, and wrong otherwise.
 
 `drop_think` is cleaner than the checker's rule 1: it removes every closed
@@ -103,7 +103,7 @@ def _gold_alternatives(gold: str) -> list[list[str]]:
             for alternative in gold.lower().split(";")]
 
 
-def challenge_correct(response: str, gold: str) -> bool:
+def challenge_metric(response: str, gold: str) -> bool:
     """The published checker: every phrase of some gold alternative occurs as whole words."""
     words = _words(_checker_visible(response))
     padded = f" {' '.join(words)} "
@@ -122,8 +122,8 @@ def think_closed(response: str, think_open: bool = False) -> bool:
 
 
 def challenge_strict(response: str, gold: str, think_open: bool = False) -> bool:
-    """`challenge_correct`, except that thinking that never closed is wrong."""
-    return think_closed(response, think_open) and challenge_correct(response, gold)
+    """`challenge_metric`, except that thinking that never closed is wrong."""
+    return think_closed(response, think_open) and challenge_metric(response, gold)
 
 
 _EDGE_SYMBOLS = frozenset("`~^$|<>=→⇒")

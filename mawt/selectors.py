@@ -65,7 +65,7 @@ class Selection:
         return self.log_probs.gather(-1, self.choice.unsqueeze(-1)).squeeze(-1)
 
     @property
-    def policy_entropy(self) -> torch.Tensor | None:
+    def selector_entropy(self) -> torch.Tensor | None:
         """Entropy of the selector's distribution per token, (B, L), differentiable."""
         if self.log_probs is None:
             return None

@@ -19,7 +19,7 @@ checks on simulated data that the resulting SE matches the estimator's spread
 over new seeds, items and samples.
 
 The comparison with a baseline is paired: both matrices are indexed by the
-same seeds and the same items (the caller, `mawt.tables`, lines the rows up
+same seeds and the same items (the caller, `mawt.comparisons`, lines the rows up
 by seed id and refuses different seed sets), and one replicate applies the
 same draw to both, so the interval is that of the mean per-item difference.
 Identical runs give a difference of exactly 0 with a zero-width interval. A
@@ -44,7 +44,7 @@ From the same paired replicates `paired_difference` also derives:
 `holm` adjusts a family of p-values for multiplicity (Holm 1979, "A simple
 sequentially rejective multiple test procedure"): sort ascending, multiply the
 i-th smallest (i = 0..m-1) by (m - i), take the running maximum, cap at 1.
-`mawt.tables` applies it over a study's compared variants, one family per
+`mawt.comparisons` applies it over a study's compared variants, one family per
 metric, and marks a difference only where the adjusted p < 0.05; the printed
 intervals stay unadjusted 95% intervals.
 

@@ -232,7 +232,7 @@ class MAWTTrainer(Trainer):
         loss = ce.mean() + run.lambda_pg * pg + run.beta * kl - run.eta * entropy
 
         rewards = -ce.detach().view(-1, G)
-        self._record(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), policy_entropy=entropy.item(),
+        self._record(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), loss_entropy=entropy.item(),
                      reward_mean=rewards.mean().item(), reward_std=rewards.std(1, unbiased=False).mean().item(),
                      zero_spread_frac=zero_spread.item(), **selection_stats(model))
         return loss
@@ -274,7 +274,7 @@ class MAWTTrainer(Trainer):
 
         centred = rewards - (pi * rewards).sum(-1, keepdim=True)
         sigma = (pi * centred ** 2).sum(-1).sqrt()  # std of r_t under pi
-        self._record(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), policy_entropy=entropy.item(),
+        self._record(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), loss_entropy=entropy.item(),
                      reward_mean=-ce.detach().mean().item(),
                      reward_std=grpo.masked_mean(sigma.flatten(), cells.flatten(), dim=0).item(),
                      reward_spread=grpo.reward_spread(rewards, cells).item(),

@@ -1,53 +1,209 @@
-"""The benchmark scripts run end to end (tiny sizes; the real numbers are in the README)."""
+"""The benchmark scripts run end to end (tiny sizes; the real numbers are in the README).
+
+Each script prints its Markdown table(s) and writes the same text to `<out>.md`
+(benchmarks/markdown.py: a title, the "Measured by `<command>` on <machine> ...,
+commit <sha>, <date>" line, the tables); the README's copies of the tables must
+have the columns the scripts write.
+"""
 
 import json
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_attention_benchmark_writes_every_configuration(tmp_path):
-    out = tmp_path / "attention.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "attention.py"), "--lengths", "32",
-           "--depths", "1", "2", "--repeats", "1", "--out", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(out.read_text())
-    got = {(r["variant"], r["depth"]) for r in data["layer"]}
-    assert got == {("base", 0), ("fused", 1), ("materialized", 1), ("fused", 2), ("materialized", 2)}
-    assert all(r["time_s"] > 0 and r["peak_mb"] >= 0 for r in data["layer"])
-    assert data["meta"]["torch"].startswith("2.13.0")
-    assert "| 32 | 2 |" in proc.stdout and "Targets:" in proc.stdout
-
-
+BENCH = ROOT / "benchmarks"
 README = (ROOT / "README.md").read_text()
+MEASURED = re.compile(r"^Measured by `python benchmarks/(?P<script>[\w.]+\.py)(?P<args>[^`]*)` on (?P<machine>.+) "
+                      r"\(torch (?P<torch>\S+), CPU capability (?P<cap>[^)]+)\), "
+                      r"commit (?P<commit>[0-9a-f]{7}(\+dirty)?|unknown), \d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark scripts as modules (for their COLUMNS and table functions)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield __import__
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _run(script: str, *args, cwd, timeout=300) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def _table_lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
 
 
-def test_readme_shows_what_the_precision_memory_benchmark_computes_now():
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _readme_header(first_cell: str) -> list[str]:
+    """The header cells of the README's table whose first column is `first_cell`."""
+    headers = [_cells(line) for line in _table_lines(README) if _cells(line)[0] == first_cell]
+    assert len(headers) == 1, f"README: {len(headers)} tables start with column {first_cell!r}"
+    return headers[0]
+
+
+def _check_markdown(md: Path, stdout: str, script: str, args: list, columns: list[str]) -> list[str]:
+    """`md` is the title, the measured-by line (this command, a commit) and exactly the printed table lines."""
+    text = md.read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("# ") and lines[1] == ""
+    measured = MEASURED.match(lines[2])
+    assert measured, lines[2]
+    assert measured["script"] == script and shlex.split(measured["args"]) == [str(a) for a in args]
+    assert measured["commit"] != "unknown"  # this checkout is a git repository
+    table = _table_lines(text)
+    assert table and table == _table_lines(stdout)
+    assert _cells(table[0]) == columns
+    body = text.split("\n", 3)[3].strip()
+    assert body in stdout  # the whole body (tables, target checks) is what the script printed
+    return table
+
+
+def test_markdown_helper_writes_title_measured_line_and_body(tmp_path, bench):
+    import datetime as dt
+
+    markdown = bench("markdown")
+    env = {"cpu_model": "Some CPU", "cpu_threads": 2, "cpu_capability": "AVX2", "versions": {"torch": "2.13.0"},
+           "git_commit": "0123456789abcdef", "git_dirty": True, "kernel_env": {}, "gpu": None}
+    cmd = markdown.command(BENCH / "attention.py", ["--lengths", "32", "--out", "a b.json"])
+    assert cmd == "python benchmarks/attention.py --lengths 32 --out 'a b.json'"
+    when = dt.datetime(2025, 1, 31, 12, 5, tzinfo=dt.timezone.utc)
+    assert markdown.measured_line(cmd, env, when) == (
+        "Measured by `python benchmarks/attention.py --lengths 32 --out 'a b.json'` on Some CPU, 2 threads "
+        "(torch 2.13.0, CPU capability AVX2), commit 0123456+dirty, 2025-01-31 12:05 UTC")
+    table = markdown.table(["a", "b"], "lr", [[1, "x"]])
+    assert table == "| a | b |\n|---|---:|\n| 1 | x |"
+    out = markdown.write(markdown.md_path(tmp_path / "r.json"), "Title", table + "\n", cmd, env)
+    assert out == tmp_path / "r.md"
+    lines = out.read_text().splitlines()
+    assert lines[:2] == ["# Title", ""] and MEASURED.match(lines[2]) and lines[3:] == ["", *table.splitlines()]
+    assert markdown.measured_line(cmd).split(", commit ")[1][:7] != "unknown"  # this process's environment
+    with pytest.raises(ValueError):
+        markdown.table(["a", "b"], "l", [])
+
+
+def test_attention_benchmark_writes_every_configuration(tmp_path, bench):
+    out = tmp_path / "attention.json"
+    args = ["--lengths", "32", "--depths", "2", "--repeats", "1", "--out", out]
+    proc = _run("attention.py", *args, cwd=tmp_path, timeout=600)
+    data = json.loads(out.read_text())
+    got = {(r["variant"], r["depth"]) for r in data["layer"]}
+    assert got == {("base", 0), ("fused", 2), ("materialized", 2)}
+    assert all(r["time_s"] > 0 and r["peak_mb"] >= 0 for r in data["layer"])
+    assert data["meta"]["torch"].startswith("2.13.0")
+    assert "| 32 | 2 |" in proc.stdout and "Targets:" in proc.stdout
+    table = _check_markdown(out.with_suffix(".md"), proc.stdout, "attention.py", args, bench("attention").COLUMNS)
+    assert len(table) == 3
+    assert "L=32 D=2: fused/base time" in out.with_suffix(".md").read_text()  # the target checks too
+
+
+def test_train_step_benchmark_writes_json_and_markdown(tmp_path, bench):
+    out = tmp_path / "train_step.json"
+    args = ["--layers", "2", "--steps", "1", "--warmup", "0", "--batch", "2", "--out", out]
+    proc = _run("train_step.py", *args, cwd=tmp_path)
+    data = json.loads(out.read_text())
+    assert {r["variant"] for r in data["rows"]} == set(bench("train_step").VARIANTS)
+    assert all(r["step_s"] > 0 for r in data["rows"])
+    table = _check_markdown(out.with_suffix(".md"), proc.stdout, "train_step.py", args, bench("train_step").COLUMNS)
+    assert len(table) == 3 and table[2].startswith("| 2 | ")
+    assert "2 layers: GRPO without reuse / with reuse" in out.with_suffix(".md").read_text()
+
+
+def test_readme_shows_what_the_precision_memory_benchmark_computes_now(tmp_path, bench):
     """Computed from shapes (no timing): the README's copy must be the generator's output, line for line."""
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "precision_memory.py")], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    table = _table_lines(proc.stdout)
+    out = tmp_path / "precision_memory.json"
+    proc = _run("precision_memory.py", "--out", out, cwd=ROOT)
+    table = _check_markdown(out.with_suffix(".md"), proc.stdout, "precision_memory.py", ["--out", out],
+                            bench("precision_memory").COLUMNS)
+    assert len(json.loads(out.read_text())) == len(table) - 2
     assert len(table) >= 3 and all(line in README for line in table)
 
 
-def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import full_run
-    import paper_cost
+def _standin_results(root: Path) -> Path:
+    """A finished stand-in run as paper_cost.py reads it: base config + tokenizer, a split, two runs, evaluations."""
+    res = root / "results" / "paper_standin"
+    model = res / "base" / "model"
+    model.mkdir(parents=True)
+    for f in (ROOT / "assets" / "paper_standin" / "tokenizer").iterdir():
+        shutil.copy(f, model / f.name)
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2", "num_hidden_layers": 2,
+                                                   "vocab_size": 2048}))
+    split = res / "data" / "d0"
+    split.mkdir(parents=True)
+    rows = [{"challenge": f"Name a word of {n} letters.", "answer": "word"} for n in (4, 5)]
+    for name in ("train.jsonl", "heldout.jsonl"):
+        (split / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for run, mixer, depth, seconds in (("plain", "fixed", 1, 7.0), ("grpo", "grpo", 4, 8.0)):
+        (res / "runs" / run / "eval-e").mkdir(parents=True)
+        (res / "runs" / run / "run.json").write_text(json.dumps(
+            {"train_seconds": seconds, "config": {"mawt": {"mixer": mixer, "depth": depth},
+                                                  "train": {"group_size": 4, "batch_size": 2, "steps": 4}}}))
+        (res / "runs" / run / "eval-e" / "heldout.json").write_text(json.dumps({"n": 2, "mean_output_tokens": 24}))
+    evals = root / "results" / "benchmarks" / "paper_standin" / "eval_heldout"
+    evals.mkdir(parents=True)
+    (evals / "e.tsv").write_text("s\th:m:s\tmax_rss\n10.5\t0:00:10\t500\n")
+    return res
 
-    cells = lambda line: [c.strip() for c in line.split("|") if c.strip()]  # noqa: E731
-    readme = _table_lines(README)
-    assert cells(next(line for line in readme if line.startswith("| job (ESTIMATE"))) == paper_cost.COLUMNS
-    bench = tmp_path / "benchmarks" / "train"
-    bench.mkdir(parents=True)
-    (bench / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
+
+def test_paper_cost_writes_json_and_markdown(tmp_path, bench):
+    _standin_results(tmp_path)
+    out = tmp_path / "bench" / "paper_cost.json"
+    args = ["--results", "results/paper_standin", "--out", out]
+    proc = _run("paper_cost.py", *args, cwd=tmp_path)
+    table = _check_markdown(out.with_suffix(".md"), proc.stdout, "paper_cost.py", args, bench("paper_cost").COLUMNS)
+    jobs = [_cells(line)[0] for line in table[2:]]
+    assert jobs == ["train, grpo D=4 (G=4), 200 steps", "train, fixed D=1, 200 steps",  # runs/ sorted
+                    "eval-heldout, 2 items, greedy, 2048 tokens (every sample to the budget)",
+                    "eval-heldout, 2 items, DeepSeek protocol: 32768 tokens, n=4 (every sample to the budget)"]
+    assert [r["job"] for r in json.loads(out.read_text())] == jobs
+
+
+def test_full_run_summary_has_the_measured_line_and_tables(tmp_path, bench):
+    bench_dir = tmp_path / "results" / "benchmarks" / "micro"
+    (bench_dir / "train").mkdir(parents=True)
+    (bench_dir / "train" / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
+    (bench_dir / "prepare_data.tsv").write_text("s\th:m:s\tmax_rss\n0.5\t0:00:00\t50\n")
+    out = tmp_path / "full_run.md"
+    args = ["--summarise-only", "--out", out]
+    proc = _run("full_run.py", *args, cwd=tmp_path)
+    full_run = bench("full_run")
+    text = out.read_text()
+    lines = text.splitlines()
+    assert lines[0] == "# Full workflow run" and lines[1] == ""
+    measured = MEASURED.match(lines[2])
+    assert measured and measured["script"] == "full_run.py", lines[2]
+    assert shlex.split(measured["args"]) == [str(a) for a in args]
+    assert text.strip() == proc.stdout.strip()  # printed as written
+    table = _table_lines(text)
+    assert _cells(table[0]) == full_run.RULE_COLUMNS
+    assert [_cells(line)[0] for line in table[2:4]] == ["train", "prepare_data"]
+    assert _cells(table[4]) == full_run.STUDY_COLUMNS  # no study here: the header alone
+
+
+def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, bench):
+    """Every generated table the README shows: its header cells are the generator's columns."""
+    assert _readme_header("length") == bench("attention").COLUMNS
+    assert _readme_header("layers") == bench("train_step").COLUMNS
+    assert _readme_header("trainable") == bench("precision_memory").COLUMNS
+    assert _readme_header("job (ESTIMATE for the real 1.5B)") == bench("paper_cost").COLUMNS
+    full_run = bench("full_run")
+    assert _readme_header("rule") == full_run.RULE_COLUMNS
+    rules = tmp_path / "benchmarks" / "train"
+    rules.mkdir(parents=True)
+    (rules / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
     generated = full_run.per_rule(tmp_path / "benchmarks").to_markdown(index=False)
-    assert cells(generated.splitlines()[0]) == cells(next(line for line in readme if line.startswith("| rule ")))
+    assert _cells(generated.splitlines()[0]) == full_run.RULE_COLUMNS

@@ -7,7 +7,7 @@ from mawt import MAWTConfig, patch_model, puzzles
 from mawt.evaluate import evaluate_heldout, generate, generate_answers, teacher_forced
 from mawt.micro import MicroConfig, pretrain
 from mawt.runconfig import EvalConfig
-from mawt.scoring import challenge_correct, challenge_strict, exact_match, think_closed
+from mawt.scoring import challenge_metric, challenge_strict, exact_match, think_closed
 
 GREEDY = EvalConfig(batch_size=16, max_new_tokens=12)
 
@@ -139,12 +139,12 @@ def test_reasoning_quantities_per_item_follow_the_samples(thinking_model):
             assert all(1 <= s["tokens"] <= 16 and (s["eos"] or s["tokens"] == 16) for s in samples)
             for s in samples:
                 assert s["think_closed"] == think_closed(s["prediction"], mode == "native")
-                assert s["challenge_correct"] == challenge_correct(s["prediction"], item["answer"])
+                assert s["challenge_metric"] == challenge_metric(s["prediction"], item["answer"])
                 assert s["challenge_strict"] == challenge_strict(s["prediction"], item["answer"], mode == "native")
             assert item["truncated"] == pytest.approx(sum(not s["eos"] for s in samples) / 3)
             assert item["think_closed"] == pytest.approx(sum(s["think_closed"] for s in samples) / 3)
             assert item["output_tokens"] == pytest.approx(sum(s["tokens"] for s in samples) / 3)
-            assert item["challenge_correct"] == pytest.approx(sum(s["challenge_correct"] for s in samples) / 3)
+            assert item["challenge_metric"] == pytest.approx(sum(s["challenge_metric"] for s in samples) / 3)
         rates = [i["truncated"] for i in result["items"]]
         assert result["truncation_rate"] == pytest.approx(sum(rates) / 12)
         assert 0 < result["truncation_rate"] < 1, "the check needs finished and truncated samples"

@@ -23,7 +23,7 @@ from mawt.micro import MicroConfig, pretrain
 from mawt.patching import load_model
 from mawt.train import train_run
 from mawt.runconfig import load_run_config
-from mawt.workflow import StudyError, load_setup, load_studies, run_config, run_id
+from mawt.studies import StudyError, load_setup, load_studies, run_config, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -195,7 +195,7 @@ def test_a_diverging_learning_rate_stops_with_the_step_and_writes_no_metrics(tmp
     proc = subprocess.run(CLI + ["train", "--config", str(bad), "--out", str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert re.search(r"error: non-finite (loss_ce|loss_pg|kl|policy_entropy|reward_\w+)=(nan|inf|-inf) at step \d+",
+    assert re.search(r"error: non-finite (loss_ce|loss_pg|kl|loss_entropy|reward_\w+)=(nan|inf|-inf) at step \d+",
                      proc.stderr), proc.stderr[-1000:]
     out = tmp_path / "run"
     assert not (out / "metrics.jsonl").exists() and not (out / "metrics.jsonl.partial").exists()

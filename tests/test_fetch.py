@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from mawt.fetch import needs
-from mawt.workflow import load_setup
+from mawt.studies import load_setup
 
 
 def test_a_setup_names_what_it_takes_from_the_hub():

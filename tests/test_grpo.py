@@ -329,7 +329,7 @@ def test_exact_credit_in_the_trainer_is_the_expected_reward_gradient():
     assert math.isclose(logged["loss_ce"], expected_ce.item(), rel_tol=1e-5)
     spread = grpo.reward_spread(-ce.detach(), cells)
     assert spread > 0 and math.isclose(logged["reward_spread"], spread.item(), rel_tol=1e-5)
-    assert {"loss_pg", "kl", "policy_entropy", "reward_mean", "reward_std", "depth_usage_0",
+    assert {"loss_pg", "kl", "loss_entropy", "reward_mean", "reward_std", "depth_usage_0",
             "selector_entropy"} <= set(logged)
 
 

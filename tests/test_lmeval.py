@@ -23,7 +23,7 @@ from mawt.evaluate import evaluate_heldout, generate_answers
 from mawt.lmeval import LMEVAL_DIR, gen_kwargs, main, run_lm_eval
 from mawt.micro import MicroConfig, build_model, pretrain, train_tokenizer
 from mawt.runconfig import EvalConfig
-from mawt.scoring import challenge_correct, challenge_strict, exact_match
+from mawt.scoring import challenge_metric, challenge_strict, exact_match
 
 MICRO_BASE = Path(__file__).resolve().parents[1] / "assets" / "micro_base"
 SCORES = ("exact_match", "challenge_metric", "challenge_strict")  # lm-eval metric = mawt.evaluate aggregate key
@@ -226,7 +226,7 @@ def test_samples_are_averaged_pass_at_1(plain, tmp_path):
     samples = result["responses"]["verbal_heldout"]
     assert [len(s) for s in samples] == [3] * 4 and all(isinstance(x, str) for s in samples for x in s)
     scores = result["tasks"]["verbal_heldout"]
-    per_doc = {"exact_match": exact_match, "challenge_metric": challenge_correct,
+    per_doc = {"exact_match": exact_match, "challenge_metric": challenge_metric,
                "challenge_strict": lambda r, g: challenge_strict(r, g, False)}
     for metric, fn in per_doc.items():
         want = sum(sum(fn(x, r["answer"]) for x in s) / 3 for s, r in zip(samples, rows)) / 4

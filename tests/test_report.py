@@ -24,7 +24,10 @@ from mawt.micro import MicroConfig, build_model, train_tokenizer
 from mawt.report import build_report
 from mawt.evaluate import attention_example
 from mawt.stats import holm, paired_difference
-from mawt.tables import BASE, display_table, load_study, study_table, summarise
+from mawt.comparisons import summarise
+from mawt.display import display_table
+from mawt.results import BASE, load_results
+from mawt.tables import study_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,7 +206,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
     assert list(table.index) == ["base (untuned)", "plain", "depth-2", "depth-4"]
     for v in table.index:
         assert table.loc[v, "exact_match_low"] <= table.loc[v, "exact_match"] <= table.loc[v, "exact_match_high"]
-    study = load_study(indexes[0])
+    study = load_results(indexes[0])
     for v in ("plain", "depth-4"):
         assert table.loc[v, "exact_match"] == pytest.approx(study.score_matrix(v, "exact_match").mean())
     assert table.loc["depth-4", "diff_exact_match"] == pytest.approx(
@@ -247,7 +250,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
     shown = display_table(table.reset_index()).set_index("variant")
     assert list(shown["trainable params"]) == ["0 (untuned)", "1,000", "2,000", "4,000"]  # every row, baselines too
     assert shown.loc["depth-4", "selector entropy (held-out)"] == "1.000"
-    assert shown.loc["depth-4", "slice usage (held-out)"] == "0.70 / 0.10 / 0.10 / 0.10"
+    assert shown.loc["depth-4", "depth usage (held-out)"] == "0.70 / 0.10 / 0.10 / 0.10"
     long = pd.read_csv(out / "long.csv")
     assert {"study", "variant", "seed", "depth", "mixer", "metric", "value"} <= set(long.columns)
     assert len(long[(long.metric == "exact_match") & (long.variant == "depth-2")]) == 2
@@ -266,7 +269,7 @@ def test_selector_statistics_fall_back_to_the_training_batch_and_are_labelled(re
     shown = display_table(table.reset_index()).set_index("variant")
     assert shown.loc["gumbel", "selector entropy (held-out)"] == "1.000 (n=1 of 2)"
     assert shown.loc["gumbel", "selector entropy (last training batch)"] == "1.386 (n=1 of 2)"
-    assert shown.loc["gumbel", "slice usage (last training batch)"] == "0.25 / 0.25 / 0.25 / 0.25 (n=1 of 2)"
+    assert shown.loc["gumbel", "depth usage (last training batch)"] == "0.25 / 0.25 / 0.25 / 0.25 (n=1 of 2)"
     assert shown.loc["grpo", "selector entropy (held-out)"] == "1.000"
     assert shown.loc["grpo", "selector entropy (last training batch)"] == ""
     md = (root / "tables" / "mixing" / "table.md").read_text()
@@ -281,7 +284,7 @@ def test_variants_are_paired_by_seed_id(tmp_path):
     index = _write_study(out, "pairs", {
         "plain": {"seeds": (0, 1, 2), "per_seed": {s: {"correct": c} for s, c in runs.items()}},
         "copy": {"seeds": (2, 0, 1), "per_seed": {s: {"correct": c} for s, c in runs.items()}}}, items)
-    table = summarise(load_study(index), n_boot=300).set_index("variant")
+    table = summarise(load_results(index), n_boot=300).set_index("variant")
     d = table.loc["copy"]
     assert (d["diff_exact_match"], d["diff_exact_match_low"], d["diff_exact_match_high"]) == (0.0, 0.0, 0.0)
     assert d["diff_exact_match_p"] == 1.0 and not bool(d["diff_exact_match_significant"])
@@ -291,7 +294,7 @@ def test_variants_are_paired_by_seed_id(tmp_path):
 def test_different_seed_sets_are_refused_with_a_clear_message(tmp_path, seeds):
     index = _write_study(tmp_path / "results" / "s", "pairs", {
         "plain": {"seeds": (0, 1, 2)}, "depth-4": {"depth": 4, "mixer": "grpo", "seeds": seeds}})
-    study = load_study(index)
+    study = load_results(index)
     with pytest.raises(ValueError) as err:
         summarise(study, n_boot=50)
     message = str(err.value)
@@ -313,7 +316,7 @@ def test_each_variant_is_compared_with_its_own_baseline(tmp_path):
                        "params": 8000, "skill": 0.7},
         "vs_base": {"depth": 2, "mixer": "grpo", "baseline": BASE, "skill": 0.3},
     })
-    study = load_study(index)
+    study = load_results(index)
     table = summarise(study, n_boot=300).set_index("variant")
     m = {v: study.score_matrix(v, "exact_match") for v in study.variants}
     assert table.loc["grpo", "diff_exact_match"] == pytest.approx((m["grpo"] - m["plain"]).mean())
@@ -339,13 +342,13 @@ def test_each_variant_is_compared_with_its_own_baseline(tmp_path):
 def test_a_baseline_that_is_not_in_the_study_or_differs_between_seeds_is_refused(tmp_path):
     index = _write_study(tmp_path / "a", "bad", {"plain": {}, "grpo": {"depth": 4, "baseline": "plain_last2"}})
     with pytest.raises(ValueError, match="'grpo' names baseline 'plain_last2', which is not a variant"):
-        load_study(index)
+        load_results(index)
     index = _write_study(tmp_path / "b", "bad", {"plain": {}, "plain_last2": {}, "grpo": {"depth": 4}})
     data = json.loads(index.read_text())
     data["runs"][-1]["baseline"] = "plain_last2"  # seed 1 only
     index.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="runs of variant 'grpo' name different baselines"):
-        load_study(index)
+        load_results(index)
 
 
 def test_only_the_holm_adjusted_p_value_earns_a_star(tmp_path):
@@ -361,7 +364,7 @@ def test_only_the_holm_adjusted_p_value_earns_a_star(tmp_path):
         "sure": {"seeds": (0,), "depth": 2, "correct": [True] * n},
         "moderate": {"seeds": (0,), "depth": 2, "correct": [True] * 4 + [False] * (n - 4)},
         "same": {"seeds": (0,), "depth": 2, "correct": wrong}}, items)
-    table = summarise(load_study(index), n_boot=20000).set_index("variant")
+    table = summarise(load_results(index), n_boot=20000).set_index("variant")
     moderate = table.loc["moderate"]
     assert moderate["diff_exact_match_p"] == pytest.approx(2 * (196 / 200) ** 200, abs=0.006)
     assert moderate["diff_exact_match_low"] > 0 and moderate["diff_exact_match_p"] < 0.05  # unadjusted: "yes"
@@ -384,7 +387,8 @@ def _report(root, indexes, tmp_path):
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
     html = tmp_path / "report.html"
-    build_report(indexes, root / "setup.yaml", root / "results" / "benchmarks" / "fix", html, tmp_path / "all_runs")
+    build_report([index.parent for index in indexes], root / "setup.yaml", root / "results" / "benchmarks" / "fix",
+                 html, tmp_path / "all_runs", tmp_path / "summary.md")
     return html
 
 
@@ -425,7 +429,7 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
     for study in STUDIES:
         assert f'id="study-{study}"' in text
         plots = sorted(p.stem for p in (root / "results" / "fix" / "studies" / study / "plots").glob("*.png"))
-        assert {"comparison", "training_curves", "slice_usage", "attention"} <= set(plots)
+        assert {"comparison", "training_curves", "depth_usage", "attention"} <= set(plots)
         assert all((root / "results" / "fix" / "studies" / study / "plots" / f"{p}.svg").exists() for p in plots)
     assert "depth_sweep" in [p.stem for p in (root / "results" / "fix" / "studies" / "depths" / "plots").glob("*")]
     images = [attrs for tag, attrs in parser.tags if tag == "img"]

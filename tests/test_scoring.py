@@ -1,6 +1,6 @@
 """Answer scores on hand-made cases, and a differential check (MAWT_SPEC section 4).
 
-`challenge_correct` must behave as the published checker of
+`challenge_metric` must behave as the published checker of
 nuprl/verbal-reasoning-challenge (lighteval's community task
 `verbal_reasoning_challenge`); see the rules in mawt/scoring.py's docstring.
 """
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from mawt.scoring import challenge_correct, challenge_strict, drop_think, exact_match, think_closed
+from mawt.scoring import challenge_metric, challenge_strict, drop_think, exact_match, think_closed
 
 CHALLENGE_CASES = [
     # --- basics, case, whole words
@@ -88,7 +88,7 @@ CHALLENGE_CASES = [
 
 @pytest.mark.parametrize("response, gold, expected", CHALLENGE_CASES)
 def test_challenge_metric(response, gold, expected):
-    assert challenge_correct(response, gold) is expected
+    assert challenge_metric(response, gold) is expected
 
 
 STRICT_CASES = [
@@ -96,7 +96,7 @@ STRICT_CASES = [
     ("Paris", "Paris", True, False),  # the prompt opened <think> and the response never closed it
     ("reasoning</think> Paris", "Paris", True, True),
     ("reasoning</think> Rome", "Paris", True, False),
-    ("<think>maybe paris", "Paris", False, False),  # challenge_correct says True here
+    ("<think>maybe paris", "Paris", False, False),  # challenge_metric says True here
     ("<think>a</think> Paris", "Paris", False, True),
     ("<think>a</think> Paris <think>more", "Paris", False, False),  # reopened, never closed
     ("r</think> Paris <think>again", "Paris", True, False),
@@ -109,7 +109,7 @@ STRICT_CASES = [
 @pytest.mark.parametrize("response, gold, think_open, expected", STRICT_CASES)
 def test_challenge_strict(response, gold, think_open, expected):
     assert challenge_strict(response, gold, think_open) is expected
-    assert expected == (think_closed(response, think_open) and challenge_correct(response, gold))
+    assert expected == (think_closed(response, think_open) and challenge_metric(response, gold))
 
 
 @pytest.mark.parametrize(
@@ -182,7 +182,7 @@ def test_drop_think_handles_unclosed_reasoning():
 # ---------------------------------------------------------------------------------------------
 # Differential check: a second implementation of the published rules, built differently from
 # mawt.scoring (a character scanner for thinking, character classes for words, a sliding window
-# over word lists for matching), must agree with challenge_correct on adversarial random inputs.
+# over word lists for matching), must agree with challenge_metric on adversarial random inputs.
 
 
 def _ref_visible(text: str) -> str:
@@ -266,9 +266,9 @@ def test_reference_implementation_agrees_with_hand_cases():
         assert _ref_correct(response, gold) is expected, (response, gold)
 
 
-def test_challenge_correct_agrees_with_an_independent_implementation():
+def test_challenge_metric_agrees_with_an_independent_implementation():
     pairs = _random_pairs(600, seed=20250203)
-    verdicts = [challenge_correct(r, g) for r, g in pairs]
+    verdicts = [challenge_metric(r, g) for r, g in pairs]
     disagreements = [(r, g, v) for (r, g), v in zip(pairs, verdicts) if v != _ref_correct(r, g)]
     assert not disagreements, disagreements[:5]
     assert 0.15 < sum(verdicts) / len(verdicts) < 0.85  # both outcomes well represented
@@ -278,4 +278,4 @@ def test_strict_is_closed_and_correct_on_random_inputs():
     for response, gold in _random_pairs(300, seed=7):
         for opened in (False, True):
             assert challenge_strict(response, gold, opened) == (
-                think_closed(response, opened) and challenge_correct(response, gold))
+                think_closed(response, opened) and challenge_metric(response, gold))

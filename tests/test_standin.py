@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mawt import standin
+from mawt import standin, standin_puzzles, standin_tokenizer
 from mawt.data import DataConfig, deduplicate, encode_example, load_rows, split
-from mawt.scoring import challenge_correct, exact_match
+from mawt.scoring import challenge_metric, exact_match
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 SHIPPED = standin.ASSETS
@@ -147,7 +147,7 @@ def test_answers_exercise_the_scorer():
         assert any(feature in a for a in answers), feature
     assert any(not a.isascii() for a in answers) and any(a[0].isupper() and " " in a for a in answers)
     # every gold answer parses: each of its `;` alternatives, given as the response, scores correct
-    assert all(challenge_correct(alt, a) and exact_match(alt, a) for a in answers for alt in a.split(";"))
+    assert all(challenge_metric(alt, a) and exact_match(alt, a) for a in answers for alt in a.split(";"))
 
 
 # ---------------------------------------------------------------- shipped assets
@@ -160,3 +160,17 @@ def test_shipped_assets_are_what_the_builder_builds(tmp_path):
     assert pq.read_table(rebuilt / "puzzles.parquet").equals(pq.read_table(SHIPPED / "puzzles.parquet"),
                                                              check_metadata=True)
     assert sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file()) < 300_000
+
+
+def test_tokenizer_names_stay_importable_from_standin():
+    # the tokenizer has its own module; `mawt.standin.X` (tests, scripts, assets/README.md) reads the same objects
+    for name in ("ASSETS", "BOS", "EOS", "USER", "ASSISTANT", "ADDED_TOKENS", "SPLIT_REGEX", "CHAT_TEMPLATE",
+                 "MODEL_MAX_LENGTH", "GENERIC_TEXT", "build_tokenizer", "tokenizer_config", "save_tokenizer",
+                 "load_tokenizer", "training_texts"):
+        assert getattr(standin, name) is getattr(standin_tokenizer, name), name
+
+
+def test_puzzle_names_stay_importable_from_standin():
+    # the puzzles have their own module; `mawt.standin.X` reads the same objects
+    for name in ("SCHEMA", "puzzle_rows", "write_puzzles"):
+        assert getattr(standin, name) is getattr(standin_puzzles, name), name

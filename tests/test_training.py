@@ -105,14 +105,14 @@ def test_grpo_run_learns_and_logs_its_parts(tmp_path, base_dir):
     after = eval_heldout(tmp_path / "run" / "model", tmp_path / "run" / "data" / "heldout.jsonl",
                          tmp_path / "tuned.json")
     assert after["heldout_answer_loss"] < before["heldout_answer_loss"] - DROP_MARGIN
-    assert len(after["items"]) == 16 and {"prediction", "exact_match", "challenge_correct", "challenge_strict",
+    assert len(after["items"]) == 16 and {"prediction", "exact_match", "challenge_metric", "challenge_strict",
                                           "think_closed", "truncated", "output_tokens"} <= set(after["items"][0])
     usage = [after["selection"][f"depth_usage_{d}"] for d in range(4)]
     assert sum(usage) == pytest.approx(1.0, abs=1e-5)
     assert 0.0 <= after["selection"]["selector_entropy"] <= math.log(4) + 1e-5
     assert summary["trainable_dtype"] == "float32" and summary["compute_dtype"] == "float32"
     logged = _metrics(tmp_path / "run")
-    parts = {"loss_ce", "loss_pg", "kl", "policy_entropy", "reward_mean", "reward_std", "zero_spread_frac",
+    parts = {"loss_ce", "loss_pg", "kl", "loss_entropy", "reward_mean", "reward_std", "zero_spread_frac",
              "depth_usage_0", "selector_entropy"}
     assert parts <= set(logged[0])
     assert all(0.0 <= line["zero_spread_frac"] <= 1.0 for line in logged if "zero_spread_frac" in line)

@@ -80,7 +80,7 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
 
 
 def test_every_variant_is_compared_with_plain_training_of_the_same_parameters():
-    from mawt.workflow import load_setup, load_studies, run_config
+    from mawt.studies import load_setup, load_studies, run_config
 
     setup = load_setup("micro")
     studies = load_studies(setup, ["freezing", "tasks", "depths"], ROOT / "ablations")
@@ -173,7 +173,7 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     assert table[0].startswith("variant,") and len(table) == 1 + 5  # header, base, plain, gated, 2 variants
     assert [line.split(",")[0] for line in table[1:]] == ["base (untuned)", "plain", "gated", "grpo2", "softmax2"]
     plots = {p.name for p in (out / "studies" / "tiny" / "plots").iterdir()}
-    assert {"comparison.png", "comparison.svg", "training_curves.png", "slice_usage.png", "attention.png"} <= plots
+    assert {"comparison.png", "comparison.svg", "training_curves.png", "depth_usage.png", "attention.png"} <= plots
     report = (smoke / "results" / "report.html").read_text()
     assert 'id="study-tiny"' in report and report.count("<img") == len([p for p in plots if p.endswith(".png")])
     assert (out / "all_runs.parquet").exists() and (out / "all_runs.csv").exists()
@@ -286,7 +286,7 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
 
 def test_every_shipped_setup_study_and_example_loads():
     from mawt.runconfig import load_run_config
-    from mawt.workflow import load_setup, load_studies
+    from mawt.studies import load_setup, load_studies
 
     setups = sorted(p.stem for p in (ROOT / "workflow" / "setups").glob("*.yaml"))
     assert {"micro", "paper", "paper_standin"} <= set(setups)

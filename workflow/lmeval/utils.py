@@ -107,7 +107,7 @@ def process_results(doc: dict, results: list) -> dict[str, float]:
     # mawt.evaluate's own per-item record: the same scores, averaged over the samples the same way
     item = score_samples(doc, [{"text": r, "tokens": 0, "eos": True} for r in responses],
                          bool(doc.get("think_open") or False))
-    return {"exact_match": item["exact_match"], "challenge_metric": item["challenge_correct"],
+    return {"exact_match": item["exact_match"], "challenge_metric": item["challenge_metric"],
             "challenge_strict": item["challenge_strict"]}
 
 

@@ -3,9 +3,9 @@
 
 rule data_config:
     output:
-        f"{OUT}/data/{{data}}/data.yaml",
+        L.split_file("{data}", layout.DATA_CONFIG),
     log:
-        f"{LOGS}/data_config/{{data}}.log",
+        L.log("data_config", "{data}"),
     params:
         text=data_yaml,
     threads: 1
@@ -15,15 +15,15 @@ rule data_config:
 
 rule prepare_data:
     input:
-        f"{OUT}/data/{{data}}/data.yaml",
+        L.split_file("{data}", layout.DATA_CONFIG),
     output:
-        train=f"{OUT}/data/{{data}}/train.jsonl",
-        heldout=f"{OUT}/data/{{data}}/heldout.jsonl",
-        manifest=f"{OUT}/data/{{data}}/manifest.json",
+        train=L.split_file("{data}", layout.TRAIN_SPLIT),
+        heldout=L.split_file("{data}", layout.HELDOUT_SPLIT),
+        manifest=L.split_file("{data}", layout.MANIFEST),
     log:
-        f"{LOGS}/prepare_data/{{data}}.log",
+        L.log("prepare_data", "{data}"),
     benchmark:
-        f"{BENCH}/prepare_data/{{data}}.tsv"
+        L.benchmark("prepare_data", "{data}")
     params:
         out=lambda wc, output: os.path.dirname(output.train),
     conda:
@@ -42,12 +42,12 @@ if SETUP["base_model"] == "pretrain":
 
     rule pretrain_micro:
         output:
-            f"{OUT}/base/model/config.json",
-            f"{OUT}/base/model/model.safetensors",
+            f"{L.built_base}/config.json",
+            f"{L.built_base}/model.safetensors",
         log:
-            f"{LOGS}/pretrain_micro.log",
+            L.log("pretrain_micro"),
         benchmark:
-            f"{BENCH}/pretrain_micro.tsv"
+            L.benchmark("pretrain_micro")
         params:
             overrides=json.dumps(SETUP.get("pretrain") or {}),
             out=lambda wc, output: os.path.dirname(output[0]),
@@ -70,12 +70,12 @@ elif SETUP["base_model"] == "standin":
             os.path.join(_ROOT, "assets/paper_standin/tokenizer/tokenizer.json"),
             os.path.join(_ROOT, "assets/paper_standin/tokenizer/tokenizer_config.json"),
         output:
-            f"{OUT}/base/model/config.json",
-            f"{OUT}/base/model/model.safetensors",
+            f"{L.built_base}/config.json",
+            f"{L.built_base}/model.safetensors",
         log:
-            f"{LOGS}/build_standin.log",
+            L.log("build_standin"),
         benchmark:
-            f"{BENCH}/build_standin.tsv"
+            L.benchmark("build_standin")
         params:
             layers=(SETUP.get("standin") or {}).get("layers", 2),
             seed=(SETUP.get("standin") or {}).get("seed", 0),

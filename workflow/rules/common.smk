@@ -16,9 +16,10 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={_QROOT}${{{{PYTHONPATH:+:$P
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from mawt import atomic
+from mawt import atomic, layout
 from mawt.config import is_mawt
-from mawt.workflow import StudyError, data_id, eval_id, load_setup, load_studies, run_config, run_id, training_config
+from mawt.layout import Layout, base_run
+from mawt.studies import StudyError, data_id, eval_id, load_setup, load_studies, run_config, run_id, training_config
 
 try:
     SETUP = load_setup(config["setup"])
@@ -28,11 +29,9 @@ try:
 except StudyError as err:
     sys.exit(f"Invalid ablation configuration: {err}")
 
-OUT = f"results/{SETUP['name']}"
-LOGS = f"results/logs/{SETUP['name']}"
-BENCH = f"results/benchmarks/{SETUP['name']}"
+L = Layout(SETUP["name"])  # every path of results/<setup>/ (mawt/layout.py)
 BUILT_BASE = SETUP["base_model"] in ("pretrain", "standin")  # built by a rule of base.smk
-BASE_MODEL = f"{OUT}/base/model" if BUILT_BASE else SETUP["base_model"]
+BASE_MODEL = L.built_base if BUILT_BASE else SETUP["base_model"]
 # a local base (the shipped micro asset, a directory): its files are job inputs, so a rebuilt base reruns
 LOCAL_BASE = BUILT_BASE or os.path.isfile(os.path.join(BASE_MODEL, "config.json"))
 RES = SETUP["resources"]
@@ -62,30 +61,17 @@ def base_model_files(wildcards=None):
     return [f"{BASE_MODEL}/config.json", f"{BASE_MODEL}/model.safetensors"] if LOCAL_BASE else []
 
 
-def run_dir(run):
-    return f"{OUT}/runs/{run}"
-
-
-def base_run(data):
-    """The untuned base model's evaluation on one data split is the run `base-<data id>`."""
-    return f"base-{data}"
-
-
 def run_data(run):
     """The data id of a run (trained or `base-<data id>`)."""
-    return run.split("-", 1)[1] if run.startswith("base-") else data_id(RUNS[run]["data"])
-
-
-def split_dir(data):
-    return f"{OUT}/data/{data}"
+    return run.split("-", 1)[1] if layout.is_base_run(run) else data_id(RUNS[run]["data"])
 
 
 def run_heldout(wildcards):
-    return f"{split_dir(run_data(wildcards.run))}/heldout.jsonl"
+    return L.split_file(run_data(wildcards.run), layout.HELDOUT_SPLIT)
 
 
 def run_train_split(wildcards):
-    return f"{split_dir(run_data(wildcards.run))}/train.jsonl"
+    return L.split_file(run_data(wildcards.run), layout.TRAIN_SPLIT)
 
 
 def data_yaml(wildcards):
@@ -98,11 +84,6 @@ def run_yaml(wildcards):
 
 def eval_yaml(wildcards):
     return yaml.safe_dump(EVALS[wildcards.ev], sort_keys=True)
-
-
-def eval_dir(run, ev):
-    """A run's evaluation with one eval config (`eval-<eval id>/`: heldout.json, lmeval.json)."""
-    return f"{run_dir(run)}/eval-{ev}"
 
 
 def attention_run(study):
@@ -132,51 +113,47 @@ def has_lmeval(seed):
 
 
 def study_index(wildcards):
-    """The study's run index (see mawt/tables.py) as JSON text."""
+    """The study's run index (read by mawt/results.py) as JSON text."""
     name = wildcards.study
     study = STUDIES[name]
-    runs = [{"variant": v, "seed": s, "run_id": r, "dir": run_dir(r), "bench": f"{BENCH}/train/{r}.tsv",
+    runs = [{"variant": v, "seed": s, "run_id": r, "dir": L.run_dir(r), "bench": L.benchmark("train", r),
              "baseline": study.baselines.get(v), "data": run_data(r), "eval_id": e,
-             "heldout": f"{eval_dir(r, e)}/heldout.json",
-             "lmeval": f"{eval_dir(r, e)}/lmeval.json" if has_lmeval(s) else None}
+             "heldout": L.eval_file(r, e, layout.HELDOUT),
+             "lmeval": L.eval_file(r, e, layout.LMEVAL) if has_lmeval(s) else None}
             for v, s, r, e in STUDY_RUNS[name]]
     ev = study_eval(name)
     bases = {}
     for d in study_data(name):
-        base = eval_dir(base_run(d), ev)
-        bases[d] = {"heldout": f"{base}/heldout.json", "lmeval": f"{base}/lmeval.json",
-                    "families": DATA[d].get("families")}
+        bases[d] = {"heldout": L.eval_file(base_run(d), ev, layout.HELDOUT),
+                    "lmeval": L.eval_file(base_run(d), ev, layout.LMEVAL), "families": DATA[d].get("families")}
         if ev in NATIVE:
-            bases[d]["native_heldout"] = f"{eval_dir(base_run(d), eval_id(NATIVE[ev]))}/heldout.json"
+            bases[d]["native_heldout"] = L.eval_file(base_run(d), eval_id(NATIVE[ev]), layout.HELDOUT)
     att = attention_run(name)
     first = study_data(name)[0]
     return json.dumps({"study": study.name, "setup": SETUP["name"], "description": study.description,
                        "yaml": study.text, "base": bases[first], "bases": bases, "runs": runs,
-                       "attention": f"{run_dir(att)}/attention.npz" if att else None},
+                       "attention": L.run_file(att, layout.ATTENTION) if att else None},
                       indent=2, sort_keys=True)
 
 
 def study_inputs(wildcards):
     name = wildcards.study
-    files = sorted({f"{run_dir(r)}/run.json" for _, _, r, _ in STUDY_RUNS[name]})
-    files += sorted({f"{eval_dir(r, e)}/heldout.json" for _, _, r, e in STUDY_RUNS[name]})
-    files += sorted({f"{eval_dir(r, e)}/lmeval.json" for _, s, r, e in STUDY_RUNS[name] if has_lmeval(s)})
+    files = sorted({L.run_file(r, layout.RUN_JSON) for _, _, r, _ in STUDY_RUNS[name]})
+    files += sorted({L.eval_file(r, e, layout.HELDOUT) for _, _, r, e in STUDY_RUNS[name]})
+    files += sorted({L.eval_file(r, e, layout.LMEVAL) for _, s, r, e in STUDY_RUNS[name] if has_lmeval(s)})
     att = attention_run(name)
-    files += [f"{run_dir(att)}/attention.npz"] if att else []
+    files += [L.run_file(att, layout.ATTENTION)] if att else []
     ev = study_eval(name)
     for d in study_data(name):
-        files += [f"{eval_dir(base_run(d), ev)}/heldout.json", f"{eval_dir(base_run(d), ev)}/lmeval.json"]
+        files += [L.eval_file(base_run(d), ev, layout.HELDOUT), L.eval_file(base_run(d), ev, layout.LMEVAL)]
         if ev in NATIVE:
-            files.append(f"{eval_dir(base_run(d), eval_id(NATIVE[ev]))}/heldout.json")
+            files.append(L.eval_file(base_run(d), eval_id(NATIVE[ev]), layout.HELDOUT))
     return files
 
 
-def study_tables():
-    return [f"{OUT}/studies/{study}/table.md" for study in STUDIES]
-
-
-def study_indexes():
-    return [f"{OUT}/studies/{study}/runs.json" for study in STUDIES]
+def all_study_files():
+    """Every study's files as `mawt table` writes them (what the report reads)."""
+    return [str(path) for study in STUDIES for path in layout.study_outputs(L.study_dir(study)).values()]
 
 
 def device():
@@ -190,10 +167,10 @@ def gpu_resources():
 
 
 def eval_model(wildcards):
-    if wildcards.run.startswith("base-"):
+    if layout.is_base_run(wildcards.run):
         return base_model_files()
-    return [f"{run_dir(wildcards.run)}/model/model.safetensors"]
+    return [f"{L.run_file(wildcards.run, layout.MODEL)}/model.safetensors"]
 
 
 def model_dir(wildcards):
-    return BASE_MODEL if wildcards.run.startswith("base-") else f"{run_dir(wildcards.run)}/model"
+    return BASE_MODEL if layout.is_base_run(wildcards.run) else L.run_file(wildcards.run, layout.MODEL)

@@ -5,9 +5,9 @@
 
 rule eval_config:
     output:
-        f"{OUT}/runs/{{run}}/eval-{{ev}}/eval.yaml",
+        L.eval_file("{run}", "{ev}", layout.EVAL_CONFIG),
     log:
-        f"{LOGS}/eval_config/{{run}}-{{ev}}.log",
+        L.log("eval_config", "{run}-{ev}"),
     params:
         text=eval_yaml,
     threads: 1
@@ -19,13 +19,13 @@ rule eval_heldout:
     input:
         model=eval_model,
         heldout=run_heldout,
-        config=f"{OUT}/runs/{{run}}/eval-{{ev}}/eval.yaml",
+        config=L.eval_file("{run}", "{ev}", layout.EVAL_CONFIG),
     output:
-        f"{OUT}/runs/{{run}}/eval-{{ev}}/heldout.json",
+        L.eval_file("{run}", "{ev}", layout.HELDOUT),
     log:
-        f"{LOGS}/eval_heldout/{{run}}-{{ev}}.log",
+        L.log("eval_heldout", "{run}-{ev}"),
     benchmark:
-        f"{BENCH}/eval_heldout/{{run}}-{{ev}}.tsv"
+        L.benchmark("eval_heldout", "{run}-{ev}")
     params:
         model=model_dir,
         device=device(),
@@ -45,13 +45,13 @@ rule lm_eval:
     input:
         model=eval_model,
         heldout=run_heldout,
-        config=f"{OUT}/runs/{{run}}/eval-{{ev}}/eval.yaml",
+        config=L.eval_file("{run}", "{ev}", layout.EVAL_CONFIG),
     output:
-        f"{OUT}/runs/{{run}}/eval-{{ev}}/lmeval.json",
+        L.eval_file("{run}", "{ev}", layout.LMEVAL),
     log:
-        f"{LOGS}/lm_eval/{{run}}-{{ev}}.log",
+        L.log("lm_eval", "{run}-{ev}"),
     benchmark:
-        f"{BENCH}/lm_eval/{{run}}-{{ev}}.tsv"
+        L.benchmark("lm_eval", "{run}-{ev}")
     params:
         model=model_dir,
         tasks=" ".join(SETUP["lm_eval"]["tasks"]),
@@ -75,9 +75,9 @@ rule attention_example:  # the report's heatmaps: one held-out example's 5D atte
         model=eval_model,
         heldout=run_heldout,
     output:
-        f"{OUT}/runs/{{run}}/attention.npz",
+        L.run_file("{run}", layout.ATTENTION),
     log:
-        f"{LOGS}/attention_example/{{run}}.log",
+        L.log("attention_example", "{run}"),
     params:
         model=model_dir,
     conda:

@@ -3,9 +3,9 @@
 
 rule study_index:
     output:
-        f"{OUT}/studies/{{study}}/runs.json",
+        L.study_file("{study}", layout.STUDY_INDEX),
     log:
-        f"{LOGS}/study_index/{{study}}.log",
+        L.log("study_index", "{study}"),
     params:
         text=study_index,
     threads: 1
@@ -13,25 +13,23 @@ rule study_index:
         atomic.write_text(output[0], params.text)
 
 
-rule study_table:
+rule study_table:  # every file of the study folder (mawt/tables.py); the report reads only these
     input:
-        index=f"{OUT}/studies/{{study}}/runs.json",
+        index=L.study_file("{study}", layout.STUDY_INDEX),
         results=study_inputs,
     output:
-        md=report(f"{OUT}/studies/{{study}}/table.md", caption="../report/table.rst", category="{study}",
-                  labels={"study": "{study}", "figure": "table"}),
-        csv=f"{OUT}/studies/{{study}}/table.csv",
-        runs=f"{OUT}/studies/{{study}}/runs.csv",
-        long=f"{OUT}/studies/{{study}}/long.csv",
-        plots=report(directory(f"{OUT}/studies/{{study}}/plots"), patterns=["{name}.svg"],
+        md=report(L.study_file("{study}", layout.STUDY_FILES["markdown"]), caption="../report/table.rst",
+                  category="{study}", labels={"study": "{study}", "figure": "table"}),
+        **{role: L.study_file("{study}", name) for role, name in layout.STUDY_FILES.items() if role != "markdown"},
+        plots=report(directory(L.study_file("{study}", layout.PLOTS)), patterns=["{name}.svg"],
                      caption="../report/plots.rst", category="{study}",
                      labels={"study": "{study}", "figure": "{name}"}),
     log:
-        f"{LOGS}/study_table/{{study}}.log",
+        L.log("study_table", "{study}"),
     benchmark:
-        f"{BENCH}/study_table/{{study}}.tsv"
+        L.benchmark("study_table", "{study}")
     params:
-        out=lambda wc: f"{OUT}/studies/{wc.study}",
+        out=lambda wc: L.study_dir(wc.study),
     conda:
         "../../environment.yml"
     threads: 1
@@ -43,9 +41,9 @@ rule study_table:
 
 rule setup_text:  # what the report shows of the setup: resolved (`extends` merged), without `resources`
     output:
-        f"{OUT}/setup.yaml",
+        L.setup_text,
     log:
-        f"{LOGS}/setup_text.log",
+        L.log("setup_text"),
     params:
         text=yaml.safe_dump({k: v for k, v in SETUP.items() if k not in ("resources", "path", "files")},
                             sort_keys=False),  # a resources-only edit leaves it (and everything) as it is
@@ -56,36 +54,36 @@ rule setup_text:  # what the report shows of the setup: resolved (`extends` merg
 
 rule report:
     input:
-        indexes=study_indexes(),
-        tables=study_tables(),
-        setup=f"{OUT}/setup.yaml",
+        studies=all_study_files(),
+        setup=L.setup_text,
     output:
-        html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report",
-                    labels={"figure": "report.html"}),
-        csv=f"{OUT}/all_runs.csv",
-        parquet=f"{OUT}/all_runs.parquet",
+        html=report(L.report, caption="../report/report.rst", category="Report", labels={"figure": "report.html"}),
+        summary=L.summary,
+        csv=f"{L.tidy}.csv",
+        parquet=f"{L.tidy}.parquet",
     log:
-        f"{LOGS}/report.log",
+        L.log("report"),
     params:
-        bench=BENCH,
-        tidy=lambda wc, output: os.path.splitext(output.csv)[0],
+        bench=L.bench,
+        tidy=L.tidy,
+        dirs=" ".join(L.study_dir(study) for study in STUDIES),
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1500,
     shell:
-        "python -m mawt report --index {input.indexes} --setup-file {input.setup} --bench-dir {params.bench} "
-        "--out {output.html} --tidy-out {params.tidy} > {log} 2>&1"
+        "python -m mawt report --study-dir {params.dirs} --setup-file {input.setup} --bench-dir {params.bench} "
+        "--out {output.html} --summary {output.summary} --tidy-out {params.tidy} > {log} 2>&1"
 
 
 rule current_report:  # results/report.html: the configured setup's report (switching setups re-copies it)
     input:
-        f"{OUT}/report.html",
+        L.report,
     output:
-        "results/report.html",
+        layout.CURRENT_REPORT,
     log:
-        f"{LOGS}/current_report.log",
+        L.log("current_report"),
     params:
         setup=SETUP["name"],  # a params change re-runs the rule: the copy follows --config setup=...
     threads: 1

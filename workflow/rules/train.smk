@@ -4,9 +4,9 @@
 
 rule run_config:
     output:
-        f"{OUT}/runs/{{run}}/config.yaml",
+        L.run_file("{run}", layout.RUN_CONFIG),
     log:
-        f"{LOGS}/run_config/{{run}}.log",
+        L.log("run_config", "{run}"),
     params:
         text=run_yaml,
     threads: 1
@@ -18,17 +18,17 @@ rule train:
     wildcard_constraints:
         run="[0-9a-f]{12}",  # trained runs; the untuned base is `base-<data id>`
     input:
-        config=f"{OUT}/runs/{{run}}/config.yaml",
+        config=L.run_file("{run}", layout.RUN_CONFIG),
         split=run_train_split,
         base=base_model_files,
     output:
-        model=f"{OUT}/runs/{{run}}/model/model.safetensors",
-        summary=f"{OUT}/runs/{{run}}/run.json",
-        metrics=f"{OUT}/runs/{{run}}/metrics.jsonl",
+        model=f"{L.run_file('{run}', layout.MODEL)}/model.safetensors",
+        summary=L.run_file("{run}", layout.RUN_JSON),
+        metrics=L.run_file("{run}", layout.METRICS),
     log:
-        f"{LOGS}/train/{{run}}.log",
+        L.log("train", "{run}"),
     benchmark:
-        f"{BENCH}/train/{{run}}.tsv"
+        L.benchmark("train", "{run}")
     params:
         out=lambda wc, output: os.path.dirname(output.summary),
         split=lambda wc, input: os.path.dirname(input.split),

@@ -106,7 +106,9 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 
 @dataclass
-class Study:
+class StudySpec:
+    """A study file, resolved: its variants (baselines added) and what each is compared with."""
+
     name: str
     path: Path
     seeds: list[int]
@@ -175,7 +177,7 @@ def _expand_grid(grid: dict) -> dict[str, dict]:
     return variants
 
 
-def load_study(path: Path, setup: dict) -> Study:
+def load_study_spec(path: Path, setup: dict) -> StudySpec:
     path = Path(path)
     data = _read_yaml(path)
     _check(data, "ablation.schema.yaml", path)
@@ -196,7 +198,7 @@ def load_study(path: Path, setup: dict) -> Study:
         raise StudyError(f"{path}: key variants: the study defines no variant besides the baselines")
     variants = {"plain": _plainized(defaults), "gated": deep_merge(_plainized(defaults), GATED)}
     variants.update({name: deep_merge(defaults, over) for name, over in own.items()})
-    study = Study(data["name"], path, list(data["seeds"]), data.get("description", ""), variants, {})
+    study = StudySpec(data["name"], path, list(data["seeds"]), data.get("description", ""), variants, {})
     seed = study.seeds[0]
     resolved = {v: run_config(setup, study, v, seed) for v in variants}  # every run must resolve before any job
     # plain counterparts: one per distinct plain-ized resolved config
@@ -256,7 +258,7 @@ def load_setup(name: str) -> dict:
     return data
 
 
-def load_studies(setup: dict, names: list[str] | None = None, folder: Path | None = None) -> dict[str, Study]:
+def load_studies(setup: dict, names: list[str] | None = None, folder: Path | None = None) -> dict[str, StudySpec]:
     folder = Path(folder or ROOT / "ablations")
     paths = sorted(folder.glob("*.yaml"))
     if names:
@@ -267,10 +269,10 @@ def load_studies(setup: dict, names: list[str] | None = None, folder: Path | Non
         paths = [p for p in paths if p.stem in names]
     if not paths:
         raise StudyError(f"no ablation studies (*.yaml) in {folder}")
-    return {p.stem: load_study(p, setup) for p in paths}
+    return {p.stem: load_study_spec(p, setup) for p in paths}
 
 
-def run_config(setup: dict, study: Study, variant: str, seed: int, base_model: str | None = None) -> dict:
+def run_config(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> dict:
     """The resolved, validated run config (a plain dict, as written to the run's YAML)."""
     over = deep_merge(setup.get("run") or {}, study.variants[variant])
     over = deep_merge(over, {"train": {"seed": int(seed)}})
