@@ -17,7 +17,7 @@ configfile: "workflow/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, "mawt/schemas/config.schema.yaml")
 
 
 wildcard_constraints:

@@ -69,7 +69,7 @@ def measure(variant: str, layers: int, steps: int, warmup: int, batch: int, devi
     mawt_cfg, reuse = VARIANTS[variant]
     set_seed(0)
     tok = train_tokenizer()
-    model = build_model(MicroConfig(layers=layers), tok).to(device)
+    model = build_model(MicroConfig(num_layers=layers), tok).to(device)
     if mawt_cfg is not None:
         patch_model(model, mawt_cfg)
     n_trainable = freeze(model, "last")

@@ -58,7 +58,7 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
 def _build_standin(args: argparse.Namespace) -> int:
     from .standin import build
 
-    print(f"stand-in base model written to {build(Path(args.out), layers=args.layers, seed=args.seed)}")
+    print(f"stand-in base model written to {build(Path(args.out), num_layers=args.num_layers, seed=args.seed)}")
     return 0
 
 
@@ -94,7 +94,7 @@ def _prepare_data(args: argparse.Namespace) -> int:
     elif args.setup:
         from .studies import load_setup
 
-        cfg = _build(DataConfig, load_setup(args.setup)["data"], f"workflow/setups/{args.setup}.yaml data")
+        cfg = _build(DataConfig, load_setup(args.setup)["data"], f"{load_setup(args.setup)['path']} data")
     else:
         cfg = load_run_config(args.config).data
     train, heldout = prepare_data(cfg, Path(args.out))
@@ -165,13 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     std = sub.add_parser("build-standin", help="the 1.5B's stand-in: its attention geometry, few layers, "
                          "random bf16 weights, the shipped R1-style tokenizer (mawt/standin.py)")
     std.add_argument("--out", required=True, help="directory for save_pretrained")
-    std.add_argument("--layers", type=int, default=2)
+    std.add_argument("--num-layers", type=int, default=2)
     std.add_argument("--seed", type=int, default=0)
     std.set_defaults(func=_build_standin)
 
     fe = sub.add_parser("fetch", help="download a setup's base model, dataset and lm-eval datasets into the "
                         "Hugging Face cache (for offline jobs)")
-    fe.add_argument("--setup", required=True, help="setup name (workflow/setups/NAME.yaml) or a YAML path")
+    fe.add_argument("--setup", required=True, help="setup name (mawt/setups/NAME.yaml) or a YAML path")
     fe.add_argument("--check", action="store_true", help="only check that everything is in the cache")
     fe.set_defaults(func=_fetch)
 
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     prep = sub.add_parser("prepare-data", help="load and split the data: train/heldout JSONL + manifest")
     src = prep.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="run YAML (its data section)")
-    src.add_argument("--setup", help="workflow setup name (workflow/setups/NAME.yaml, its data section)")
+    src.add_argument("--setup", help="workflow setup name (mawt/setups/NAME.yaml, its data section)")
     src.add_argument("--data", help="YAML of DataConfig fields (what the workflow's data_config rule writes)")
     prep.add_argument("--out", required=True)
     prep.set_defaults(func=_prepare_data)

@@ -40,7 +40,7 @@ class DataConfig:
     n_heldout: int = 50
     # Synthetic generator settings (ignored for other sources).
     families: list[str] = field(default_factory=lambda: list(puzzles.FAMILIES))
-    steps: int = 1
+    chain: int = 1  # families chained per puzzle ("..., then ..."): 1 = one transform
     difficulty: int = 2
     # `words` (readable; a few hundred per family and difficulty) or `letters`
     # (random letter strings, practically unlimited distinct puzzles).
@@ -67,13 +67,13 @@ class DataConfig:
                 f"data.synthetic_rows={self.synthetic_rows} is smaller than data.n_train + data.n_heldout = {need}; "
                 "leave data.synthetic_rows unset (null) to generate exactly that many"
             )
-        puzzles.check(self.families, self.steps, self.difficulty, self.vocabulary, prefix="data.")
-        cap = puzzles.capacity(self.families, self.steps, self.difficulty, self.vocabulary)
+        puzzles.check(self.families, self.chain, self.difficulty, self.vocabulary, prefix="data.")
+        cap = puzzles.capacity(self.families, self.chain, self.difficulty, self.vocabulary)
         if self.n_synthetic > cap:
             wanted = "data.synthetic_rows" if self.synthetic_rows is not None else "data.n_train + data.n_heldout"
             raise ValueError(
                 f"data.vocabulary={self.vocabulary!r} with data.families={list(self.families)}, "
-                f"data.steps={self.steps}, data.difficulty={self.difficulty} makes only {cap} distinct puzzles, "
+                f"data.chain={self.chain}, data.difficulty={self.difficulty} makes only {cap} distinct puzzles, "
                 f"fewer than {wanted} = {self.n_synthetic}; "
                 + ("set data.vocabulary: letters (random letter strings), add data.families"
                    if self.vocabulary == "words" else "raise data.difficulty, add data.families")
@@ -126,7 +126,7 @@ def _read_hub(cfg: DataConfig):
 def load_rows(cfg: DataConfig) -> list[dict]:
     """All rows of the source as {"challenge", "answer"} dicts (other columns kept)."""
     if cfg.source == "synthetic":
-        return puzzles.generate(cfg.n_synthetic, cfg.families, cfg.steps, cfg.difficulty, seed=cfg.seed,
+        return puzzles.generate(cfg.n_synthetic, cfg.families, cfg.chain, cfg.difficulty, seed=cfg.seed,
                                 vocabulary=cfg.vocabulary)
     path = Path(cfg.source)
     looks_local = path.suffix != "" or path.exists() or cfg.source.startswith((".", "/"))

@@ -5,7 +5,7 @@
     python -m mawt.lmeval --model RUN/model --tasks verbal_heldout,verbal_choice \
         --heldout RUN/data/heldout.jsonl --eval-config eval.yaml --out X.json
 
-The local tasks live in workflow/lmeval: `verbal_heldout` generates answers on the
+The local tasks live in mawt/lmeval_tasks (package data): `verbal_heldout` generates answers on the
 held-out split exactly as mawt.evaluate does (prompts of mawt.data.prompt_text, chat
 template and thinking mode included; stop at EOS or the budget only; mawt.scoring's
 exact_match, challenge_metric, challenge_strict; pass@1 over eval.n_samples samples);
@@ -30,7 +30,7 @@ from typing import Any
 from . import atomic
 from .runconfig import EvalConfig, load_eval_config
 
-LMEVAL_DIR = Path(__file__).resolve().parents[1] / "workflow" / "lmeval"
+LMEVAL_DIR = Path(__file__).resolve().parent / "lmeval_tasks"  # package data
 
 
 def _task_objects(manager: Any, tasks: list[str]) -> list[Any]:

@@ -25,7 +25,7 @@ SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
 @dataclass
 class MicroConfig:
     # Model size: 4 layers x 128 wide learns the simple families in ~2 CPU-minutes.
-    layers: int = 4
+    num_layers: int = 4
     hidden: int = 128
     heads: int = 4
     kv_heads: int = 2
@@ -68,7 +68,7 @@ def train_tokenizer() -> PreTrainedTokenizerFast:
 def build_model(cfg: MicroConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
     config = Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
-        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
         max_position_embeddings=cfg.max_positions, tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,
@@ -82,7 +82,7 @@ def pretraining_rows(cfg: MicroConfig) -> list[dict]:
     import random
 
     def make(n: int, vocabulary: str, seed: int) -> list[dict]:
-        return puzzles.generate(n, cfg.families, steps=1, difficulty=cfg.difficulty, seed=seed,
+        return puzzles.generate(n, cfg.families, chain=1, difficulty=cfg.difficulty, seed=seed,
                                 vocabulary=vocabulary, distinct=vocabulary == "letters")
 
     if cfg.vocabulary != "mixed":

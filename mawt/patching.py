@@ -32,6 +32,7 @@ from transformers import (
 )
 
 from .attention import MAWTAttention
+from .runconfig import trainable_tail
 from .config import MAWTConfig
 
 # model_type -> (config class, causal-LM class) of the supported base families.
@@ -40,7 +41,6 @@ FAMILIES = {
     "mistral": (MistralConfig, MistralForCausalLM),
     "llama": (LlamaConfig, LlamaForCausalLM),
 }
-FREEZE_MODES = "'last', 'last:N' (N >= 1), 'mawt' or 'all'"
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 
 
@@ -132,27 +132,6 @@ def patch_model(model: nn.Module, cfg: MAWTConfig) -> nn.Module:
             module.config = new_config
     model.__class__ = model_cls
     return model
-
-
-def trainable_tail(trainable: str, n_layers: int) -> int | None:
-    """How many of the last decoder layers a freeze mode trains (None: all parameters).
-
-    Needs only the layer count, so runs check it from the config before loading weights."""
-    if trainable == "all":
-        return None
-    if trainable == "mawt":
-        return 0
-    if trainable == "last":
-        return 1
-    if isinstance(trainable, str) and trainable.startswith("last:"):
-        tail = trainable.split(":", 1)[1]
-        if not tail.isdigit() or not 1 <= int(tail) <= n_layers:
-            raise ValueError(
-                f"freeze: trainable={trainable!r} is invalid: N in 'last:N' must be an "
-                f"integer in 1..{n_layers} (the model has {n_layers} decoder layers)"
-            )
-        return int(tail)
-    raise ValueError(f"freeze: trainable={trainable!r} is unknown; allowed are {FREEZE_MODES}")
 
 
 def nothing_to_train(trainable: str) -> ValueError:

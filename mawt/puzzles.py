@@ -2,13 +2,13 @@
 
 Word play in the spirit of the NPR Sunday Puzzle, small enough for a micro model:
 each *family* is one transformation of a word (or a few words) with a one-line
-instruction. A puzzle of `steps` > 1 chains several families ("..., then ...").
+instruction. A puzzle of `chain` > 1 chains several families ("..., then ...").
 
-    generate(n, families=("reverse", "drop_first"), steps=1, seed=0)
+    generate(n, families=("reverse", "drop_first"), chain=1, seed=0)
     -> [{"challenge": "Spell plant backwards.", "answer": "tnalp", "family": "reverse"}, ...]
 
 Deterministic per seed (Python's `random.Random`, no global state), no network.
-The `difficulty` knob is the word length range; `steps` is the composition depth;
+The `difficulty` knob is the word length range; `chain` is how many families one puzzle chains;
 `vocabulary` is what the puzzles are made of: `words` (the WORDS list below, a few
 hundred per difficulty) or `letters` (random letter strings: "Spell qzvk backwards.").
 The n puzzles are pairwise distinct (`normalise_challenge`) unless distinct=False;
@@ -199,7 +199,7 @@ def _family_capacity(family: str, vocab: _Vocabulary) -> int:
     return vocab.count()
 
 
-def check(families: Sequence[str], steps: int, difficulty: int, vocabulary: str = "words",
+def check(families: Sequence[str], chain: int, difficulty: int, vocabulary: str = "words",
           prefix: str = "puzzle ") -> None:
     """Validate the generator's knobs; messages name them as `{prefix}<knob>`."""
     if isinstance(families, str) or not isinstance(families, Sequence):
@@ -210,64 +210,64 @@ def check(families: Sequence[str], steps: int, difficulty: int, vocabulary: str 
         raise ValueError(
             f"{prefix}families {list(unknown) or list(families)} invalid; allowed are {', '.join(ALL_FAMILIES)}"
         )
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"{prefix}steps={steps!r} is invalid: must be an integer >= 1")
-    if steps > 1 and any(f in SPECIAL for f in families):
-        raise ValueError(f"{prefix}steps={steps} chains word transforms only; {', '.join(SPECIAL)} cannot be chained")
+    if not isinstance(chain, int) or isinstance(chain, bool) or chain < 1:
+        raise ValueError(f"{prefix}chain={chain!r} is invalid: must be an integer >= 1")
+    if chain > 1 and any(f in SPECIAL for f in families):
+        raise ValueError(f"{prefix}chain={chain} chains word transforms only; {', '.join(SPECIAL)} cannot be chained")
     if difficulty not in DIFFICULTY or isinstance(difficulty, bool):
         raise ValueError(f"{prefix}difficulty={difficulty!r} is invalid: allowed are {sorted(DIFFICULTY)}")
     if vocabulary not in VOCABULARIES:
         raise ValueError(f"{prefix}vocabulary={vocabulary!r} is invalid: allowed are {', '.join(VOCABULARIES)}")
 
 
-def capacity(families: Sequence[str] = tuple(FAMILIES), steps: int = 1, difficulty: int = 2,
+def capacity(families: Sequence[str] = tuple(FAMILIES), chain: int = 1, difficulty: int = 2,
              vocabulary: str = "words") -> int:
     """How many pairwise distinct challenges (see `normalise_challenge`) these settings can make."""
-    check(families, steps, difficulty, vocabulary)
+    check(families, chain, difficulty, vocabulary)
     vocab = _Vocabulary(vocabulary, *DIFFICULTY[difficulty])
     distinct = list(dict.fromkeys(families))
     transforms = [f for f in distinct if f in FAMILIES]
     # every chain of transforms has its own wording; each applies to every string
-    total = len(transforms) ** steps * vocab.count() if transforms else 0
+    total = len(transforms) ** chain * vocab.count() if transforms else 0
     return total + sum(_family_capacity(f, vocab) for f in distinct if f in SPECIAL)
 
 
-def _one(rng: random.Random, families: list[str], steps: int, vocab: _Vocabulary) -> dict:
-    chain = [rng.choice(families) for _ in range(steps)]
-    if chain[0] == "next_letter":
+def _one(rng: random.Random, families: list[str], chain: int, vocab: _Vocabulary) -> dict:
+    picked = [rng.choice(families) for _ in range(chain)]
+    if picked[0] == "next_letter":
         row = _next_letter(rng)
-    elif chain[0] == "initials":
+    elif picked[0] == "initials":
         row = _initials(rng, vocab)
-    elif chain[0] == "later_letter":
+    elif picked[0] == "later_letter":
         row = _later_letter(rng, vocab)
     else:
         word = vocab.draw(rng)
         answer = word
-        for fam in chain:
+        for fam in picked:
             answer = FAMILIES[fam][2](answer)
-        text = FAMILIES[chain[0]][0].format(w=word)
-        for fam in chain[1:]:
+        text = FAMILIES[picked[0]][0].format(w=word)
+        for fam in picked[1:]:
             text = text[:-1] + f", then {FAMILIES[fam][1]}."
         row = {"challenge": text, "answer": answer}
-    return {**row, "family": "+".join(chain)}
+    return {**row, "family": "+".join(picked)}
 
 
 def generate(
     n: int,
     families: Sequence[str] = tuple(FAMILIES),
-    steps: int = 1,
+    chain: int = 1,
     difficulty: int = 2,
     seed: int = 0,
     vocabulary: str = "words",
     distinct: bool = True,
 ) -> list[dict]:
-    """`n` puzzles drawn uniformly from `families` (chains of `steps` of them).
+    """`n` puzzles drawn uniformly from `families` (chains of `chain` of them).
 
     With `distinct` (the default) the challenges are pairwise distinct after
     `normalise_challenge`: a repeat is drawn again (rejection sampling). A request
     beyond `capacity(...)` is refused with a ValueError that says what to change.
     """
-    check(families, steps, difficulty, vocabulary)
+    check(families, chain, difficulty, vocabulary)
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"puzzle n={n!r} is invalid: must be an integer >= 0")
     vocab = _Vocabulary(vocabulary, *DIFFICULTY[difficulty])
@@ -275,11 +275,11 @@ def generate(
     if empty:
         raise ValueError(f"puzzle families {empty} make no puzzles with vocabulary={vocabulary!r} at "
                          f"difficulty={difficulty}; choose another difficulty or vocabulary='letters'")
-    settings = f"vocabulary={vocabulary!r}, families={list(families)}, steps={steps}, difficulty={difficulty}"
+    settings = f"vocabulary={vocabulary!r}, families={list(families)}, chain={chain}, difficulty={difficulty}"
     advice = ("use vocabulary='letters' (random letter strings), more families" if vocabulary == "words"
               else "use a higher difficulty (longer strings), more families")
     advice += " or a smaller n (distinct=False allows repeats)"
-    cap = capacity(families, steps, difficulty, vocabulary)
+    cap = capacity(families, chain, difficulty, vocabulary)
     if distinct and n > cap:
         raise ValueError(f"puzzle n={n} exceeds the capacity of {cap} distinct puzzles of {settings}; {advice}")
     rng = random.Random(seed)
@@ -292,7 +292,7 @@ def generate(
             raise ValueError(f"puzzle n={n}: only {len(rows)} distinct puzzles of {settings} found in "
                              f"{max_tries} draws (capacity {cap}); {advice}")
         tries += 1
-        row = _one(rng, families, steps, vocab)
+        row = _one(rng, families, chain, vocab)
         if distinct:
             key = normalise_challenge(row["challenge"])
             if key in seen:

@@ -24,29 +24,29 @@ from .data import DataConfig
 
 @dataclass
 class TrainConfig:
-    steps: int = 200
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 10
-    seed: int = 0
-    max_length: int = 128  # tokens of prompt + answer
+    steps: int = 200  # optimiser steps: more fits the train split better, at linear cost
+    batch_size: int = 16  # examples per step (x group_size rollouts with GRPO): memory vs. gradient noise
+    learning_rate: float = 1e-3  # AdamW peak rate; the 1.5B's full setup uses 1e-5 (pretrained weights move)
+    weight_decay: float = 0.0  # AdamW decoupled decay: it pulls A_d, B_d toward 0, away from I, hence 0
+    warmup_steps: int = 10  # linear warm-up before the constant rate: avoids a first-step jump
+    seed: int = 0  # everything random in the run (init noise, data order, rollouts): one seed, one run
+    max_length: int = 128  # tokens of prompt + answer: longer rows are refused, not truncated
     # GRPO (mixer: grpo only), see mawt/grpo.py.
-    group_size: int = 4  # G rollouts per example
-    lambda_pg: float = 1.0  # weight of the policy-gradient loss
-    beta: float = 0.01  # KL(pi || pi_ref) weight
-    eta: float = 0.001  # entropy bonus weight
-    reuse_prefix: bool = True  # run the frozen prefix once, the trainable suffix G times
+    group_size: int = 4  # G rollouts per example: a better baseline for the advantage, G x the compute
+    lambda_pg: float = 1.0  # weight of the policy-gradient loss against the answer cross-entropy
+    beta: float = 0.01  # KL(pi || pi_ref) weight: holds the policy near its start (stability vs. learning)
+    eta: float = 0.001  # entropy bonus weight: keeps exploring the depths (too high: stays uniform)
+    reuse_prefix: bool = True  # run the frozen prefix once, the trainable suffix G times (same result, faster)
     # Which reward a depth choice is credited with: token (per-position CE, exact for MAWT in the
     # last layer, an approximation below it) | sequence (mean answer CE of the rollout) | exact
     # (every slice evaluated at every answer position, last layer only). See mawt/grpo.py.
     credit: str = "token"
     # Advantage normalisation: grpo (mean/std) | dr_grpo (Liu et al. 2025) | rloo (leave-one-out).
     advantage: str = "grpo"
-    logging_steps: int = 10
-    save_steps: int = 50  # Trainer checkpoints (resume); 0 = none
-    device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "float32"  # float32 | bfloat16
+    logging_steps: int = 10  # steps between metrics.jsonl lines: resolution of the curves vs. file size
+    save_steps: int = 50  # Trainer checkpoints (resume after a kill); 0 = none, a kill restarts the run
+    device: str = "auto"  # auto | cpu | cuda: where training runs (auto: cuda when visible)
+    dtype: str = "float32"  # float32 | bfloat16: compute dtype; trainable masters stay float32 (mawt/models.py)
 
     # allowed values (class constants, not fields: no annotation)
     CREDITS = ("token", "sequence", "exact")
@@ -114,16 +114,21 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    base_model: str = "assets/micro_base"  # the shipped micro base
+    base_model: str = "assets/micro_base"  # a save_pretrained directory or a hub id (default: the shipped micro base)
     tokenizer: str | None = None  # default: the base model's directory / id
-    trust_remote_code: bool = False  # never on unless a setup says so explicitly
-    data: DataConfig = field(default_factory=DataConfig)
-    mawt: MAWTConfig | None = field(default_factory=MAWTConfig)
+    trust_remote_code: bool = False  # runs code from the model's repository: never on unless a run file says so
+    data: DataConfig = field(default_factory=DataConfig)  # the split trained and evaluated on (mawt/data.py)
+    mawt: MAWTConfig | None = field(default_factory=MAWTConfig)  # the layer (mawt/config.py); null: plain fine-tuning
+    # Which parameters train: last | last:N (the last N decoder layers) | mawt (MAWT parameters
+    # only) | all. MAWT parameters always train. More layers: more capacity and memory.
     trainable: str = "last"
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)  # the optimisation (above)
+    eval: EvalConfig = field(default_factory=EvalConfig)  # how checkpoints are evaluated; not in the run id
 
     def __post_init__(self) -> None:
+        if not isinstance(self.trainable, str):
+            raise ValueError(f"trainable={self.trainable!r} is invalid: allowed are {FREEZE_MODES}")
+        trainable_tail(self.trainable, n_layers=10**6)  # the form; the layer count is checked in preflight
         if self.uses_grpo and self.train.group_size < 2:
             raise ValueError(
                 f"train.group_size={self.train.group_size} is invalid for mixer grpo: "
@@ -147,6 +152,30 @@ class RunConfig:
         out = self.to_dict()
         del out["eval"]
         return out
+
+
+FREEZE_MODES = "'last', 'last:N' (N >= 1), 'mawt' or 'all'"
+
+
+def trainable_tail(trainable: str, n_layers: int) -> int | None:
+    """How many of the last decoder layers a freeze mode trains (None: all parameters).
+
+    Needs only the layer count, so runs check it from the config before loading weights."""
+    if trainable == "all":
+        return None
+    if trainable == "mawt":
+        return 0
+    if trainable == "last":
+        return 1
+    if isinstance(trainable, str) and trainable.startswith("last:"):
+        tail = trainable.split(":", 1)[1]
+        if not tail.isdigit() or not 1 <= int(tail) <= n_layers:
+            raise ValueError(
+                f"trainable={trainable!r} is invalid: N in 'last:N' must be an "
+                f"integer in 1..{n_layers} (the model has {n_layers} decoder layers)"
+            )
+        return int(tail)
+    raise ValueError(f"trainable={trainable!r} is unknown; allowed are {FREEZE_MODES}")
 
 
 _SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval": EvalConfig}

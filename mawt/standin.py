@@ -95,15 +95,15 @@ def padded_vocab(tokenizer) -> int:
     return -(-len(tokenizer) // 64) * 64
 
 
-def build_model(tokenizer, layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
-    """R1-Distill's geometry with `layers` layers and random weights, in bfloat16.
+def build_model(tokenizer, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
+    """R1-Distill's geometry with `num_layers` layers and random weights, in bfloat16.
 
     transformers' own init (normal, std initializer_range = 0.02) under
     `torch.manual_seed(seed)`, in float32, then cast: the same numbers on every machine
     with the same torch, whatever the default dtype.
     """
     config = Qwen2Config(
-        **GEOMETRY, num_hidden_layers=layers, vocab_size=padded_vocab(tokenizer),
+        **GEOMETRY, num_hidden_layers=num_layers, vocab_size=padded_vocab(tokenizer),
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -127,12 +127,12 @@ def _default_dtype(dtype):
         torch.set_default_dtype(old)
 
 
-def build(out: Path, layers: int = 2, seed: int = 0, assets: Path = ASSETS) -> Path:
+def build(out: Path, num_layers: int = 2, seed: int = 0, assets: Path = ASSETS) -> Path:
     """A `save_pretrained` stand-in model in `out`: bf16 safetensors, config, generation
     config, and the shipped tokenizer files copied verbatim. Byte-identical for the same
     arguments (same torch and transformers)."""
     tokenizer_dir = Path(assets) / "tokenizer"
-    model = build_model(load_tokenizer(tokenizer_dir), layers=layers, seed=seed)
+    model = build_model(load_tokenizer(tokenizer_dir), num_layers=num_layers, seed=seed)
     with atomic.atomic_path(Path(out)) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         for f in sorted(tokenizer_dir.iterdir()):

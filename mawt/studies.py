@@ -1,9 +1,9 @@
 """Ablation studies -> resolved run configs, for the Snakemake workflow.
 
 A study file (ablations/*.yaml) is validated against
-workflow/schemas/ablation.schema.yaml (types, allowed values, unknown keys), then
-each run it defines is resolved and checked by `mawt.runconfig` (cross-field
-rules). Everything is checked before the workflow schedules any job, and errors
+mawt/schemas/ablation.schema.yaml (its own keys), then each run it defines is
+resolved and checked by `mawt.runconfig`'s dataclasses, the one schema of a run
+(types, allowed values, unknown keys, cross-field rules). Everything is checked before the workflow schedules any job, and errors
 name the file and the key.
 
 Resolution of one run (study S, variant V, seed s), later keys win:
@@ -35,8 +35,10 @@ import yaml
 
 from .runconfig import RunConfig, _build, yaml_problem
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMAS = ROOT / "workflow" / "schemas"
+ROOT = Path(__file__).resolve().parents[1]  # a checkout's root (its ablations/ folder)
+PACKAGE = Path(__file__).resolve().parent
+SCHEMAS = PACKAGE / "schemas"  # package data: an installed mawt finds them
+SETUPS = PACKAGE / "setups"
 PLAIN = {"mawt": {"depth": 1, "mixer": "fixed"}}
 GATED = {"mawt": {"depth": 1, "mixer": "fixed", "gate": "head"}}
 BASELINES = ("plain", "gated")  # variant names (and prefixes) the workflow adds
@@ -51,20 +53,8 @@ class StudyError(ValueError):
     """A user mistake in a setup or study file (message names file and key)."""
 
 
-def _inline_refs(node, run_schema: dict):
-    if isinstance(node, dict):
-        if node.get("$ref") == "run.schema.yaml":
-            return {**run_schema, **{k: v for k, v in node.items() if k != "$ref"}}
-        return {k: _inline_refs(v, run_schema) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline_refs(v, run_schema) for v in node]
-    return node
-
-
 def _validator(name: str) -> jsonschema.Draft7Validator:
-    run_schema = yaml.safe_load((SCHEMAS / "run.schema.yaml").read_text())
-    run_schema.pop("$schema", None)
-    return jsonschema.Draft7Validator(_inline_refs(yaml.safe_load((SCHEMAS / name).read_text()), run_schema))
+    return jsonschema.Draft7Validator(yaml.safe_load((SCHEMAS / name).read_text()))
 
 
 def _explain(error: jsonschema.ValidationError) -> str:
@@ -189,6 +179,7 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
     if clash:
         raise StudyError(f"{path}: variants {clash} are defined both in variants and by the grid")
     defaults = data.get("defaults") or {}
+    _resolve(setup, deep_merge(setup.get("run") or {}, defaults), f"{path}: key defaults")
     own = {**grid, **explicit}
     taken = sorted(n for n in own if n.split("_")[0] in BASELINES)
     if taken:
@@ -221,10 +212,10 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
 
 
 def setup_path(name: str) -> Path:
-    """A setup is a name under workflow/setups/ or a path to a YAML file."""
+    """A setup is a name under mawt/setups/ (package data) or a path to a YAML file."""
     if name.endswith((".yaml", ".yml")):
         return Path(name)
-    return ROOT / "workflow" / "setups" / f"{name}.yaml"
+    return SETUPS / f"{name}.yaml"
 
 
 def _setup_data(name: str, chain: tuple = ()) -> tuple[dict, list[str]]:
@@ -232,7 +223,7 @@ def _setup_data(name: str, chain: tuple = ()) -> tuple[dict, list[str]]:
     mappings merge, lists replace), and the files it was read from, child first."""
     path = setup_path(name)
     if not path.is_file():
-        choices = sorted(p.stem for p in (ROOT / "workflow" / "setups").glob("*.yaml"))
+        choices = sorted(p.stem for p in SETUPS.glob("*.yaml"))
         where = f"{chain[-1]}: key extends" if chain else "config key setup"
         raise StudyError(f"{where}={name!r}: no file {path}; allowed are {choices} or a path to a YAML file")
     if str(path) in chain:
@@ -248,11 +239,12 @@ def _setup_data(name: str, chain: tuple = ()) -> tuple[dict, list[str]]:
 
 
 def load_setup(name: str) -> dict:
-    """A validated setup (workflow/setups/<name>.yaml or a path). A setup may say
+    """A validated setup (mawt/setups/<name>.yaml or a path). A setup may say
     `extends: <other setup>` and give only what differs (paper_standin.yaml does)."""
     data, files = _setup_data(name)
     path = Path(files[0])
     _check(data, "setup.schema.yaml", path)
+    _resolve(data, data.get("run") or {}, f"{path}: key run")  # before any study is read
     data["path"] = str(path)
     data["files"] = files
     return data
@@ -272,21 +264,30 @@ def load_studies(setup: dict, names: list[str] | None = None, folder: Path | Non
     return {p.stem: load_study_spec(p, setup) for p in paths}
 
 
+RUN_KEYS = ("mawt", "trainable", "train", "eval", "data")  # what a setup's run or a study may set
+
+
+def _resolve(setup: dict, over: dict, where: str, base_model: str | None = None) -> RunConfig:
+    """Run overrides over the setup's data and base model, checked by RunConfig's dataclasses
+    (the one schema of a run); errors name `where` (file and key)."""
+    if not isinstance(over, dict):
+        raise StudyError(f"{where}: expected a mapping of run settings, got {type(over).__name__}")
+    unknown = sorted(set(over) - set(RUN_KEYS))
+    if unknown:
+        raise StudyError(f"{where}: unknown key(s) {unknown}; allowed keys are {list(RUN_KEYS)}")
+    over = {**over, "data": deep_merge(setup["data"], over.get("data") or {}),  # a study may vary the data too
+            "base_model": base_model or setup["base_model"]}
+    try:
+        return _build(RunConfig, over, where)
+    except ValueError as err:
+        raise StudyError(str(err)) from None
+
+
 def run_config(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> dict:
     """The resolved, validated run config (a plain dict, as written to the run's YAML)."""
     over = deep_merge(setup.get("run") or {}, study.variants[variant])
     over = deep_merge(over, {"train": {"seed": int(seed)}})
-    over["data"] = deep_merge(setup["data"], over.get("data") or {})  # a study may vary the data too
-    over["base_model"] = base_model or setup["base_model"]
-    where = f"{study.path} (variant {variant})"
-    unknown = sorted(set(over) - {"mawt", "trainable", "train", "eval", "data", "base_model"})
-    if unknown:
-        raise StudyError(f"{where}: unknown key(s) {unknown}")
-    try:
-        cfg: RunConfig = _build(RunConfig, over, where)
-    except ValueError as err:
-        raise StudyError(str(err)) from None
-    return cfg.to_dict()
+    return _resolve(setup, over, f"{study.path}: key variants.{variant}", base_model).to_dict()
 
 
 

@@ -21,7 +21,8 @@ def preflight(cfg: RunConfig) -> None:
     layers exist, something trains. Runs before any weight is loaded or any file written."""
     from transformers import AutoConfig
 
-    from .patching import _resolve_layers, nothing_to_train, trainable_tail
+    from .patching import _resolve_layers, nothing_to_train
+    from .runconfig import trainable_tail
 
     check_model_source(cfg.base_model)
     try:

@@ -150,7 +150,7 @@ def test_puzzles_are_deterministic_and_verifiable():
                 "rotate": "tones"}
     for fam, answer in expected.items():
         assert puzzles.FAMILIES[fam][2](word) == answer
-    chained = puzzles.generate(20, ["reverse", "drop_first"], steps=2, seed=1)
+    chained = puzzles.generate(20, ["reverse", "drop_first"], chain=2, seed=1)
     for r in chained:
         assert ", then " in r["challenge"] and r["family"].count("+") == 1
     special = puzzles.generate(10, ["next_letter", "initials", "later_letter"], seed=2)
@@ -188,7 +188,7 @@ def test_later_letter_answers_match_an_independent_check(vocabulary):
         assert vocabulary == "letters" or {w1, w2} <= set(puzzles.WORDS)
     assert puzzles.later_letters("abcd", "bcaa") == "bccd"
     with pytest.raises(ValueError, match="later_letter cannot be chained"):
-        puzzles.generate(5, ["reverse", "later_letter"], steps=2)
+        puzzles.generate(5, ["reverse", "later_letter"], chain=2)
 
 
 def test_too_many_distinct_puzzles_is_a_clear_error():
@@ -208,8 +208,8 @@ def test_too_many_distinct_puzzles_is_a_clear_error():
 def test_puzzle_knobs_are_validated():
     with pytest.raises(ValueError, match="allowed are reverse"):
         puzzles.generate(1, ["anagram"])
-    with pytest.raises(ValueError, match="steps=0 is invalid"):
-        puzzles.generate(1, steps=0)
+    with pytest.raises(ValueError, match="chain=0 is invalid"):
+        puzzles.generate(1, chain=0)
     with pytest.raises(ValueError, match="difficulty=9 is invalid"):
         puzzles.generate(1, difficulty=9)
     with pytest.raises(ValueError, match="vocabulary='digits' is invalid: allowed are words, letters"):
@@ -230,8 +230,8 @@ def test_data_config_knobs_are_validated():
         DataConfig(families=["anagram"])
     with pytest.raises(ValueError, match="data.families='reverse' is invalid: must be a list"):
         DataConfig(families="reverse")
-    with pytest.raises(ValueError, match="data.steps=2 chains word transforms only"):
-        DataConfig(families=["initials"], steps=2)
+    with pytest.raises(ValueError, match="data.chain=2 chains word transforms only"):
+        DataConfig(families=["initials"], chain=2)
     DataConfig(source="x.csv", synthetic_rows=10, families=["anagram"])  # synthetic knobs ignored for files
 
 

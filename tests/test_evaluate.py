@@ -19,7 +19,7 @@ def model_and_tokenizer(tmp_path_factory):
 
     from mawt import load_model
 
-    cfg = MicroConfig(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=800, steps=120,
+    cfg = MicroConfig(num_layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=800, steps=120,
                       batch_size=32, difficulty=1, vocabulary="words")  # words: learns to answer (and stop) fast
     path = pretrain(cfg, tmp_path_factory.mktemp("eval") / "model", log_steps=60)
     model = patch_model(load_model(path), MAWTConfig(depth=2, mixer="grpo", init_noise=0.2)).eval()

@@ -35,7 +35,7 @@ CLI = [sys.executable, "-m", "mawt"]
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("base")
-    return pretrain(MicroConfig(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=400, steps=30,
+    return pretrain(MicroConfig(num_layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=400, steps=30,
                                 batch_size=32, difficulty=1), out, log_steps=30)
 
 
@@ -293,11 +293,11 @@ def test_names_cannot_escape_results(tmp_path, edit, setup_name, message):
 def test_remote_code_is_off_unless_a_setup_says_so(tmp_path, base_dir):
     assert load_run_config(_run_yaml(tmp_path, base_dir)).trust_remote_code is False
     assert load_run_config(_run_yaml(tmp_path, base_dir, trust_remote_code=True)).trust_remote_code is True
-    # a setup cannot switch it on for a whole workflow: the run schema has no such key
-    setup = yaml.safe_load((ROOT / "workflow" / "setups" / "micro.yaml").read_text())
+    # a setup cannot switch it on for a whole workflow: a setup's run has no such key
+    setup = yaml.safe_load((ROOT / "mawt" / "setups" / "micro.yaml").read_text())
     setup["run"]["trust_remote_code"] = True
     (tmp_path / "remote.yaml").write_text(yaml.safe_dump(setup))
-    with pytest.raises(StudyError, match=r"key run: Additional properties are not allowed \('trust_remote_code'"):
+    with pytest.raises(StudyError, match=r"remote.yaml: key run: unknown key\(s\) \['trust_remote_code'\]"):
         load_setup(str(tmp_path / "remote.yaml"))
 
 

@@ -1,4 +1,4 @@
-"""The local lm-eval tasks (workflow/lmeval) run through mawt.lmeval.run_lm_eval.
+"""The local lm-eval tasks (mawt/lmeval_tasks) run through mawt.lmeval.run_lm_eval.
 
 `verbal_heldout` must generate and score exactly what mawt's own evaluation does
 (mawt.evaluate: same prompts of mawt.data.prompt_text, chat template and thinking mode
@@ -60,7 +60,7 @@ def plain(tmp_path_factory):
     root = tmp_path_factory.mktemp("plain")
     model_dir = MICRO_BASE
     if not (model_dir / "model.safetensors").is_file():  # a checkout without the asset: a brief pre-training
-        cfg = MicroConfig(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=500, steps=30,
+        cfg = MicroConfig(num_layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=500, steps=30,
                           batch_size=32, difficulty=1)
         model_dir = pretrain(cfg, root / "model", log_steps=30)
     heldout = _write_jsonl(root / "heldout.jsonl", puzzles.generate(8, ["reverse", "shift", "sort_letters"], seed=1))
@@ -86,7 +86,7 @@ def r1_mawt(tmp_path_factory):
     are taken from the model's own answers so that every score is non-trivial."""
     root = tmp_path_factory.mktemp("r1")
     tok = _r1_tokenizer()
-    model = build_model(MicroConfig(layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128), tok)
+    model = build_model(MicroConfig(num_layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128), tok)
     torch.manual_seed(0)
     keep = set(string.ascii_lowercase + " .,<>/\n")
     with torch.no_grad():

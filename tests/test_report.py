@@ -143,7 +143,7 @@ def attention_npz(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("att")
     tok = train_tokenizer()
     torch.manual_seed(0)
-    model = patch_model(build_model(MicroConfig(layers=2, hidden=32, heads=4, kv_heads=2, intermediate=64), tok),
+    model = patch_model(build_model(MicroConfig(num_layers=2, hidden=32, heads=4, kv_heads=2, intermediate=64), tok),
                         MAWTConfig(depth=3, mixer="grpo", init_noise=0.5))
     model.save_pretrained(tmp / "model")
     tok.save_pretrained(tmp / "model")
@@ -189,7 +189,7 @@ def test_attention_example_saves_the_5d_maps_of_one_item(attention_npz):
 
 def test_attention_example_refuses_a_model_without_mawt(tmp_path):
     tok = train_tokenizer()
-    build_model(MicroConfig(layers=1, hidden=32, heads=4, kv_heads=2, intermediate=64), tok).save_pretrained(tmp_path)
+    build_model(MicroConfig(num_layers=1, hidden=32, heads=4, kv_heads=2, intermediate=64), tok).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     (tmp_path / "h.jsonl").write_text(json.dumps({"challenge": "x", "answer": "y"}) + "\n")
     proc = subprocess.run([sys.executable, "-m", "mawt", "attention", "--model", str(tmp_path), "--heldout",

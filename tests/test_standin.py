@@ -23,7 +23,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    return standin.build(tmp_path_factory.mktemp("standin") / "model", layers=1)
+    return standin.build(tmp_path_factory.mktemp("standin") / "model", num_layers=1)
 
 
 # ---------------------------------------------------------------- chat template
@@ -120,7 +120,7 @@ def test_auto_tokenizer_reads_the_same_ids(model_dir, tok):
 
 
 def test_build_is_byte_identical(model_dir, tmp_path):
-    again = standin.build(tmp_path / "again", layers=1)
+    again = standin.build(tmp_path / "again", num_layers=1)
     for name in ("model.safetensors", "config.json", "generation_config.json"):
         assert standin.file_sha256(again / name) == standin.file_sha256(model_dir / name), name
 

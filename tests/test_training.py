@@ -34,7 +34,7 @@ MAX_SELECTOR_STEPS = 300
 def base_dir(tmp_path_factory):
     """A shrunken micro base (3 layers x 64), briefly pre-trained by the real pretrain() code."""
     out = tmp_path_factory.mktemp("base")
-    cfg = MicroConfig(layers=3, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=1500, steps=120,
+    cfg = MicroConfig(num_layers=3, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=1500, steps=120,
                       batch_size=32, difficulty=1)
     return pretrain(cfg, out, log_steps=60)
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SETUP = {
     "name": "smoke",
     "base_model": "pretrain",
-    "pretrain": {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "rows": 400,
+    "pretrain": {"num_layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "rows": 400,
                  "steps": 20, "batch_size": 32, "difficulty": 1},
     "data": {"source": "synthetic", "families": ["shift_two"], "synthetic_rows": 40, "n_train": 24,
              "n_heldout": 6, "difficulty": 1},
@@ -62,7 +62,7 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     #   shared by every study: plain, gated, GRPO D=4 (token credit, grpo advantage);
     #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: sequence, exact, token + rloo;
     #   paper: freezing adds last:2, mawt only, all, layer -2 and their 4 plain counterparts
-    #   (micro leaves freezing and tasks out of its default studies: workflow/setups/micro.yaml).
+    #   (micro leaves freezing and tasks out of its default studies: mawt/setups/micro.yaml).
     configs = {"micro": 3 + 2 + 3 + 3, "paper": 3 + 2 + 3 + 3 + 8}[setup]
     splits = 1
     native = {"micro": 0, "paper": 1}[setup]  # paper.yaml: native_reference (the base thinking natively)
@@ -129,13 +129,13 @@ def test_slurm_profile_dry_run(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        ({"variants": {"x": {"mawt": {"depht": 2}}}}, r"tiny.yaml: key variants.x.mawt: Additional properties are not allowed \('depht' was unexpected\)"),
-        ({"variants": {"x": {"mawt": {"mixer": "top1"}}}}, r"key variants.x.mawt.mixer: 'top1' is not one of \['softmax', 'grpo', 'gumbel', 'mean', 'fixed'\]"),
-        ({"variants": {"x": {"mawt": {"depth": 0}}}}, r"key variants.x.mawt.depth: 0 is less than the minimum of 1"),
+        ({"variants": {"x": {"mawt": {"depht": 2}}}}, r"tiny.yaml: key variants.x.mawt: unknown key\(s\) \['depht'\]; allowed are \[.*'depth'"),
+        ({"variants": {"x": {"mawt": {"mixer": "top1"}}}}, r"key variants.x.mawt: MAWTConfig.mixer='top1' is invalid: allowed values are softmax, grpo, gumbel, mean, fixed"),
+        ({"variants": {"x": {"mawt": {"depth": 0}}}}, r"key variants.x.mawt: MAWTConfig.depth=0 is invalid: must be an integer >= 1"),
         ({"seeds": []}, r"key seeds: \[\] should be non-empty"),
         ({"seeds": "0"}, r"key seeds: '0' is not of type 'array'"),
-        ({"variants": {"x": {"train": {"steps": "many"}}}}, r"key variants.x.train.steps: 'many' is not of type 'integer'"),
-        ({"variants": {"x": {"trainable": "first"}}}, r"key variants.x.trainable: 'first' does not match"),
+        ({"variants": {"x": {"train": {"steps": "many"}}}}, r"key variants.x.train.steps='many' is invalid: must be a number"),
+        ({"variants": {"x": {"trainable": "first"}}}, r"key variants.x: trainable='first' is unknown; allowed are 'last', 'last:N'"),
         ({"variants": {"x": {"mawt": {"mixer": "fixed", "depth": 2, "fixed_index": 5}}}}, r"fixed_index=5 is invalid: must be in 0..1"),
         ({"variants": {"../escape": {}}}, r"key variants: '../escape' does not match"),
         ({"variants": {"x": {"train": {"group_size": 1}}}}, r"group_size=1 is invalid for mixer grpo"),
@@ -288,7 +288,7 @@ def test_every_shipped_setup_study_and_example_loads():
     from mawt.runconfig import load_run_config
     from mawt.studies import load_setup, load_studies
 
-    setups = sorted(p.stem for p in (ROOT / "workflow" / "setups").glob("*.yaml"))
+    setups = sorted(p.stem for p in (ROOT / "mawt" / "setups").glob("*.yaml"))
     assert {"micro", "paper", "paper_standin"} <= set(setups)
     studies = sorted(p.stem for p in (ROOT / "ablations").glob("*.yaml"))
     for name in setups:

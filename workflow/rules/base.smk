@@ -77,7 +77,7 @@ elif SETUP["base_model"] == "standin":
         benchmark:
             L.benchmark("build_standin")
         params:
-            layers=(SETUP.get("standin") or {}).get("layers", 2),
+            num_layers=(SETUP.get("standin") or {}).get("num_layers", 2),
             seed=(SETUP.get("standin") or {}).get("seed", 0),
             out=lambda wc, output: os.path.dirname(output[0]),
         conda:
@@ -87,5 +87,5 @@ elif SETUP["base_model"] == "standin":
             mem_mb=4000,
             runtime=30,
         shell:
-            "python -m mawt build-standin --layers {params.layers} --seed {params.seed} --out {params.out} "
+            "python -m mawt build-standin --num-layers {params.num_layers} --seed {params.seed} --out {params.out} "
             "> {log} 2>&1"
