@@ -82,7 +82,8 @@ def main(argv=None) -> None:
     L, V = base["num_hidden_layers"], base["vocab_size"]
     from transformers import AutoTokenizer
 
-    from mawt.data import encode_example, prompt_text, read_jsonl
+    from mawt.data import read_jsonl
+    from mawt.prompts import encode_example, prompt_text
 
     tok = AutoTokenizer.from_pretrained(res / "base" / "model")
     split = next((res / "data").glob("*/train.jsonl")).parent

@@ -34,7 +34,7 @@ from transformers import TrainerCallback, TrainingArguments, set_seed
 import markdown  # benchmarks/markdown.py
 from mawt import MAWTConfig, freeze, patch_model
 from mawt.atomic import write_text
-from mawt.data import AnswerCollator, encode_example
+from mawt.prompts import AnswerCollator, encode_example
 from mawt.micro import MicroConfig, build_model, train_tokenizer
 from mawt.puzzles import generate
 from mawt.runconfig import TrainConfig

@@ -150,6 +150,23 @@ def _eval_heldout(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mawt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _model_commands(sub)
+    _run_commands(sub)
+    _result_commands(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as err:  # user mistakes: one clear line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except FloatingPointError as err:  # a diverging run: say where, write no metrics
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+
+
+
+def _model_commands(sub) -> None:
+    """Base models: the demo, the micro base, the stand-in, fetching a setup's downloads."""
     demo = sub.add_parser("demo", help="patch a tiny random model and print the 5D attention")
     demo.add_argument("--depth", type=int, default=4)
     demo.add_argument("--mixer", default="grpo")
@@ -175,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     fe.add_argument("--check", action="store_true", help="only check that everything is in the cache")
     fe.set_defaults(func=_fetch)
 
+
+def _run_commands(sub) -> None:
+    """One run's stages: the data split, training, the held-out and lm-eval evaluations."""
     train = sub.add_parser("train", help="fine-tune one run (patch, freeze, train, save)")
     train.add_argument("--config", required=True, help="run YAML (see mawt/runconfig.py)")
     train.add_argument("--out", required=True, help="run directory (resumes from its last checkpoint)")
@@ -207,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     lm.add_argument("--device", default="cpu")
     lm.set_defaults(func=_lm_eval)
 
+
+def _result_commands(sub) -> None:
+    """A study's files, the attention example and the report."""
     tab = sub.add_parser("table", help="one study's table (CSV + Markdown) from its run index")
     tab.add_argument("--index", required=True, help="the study's runs.json (written by the workflow)")
     tab.add_argument("--out-dir", required=True)
@@ -230,15 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--tidy-out", required=True, help="tidy table of all runs: PATH.csv and PATH.parquet")
     rep.add_argument("--summary", help="also write the summary table as Markdown (summary.md)")
     rep.set_defaults(func=_report)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as err:  # user mistakes: one clear line, no traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except FloatingPointError as err:  # a diverging run: say where, write no metrics
-        print(f"error: {err}", file=sys.stderr)
-        return 3
 
 
 if __name__ == "__main__":

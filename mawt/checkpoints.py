@@ -4,10 +4,12 @@ the resume point, and cutting the log back to it."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 from . import atomic
+from .layout import METRICS
 
 COMPLETE = "COMPLETE"  # marker written into a checkpoint folder once everything in it is saved
 
@@ -48,3 +50,25 @@ def mean_logged_loss(path: Path) -> float | None:
     """Mean training loss over every logged step of the whole run (resumed or not)."""
     losses = [line["loss"] for line in map(json.loads, path.read_text().splitlines()) if "loss" in line]
     return sum(losses) / len(losses) if losses else None
+
+
+def begin_metrics(out: Path) -> Path:
+    """The log the run appends to while training (`metrics.jsonl.partial`); it becomes
+    metrics.jsonl only when the run ends. A finished (or nearly finished) run's log becomes
+    the partial again, to be cut back to the checkpoint the run resumes from, or dropped."""
+    out = Path(out)
+    partial = out / f"{METRICS}.partial"
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / METRICS).exists():
+        if partial.exists():
+            (out / METRICS).unlink()
+        else:
+            os.replace(out / METRICS, partial)
+    return partial
+
+
+def finish_metrics(out: Path) -> None:
+    """The partial log becomes metrics.jsonl (a run of 0 logged steps still gets its file)."""
+    partial = Path(out) / f"{METRICS}.partial"
+    partial.touch()
+    os.replace(partial, Path(out) / METRICS)

@@ -35,7 +35,8 @@ from pathlib import Path
 import torch
 
 from . import atomic
-from .data import AnswerCollator, encode_example, prompt_text, read_jsonl, think_open
+from .data import read_jsonl
+from .prompts import AnswerCollator, encode_example, prompt_text, think_open
 from .environment import environment
 from .models import load_checkpoint
 from .runconfig import EvalConfig

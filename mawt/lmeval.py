@@ -2,11 +2,11 @@
 
     run_lm_eval("RUN/model", ["verbal_heldout"], "RUN/lmeval.json", heldout="RUN/data/heldout.jsonl",
                 eval_cfg=EvalConfig(...))
-    python -m mawt.lmeval --model RUN/model --tasks verbal_heldout,verbal_choice \
-        --heldout RUN/data/heldout.jsonl --eval-config eval.yaml --out X.json
+    python -m mawt lm-eval --model RUN/model --tasks verbal_heldout verbal_choice \
+        --heldout SPLIT/heldout.jsonl --eval-config eval.yaml --out X.json
 
 The local tasks live in mawt/lmeval_tasks (package data): `verbal_heldout` generates answers on the
-held-out split exactly as mawt.evaluate does (prompts of mawt.data.prompt_text, chat
+held-out split exactly as mawt.evaluate does (prompts of mawt.prompts.prompt_text, chat
 template and thinking mode included; stop at EOS or the budget only; mawt.scoring's
 exact_match, challenge_metric, challenge_strict; pass@1 over eval.n_samples samples);
 `verbal_choice` is the same items as multiple choice (log-likelihood path, acc and
@@ -20,15 +20,13 @@ the lm_eval command line that is `--metadata`. Without network access only local
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from . import atomic
-from .runconfig import EvalConfig, load_eval_config
+from .runconfig import EvalConfig
 
 LMEVAL_DIR = Path(__file__).resolve().parent / "lmeval_tasks"  # package data
 
@@ -92,13 +90,29 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
     log-likelihood of each choice, in choice order}.
     """
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
-    from lm_eval.models.utils import resolve_max_length
-    from lm_eval.tasks import TaskManager
-
-    from .models import load_checkpoint
 
     cfg = eval_cfg if eval_cfg is not None else EvalConfig()
+    manager, task_objects = _load_tasks(tasks, model_dir, heldout, cfg)
+    results = lm_eval.simple_evaluate(model=_hflm(model_dir, cfg, device), tasks=task_objects, task_manager=manager,
+                                      limit=limit, log_samples=True, gen_kwargs=gen_kwargs(cfg),
+                                      random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
+                                      fewshot_random_seed=cfg.seed)
+    summary = {
+        "tasks": {name: _numeric_metrics(res) for name, res in results["results"].items()},
+        "n": {name: int(c["effective"]) for name, c in results["n-samples"].items()},
+        "lm_eval_version": lm_eval.__version__,
+        "model": str(model_dir),
+        "eval": dataclasses.asdict(cfg),
+    }
+    atomic.write_json(Path(out_json), summary)
+    return {**summary, **_per_doc(results)}
+
+
+def _load_tasks(tasks: list[str], model_dir, heldout, cfg: EvalConfig) -> tuple[Any, list[Any]]:
+    """The task manager and task objects; the local tasks get the held-out file, the tokenizer
+    and the thinking mode as metadata, and `repeats` = n_samples."""
+    from lm_eval.tasks import TaskManager
+
     local = TaskManager(include_path=str(LMEVAL_DIR), include_defaults=False).all_tasks
     only_local = all(t in local for t in tasks)
     metadata = {"tokenizer": str(model_dir), "thinking": cfg.thinking}
@@ -110,6 +124,15 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
         config = getattr(task, "config", None)
         if config is not None and config.task in local and config.output_type == "generate_until":
             task.set_config(key="repeats", value=cfg.n_samples)
+    return manager, task_objects
+
+
+def _hflm(model_dir, cfg: EvalConfig, device: str):
+    """lm-eval's HFLM around the checkpoint, loaded as eval-heldout loads it."""
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.models.utils import resolve_max_length
+
+    from .models import load_checkpoint
 
     model, tokenizer = load_checkpoint(model_dir, device)  # as eval-heldout: the config's dtype, the pad rule
     model.eval()
@@ -120,22 +143,13 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
     window = resolve_max_length(model.config, tokenizer, default=HFLM._DEFAULT_MAX_LENGTH)
     # add_bos_token=False: prompts are tokenised as in mawt (add_special_tokens=False; a chat template
     # writes its BOS itself).
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size, device=device,
-              add_bos_token=False, max_length=window + cfg.max_new_tokens)
-    results = lm_eval.simple_evaluate(model=lm, tasks=task_objects, task_manager=manager, limit=limit,
-                                      log_samples=True, gen_kwargs=gen_kwargs(cfg), random_seed=cfg.seed,
-                                      numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
-                                      fewshot_random_seed=cfg.seed)
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size, device=device,
+                add_bos_token=False, max_length=window + cfg.max_new_tokens)
 
-    summary = {
-        "tasks": {name: _numeric_metrics(res) for name, res in results["results"].items()},
-        "n": {name: int(c["effective"]) for name, c in results["n-samples"].items()},
-        "lm_eval_version": lm_eval.__version__,
-        "model": str(model_dir),
-        "eval": dataclasses.asdict(cfg),
-    }
-    out = Path(out_json)
-    atomic.write_json(out, summary)
+
+def _per_doc(results: dict) -> dict:
+    """In memory only: each generate_until task's responses and each multiple_choice task's
+    choice log-likelihoods, per doc in doc order."""
     responses, loglikelihoods = {}, {}
     for name, samples in results.get("samples", {}).items():
         ordered = sorted(samples, key=lambda s: s["doc_id"])
@@ -144,7 +158,7 @@ def run_lm_eval(model_dir: str | Path, tasks: list[str], out_json: str | Path,
             responses[name] = [_doc_responses(s["filtered_resps"][0]) for s in ordered]
         elif kind == "multiple_choice":
             loglikelihoods[name] = [[float(choice[0][0]) for choice in s["resps"]] for s in ordered]
-    return {**summary, "responses": responses, "loglikelihoods": loglikelihoods}
+    return {"responses": responses, "loglikelihoods": loglikelihoods}
 
 
 def _doc_responses(filtered: Any) -> Any:
@@ -152,30 +166,3 @@ def _doc_responses(filtered: Any) -> Any:
     if isinstance(filtered, list) and len(filtered) == 1:
         return filtered[0]
     return filtered
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m mawt.lmeval", description=run_lm_eval.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="checkpoint directory (MAWT or plain)")
-    p.add_argument("--tasks", required=True,
-                   help="comma-separated lm-eval task names, e.g. verbal_heldout,verbal_choice")
-    p.add_argument("--heldout", help="held-out JSONL read by the local tasks (e.g. RUN/data/heldout.jsonl)")
-    p.add_argument("--out", required=True, help="output JSON")
-    p.add_argument("--limit", type=int, help="at most this many docs per task")
-    p.add_argument("--eval-config", dest="eval_config",
-                   help="YAML mapping of EvalConfig fields (batch_size, max_new_tokens, temperature, top_p, "
-                        "n_samples, seed, thinking, max_length); default EvalConfig()")
-    p.add_argument("--device", default="cpu")
-    a = p.parse_args(argv)
-    try:
-        cfg = load_eval_config(a.eval_config)
-    except ValueError as err:
-        p.error(str(err))
-    result = run_lm_eval(a.model, [t for t in a.tasks.split(",") if t], a.out, heldout=a.heldout, limit=a.limit,
-                         eval_cfg=cfg, device=a.device)
-    print(json.dumps({k: result[k] for k in ("tasks", "n")}, indent=2, sort_keys=True))
-
-
-if __name__ == "__main__":
-    main()

@@ -10,16 +10,8 @@ Resolution of one run (study S, variant V, seed s), later keys win:
 
     setup.run  <-  S.defaults  <-  V  <-  {train: {seed: s}}  + setup data / base model
 
-Every study also gets its baselines (MAWT_SPEC section 6):
-  * `plain`: D=1 + fixed, fine-tuning the same trainable layers without MAWT
-    depth. A variant that changes what plain fine-tuning would see (`trainable`,
-    `data`, `mawt.layers`, a learning rate, ...) gets its own plain counterpart,
-    named after what differs (e.g. `plain_trainable-last-2`): the "plain-ized"
-    config of every variant (MAWT reduced to D=1 fixed, GRPO-only knobs dropped)
-    is resolved, and variants whose plain-ized configs are equal share one.
-  * `gated`: the cheap, parameter-comparable alternative: a per-head sigmoid
-    output gate on the same trainable layers (Qiu et al. 2025; D=1, fixed,
-    `mawt.gate: head`), with the study's defaults.
+Every study also gets its baselines (mawt/baselines.py): `plain`, `gated` and the
+plain counterparts of variants that change what plain fine-tuning would see.
 The untuned base model is evaluated once per data split and joins every table.
 """
 
@@ -33,22 +25,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .baselines import BASELINES, GATED, baseline_name, plainized
 from .runconfig import RunConfig, _build, yaml_problem
 
 ROOT = Path(__file__).resolve().parents[1]  # a checkout's root (its ablations/ folder)
 PACKAGE = Path(__file__).resolve().parent
 SCHEMAS = PACKAGE / "schemas"  # package data: an installed mawt finds them
 SETUPS = PACKAGE / "setups"
-PLAIN = {"mawt": {"depth": 1, "mixer": "fixed"}}
-GATED = {"mawt": {"depth": 1, "mixer": "fixed", "gate": "head"}}
-BASELINES = ("plain", "gated")  # variant names (and prefixes) the workflow adds
-# MAWT keys that make no sense at D=1 fixed, and train keys only the GRPO objective reads:
-# a plain counterpart drops them, so e.g. every group size shares one plain run.
-_MAWT_ONLY = ("depth", "mixer", "tau", "fixed_index", "selector_width", "selector_hidden_state", "gate",
-              "query_block", "path")
-_GRPO_ONLY = ("group_size", "lambda_pg", "beta", "eta", "reuse_prefix", "credit", "advantage")
-
-
 class StudyError(ValueError):
     """A user mistake in a setup or study file (message names file and key)."""
 
@@ -111,43 +94,6 @@ class StudySpec:
         return self.path.read_text()
 
 
-def _plainized(over: dict) -> dict:
-    """The plain fine-tuning counterpart of a variant's overrides: MAWT at D=1 fixed (same layers)."""
-    out = copy.deepcopy(over)
-    mawt = {k: v for k, v in (out.get("mawt") or {}).items() if k not in _MAWT_ONLY}
-    out["mawt"] = {**mawt, **PLAIN["mawt"]}
-    train = {k: v for k, v in (out.get("train") or {}).items() if k not in _GRPO_ONLY}
-    if train:
-        out["train"] = train
-    else:
-        out.pop("train", None)
-    return out
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _baseline_name(config: dict, reference: dict) -> str:
-    """`plain_` + what differs from the study's own plain run, e.g. plain_trainable-last-2."""
-    mine, ref = _flat(config), _flat(reference)
-    parts = []
-    for key in sorted(set(mine) | set(ref)):
-        if key == "train.seed" or mine.get(key) == ref.get(key):
-            continue
-        value = mine.get(key)
-        text = "+".join(map(str, value)) if isinstance(value, list) else str(value)
-        parts.append(f"{key.split('.')[-1]}-{text}")
-    name = "plain_" + "_".join(parts)
-    return "".join(c if c.isalnum() or c in "_.=+-" else "-" for c in name).replace("+", "-")
-
-
 def _expand_grid(grid: dict) -> dict[str, dict]:
     """{"mawt.depth": [2, 4]} -> {"depth-2": {"mawt": {"depth": 2}}, "depth-4": ...}"""
     if not grid:
@@ -187,7 +133,7 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
                          f"{', '.join(BASELINES)} and plain_* counterparts itself)")
     if not own:
         raise StudyError(f"{path}: key variants: the study defines no variant besides the baselines")
-    variants = {"plain": _plainized(defaults), "gated": deep_merge(_plainized(defaults), GATED)}
+    variants = {"plain": plainized(defaults), "gated": deep_merge(plainized(defaults), GATED)}
     variants.update({name: deep_merge(defaults, over) for name, over in own.items()})
     study = StudySpec(data["name"], path, list(data["seeds"]), data.get("description", ""), variants, {})
     seed = study.seeds[0]
@@ -195,13 +141,13 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
     # plain counterparts: one per distinct plain-ized resolved config
     plain_ids = {run_id(resolved["plain"]): "plain"}
     for name, over in own.items():
-        counterpart = _plainized(variants[name])
+        counterpart = plainized(variants[name])
         study.variants["_probe"] = counterpart
         config = run_config(setup, study, "_probe", seed)
         del study.variants["_probe"]
         rid = run_id(config)
         if rid not in plain_ids:
-            plain_ids[rid] = _baseline_name(config, resolved["plain"])
+            plain_ids[rid] = baseline_name(config, resolved["plain"])
             variants[plain_ids[rid]] = counterpart
         study.baselines[name] = plain_ids[rid]
     study.baselines.update({"plain": None, "gated": "plain"})

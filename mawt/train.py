@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-from . import atomic
-from .checkpoints import mean_logged_loss, resume_point, truncate_metrics
-from .data import AnswerCollator, encode_example, load_rows, read_jsonl, split, write_split
+from . import atomic, layout
+from .checkpoints import begin_metrics, finish_metrics, mean_logged_loss, resume_point, truncate_metrics
+from .data import load_rows, read_jsonl, split, write_split
+from .prompts import AnswerCollator, encode_example
 from .environment import environment
 from .models import (check_model_source, device_for, load_base, unloadable, upcast_trainable,
                      weights_sha256)
@@ -53,15 +53,56 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
     returns the run summary (also written to run.json). The held-out evaluation is its
     own step (`eval_heldout`): its settings (`eval:`) are not part of the training run."""
-    from transformers import TrainingArguments, set_seed
-
     from .trainer import JsonlLogger, MAWTTrainer
 
     out = Path(out)
     device = device_for(cfg.train.device)
     preflight(cfg)
+    model, tokenizer, examples, n_trainable, trainable_dtype = _prepare_model(cfg, out, split_dir, device)
+    partial = begin_metrics(out)
+    trainer = MAWTTrainer(model=model, args=_training_arguments(cfg.train, out, device), train_dataset=examples,
+                          data_collator=AnswerCollator(tokenizer.pad_token_id), run=cfg.train,
+                          use_grpo=cfg.uses_grpo, callbacks=[JsonlLogger(partial)])
+    last = resume_point(out / "checkpoints")
+    if last:
+        truncate_metrics(partial, int(Path(last).name.split("-")[-1]))
+    elif partial.exists():
+        partial.unlink()
+    started = time.perf_counter()
+    try:
+        trainer.train(resume_from_checkpoint=last)
+    except FloatingPointError:  # diverged: no metrics file at all, so nothing downstream can average it
+        partial.unlink(missing_ok=True)
+        raise
+    train_seconds = time.perf_counter() - started
+
+    with atomic.atomic_path(out / layout.MODEL) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    finish_metrics(out)
+    summary = {
+        "config": cfg.training_dict(),  # eval settings live with each evaluation (eval-<id>/heldout.json)
+        "seed": cfg.train.seed,
+        "trainable_parameters": n_trainable,
+        "trainable_dtype": trainable_dtype,  # master weights the optimiser updates
+        "compute_dtype": cfg.train.dtype,  # bf16: autocast over frozen bf16 weights
+        "base_model_sha256": weights_sha256(cfg.base_model),  # which base (machines pre-train different ones)
+        "train_loss": mean_logged_loss(out / layout.METRICS),
+        "train_seconds": train_seconds,
+        "resumed_from": Path(last).name if last else None,
+        "environment": environment(),
+    }
+    atomic.write_json(out / layout.RUN_JSON, summary)
+    return summary
+
+
+def _prepare_model(cfg: RunConfig, out: Path, split_dir: Path | None, device: str):
+    """The train rows encoded, the base loaded, patched and frozen (trainable masters in float32);
+    a run without a prepared split writes its own split under out/data."""
+    from transformers import set_seed
+
     if split_dir is not None:
-        train_rows = read_jsonl(Path(split_dir) / "train.jsonl")
+        train_rows = read_jsonl(Path(split_dir) / layout.TRAIN_SPLIT)
     else:
         parts = split(load_rows(cfg.data), cfg.data)
         train_rows = parts.train
@@ -77,63 +118,24 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
     trainable_dtype = upcast_trainable(model)
     if split_dir is None:
         write_split(*parts, cfg.data, out / "data", duplicates_removed=parts.duplicates_removed)
+    return model, tokenizer, examples, n_trainable, trainable_dtype
 
-    # metrics are appended here while training and become metrics.jsonl only when the run ends
-    partial = out / "metrics.jsonl.partial"
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "metrics.jsonl").exists():  # a finished (or nearly finished) run: its log becomes the partial
-        if partial.exists():                 # again, cut back to the checkpoint we resume from, or dropped
-            (out / "metrics.jsonl").unlink()
-        else:
-            os.replace(out / "metrics.jsonl", partial)
-    t = cfg.train
-    report_to = ["tensorboard"] if _has("tensorboard") else []
-    args = TrainingArguments(
+
+def _training_arguments(t, out: Path, device: str):
+    """transformers' TrainingArguments of a run (TrainConfig `t`)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(out / "checkpoints"), max_steps=t.steps, per_device_train_batch_size=t.batch_size,
         learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps,
         lr_scheduler_type="cosine", logging_steps=t.logging_steps,
         save_strategy="steps" if t.save_steps else "no", save_steps=t.save_steps or 1, save_total_limit=1,
-        report_to=report_to, seed=t.seed, data_seed=t.seed,
+        report_to=["tensorboard"] if _has("tensorboard") else [], seed=t.seed, data_seed=t.seed,
         # bf16: MAWTTrainer runs the loss in bf16 autocast itself (every path, GRPO's included);
         # the Trainer's own mixed precision stays off so nothing casts twice
         use_cpu=device == "cpu", bf16=False, dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-    trainer = MAWTTrainer(model=model, args=args, train_dataset=examples,
-                          data_collator=AnswerCollator(tokenizer.pad_token_id), run=t, use_grpo=cfg.uses_grpo,
-                          callbacks=[JsonlLogger(partial)])
-    last = resume_point(out / "checkpoints")
-    if last:
-        truncate_metrics(partial, int(Path(last).name.split("-")[-1]))
-    elif partial.exists():
-        partial.unlink()
-    started = time.perf_counter()
-    try:
-        trainer.train(resume_from_checkpoint=last)
-    except FloatingPointError:  # diverged: no metrics file at all, so nothing downstream can average it
-        partial.unlink(missing_ok=True)
-        raise
-    train_seconds = time.perf_counter() - started
-
-    with atomic.atomic_path(out / "model") as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    partial.touch()  # (a run of 0 logged steps still gets its file)
-    os.replace(partial, out / "metrics.jsonl")
-    summary = {
-        "config": cfg.training_dict(),  # eval settings live with each evaluation (eval-<id>/heldout.json)
-        "seed": t.seed,
-        "trainable_parameters": n_trainable,
-        "trainable_dtype": trainable_dtype,  # master weights the optimiser updates
-        "compute_dtype": t.dtype,  # bf16: autocast over frozen bf16 weights
-        "base_model_sha256": weights_sha256(cfg.base_model),  # which base (machines pre-train different ones)
-        "train_loss": mean_logged_loss(out / "metrics.jsonl"),
-        "train_seconds": train_seconds,
-        "resumed_from": Path(last).name if last else None,
-        "environment": environment(),
-    }
-    atomic.write_json(out / "run.json", summary)
-    return summary
 
 
 def _has(module: str) -> bool:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from mawt import puzzles
-from mawt.data import (DataConfig, content_hash, deduplicate, encode_example, load_rows, normalise_challenge, split,
-                       write_split)
+from mawt.data import DataConfig, content_hash, deduplicate, load_rows, normalise_challenge, split, write_split
+from mawt.prompts import encode_example
 from mawt.micro import train_tokenizer
 
 
@@ -262,7 +262,7 @@ def test_a_training_row_longer_than_max_length_is_refused_not_cut():
 
 
 def test_the_r1_template_gets_an_empty_think_block_for_training_and_evaluation():
-    from mawt.data import opens_think, prompt_text, think_open
+    from mawt.prompts import opens_think, prompt_text, think_open
     from mawt.standin import load_tokenizer
 
     tok = load_tokenizer()  # the stand-in's R1-Distill-style template

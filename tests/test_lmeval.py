@@ -1,7 +1,7 @@
 """The local lm-eval tasks (mawt/lmeval_tasks) run through mawt.lmeval.run_lm_eval.
 
 `verbal_heldout` must generate and score exactly what mawt's own evaluation does
-(mawt.evaluate: same prompts of mawt.data.prompt_text, chat template and thinking mode
+(mawt.evaluate: same prompts of mawt.prompts.prompt_text, chat template and thinking mode
 included, same stopping at EOS or the budget, same mawt.scoring scores), for a plain
 checkpoint and for a MAWT checkpoint with a DeepSeek-R1-style chat template.
 `verbal_choice` must be lm-eval's own log-likelihood path, agreeing with a direct
@@ -18,9 +18,11 @@ import torch
 from transformers import AutoTokenizer
 
 from mawt import MAWTConfig, load_model, patch_model, puzzles
-from mawt.data import prompt_text, read_jsonl, think_open
+from mawt.data import read_jsonl
+from mawt.prompts import prompt_text, think_open
 from mawt.evaluate import evaluate_heldout, generate_answers
-from mawt.lmeval import LMEVAL_DIR, gen_kwargs, main, run_lm_eval
+from mawt.__main__ import main
+from mawt.lmeval import LMEVAL_DIR, gen_kwargs, run_lm_eval
 from mawt.micro import MicroConfig, build_model, pretrain, train_tokenizer
 from mawt.runconfig import EvalConfig
 from mawt.scoring import challenge_metric, challenge_strict, exact_match
@@ -243,9 +245,8 @@ def test_gen_kwargs_of_an_eval_config():
 def test_cli_refuses_a_bad_eval_config_before_any_work(tmp_path, capsys):
     bad = tmp_path / "eval.yaml"
     bad.write_text("max_new_token: 64\n")
-    with pytest.raises(SystemExit):
-        main(["--model", str(tmp_path / "missing"), "--tasks", "verbal_heldout", "--out", str(tmp_path / "o.json"),
-              "--eval-config", str(bad)])
+    assert main(["lm-eval", "--model", str(tmp_path / "missing"), "--tasks", "verbal_heldout", "--out",
+                 str(tmp_path / "o.json"), "--eval-config", str(bad)]) == 2
     assert "max_new_token" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
 
 

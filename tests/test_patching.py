@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from conftest import FAMILIES, padded_batch, patched_copy, tiny_model
+from conftest import FAMILIES, patched_copy, tiny_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, GPT2Config
 

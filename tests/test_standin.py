@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mawt import standin, standin_puzzles, standin_tokenizer
-from mawt.data import DataConfig, deduplicate, encode_example, load_rows, split
+from mawt.data import DataConfig, deduplicate, load_rows, split
+from mawt.prompts import encode_example
 from mawt.scoring import challenge_metric, exact_match
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"

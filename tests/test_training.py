@@ -128,7 +128,7 @@ MIN_GAP = 1.0  # nats per answer token that a bad slice must cost
 def _selector_batches(base_dir):
     from transformers import AutoTokenizer
 
-    from mawt.data import AnswerCollator, encode_example
+    from mawt.prompts import AnswerCollator, encode_example
     from mawt.puzzles import generate
 
     tok = AutoTokenizer.from_pretrained(base_dir)
@@ -318,7 +318,7 @@ def test_prefix_reuse_gives_the_same_loss_and_gradients(tmp_path, base_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
     from mawt import MAWTConfig, freeze, patch_model
-    from mawt.data import AnswerCollator, encode_example
+    from mawt.prompts import AnswerCollator, encode_example
     from mawt.puzzles import generate
     from mawt.runconfig import TrainConfig
 

@@ -1,7 +1,7 @@
 """Helpers of the local lm-eval tasks `verbal_heldout` and `verbal_choice` (see the YAMLs).
 
 Both read the held-out JSONL named by the task metadata and render every prompt with
-`mawt.data.prompt_text(tokenizer, challenge, thinking)`, the one prompt format of
+`mawt.prompts.prompt_text(tokenizer, challenge, thinking)`, the one prompt format of
 mawt's training and evaluation. The metadata keys (lm-eval hands a task's metadata
 to its `custom_dataset` loader, merged with the model arguments on the lm_eval
 command line):
@@ -26,7 +26,8 @@ from typing import Any
 import datasets
 
 import mawt.patching  # noqa: F401  (registers the mawt_* model types)
-from mawt.data import prompt_text, read_jsonl, think_open
+from mawt.data import read_jsonl
+from mawt.prompts import prompt_text, think_open
 from mawt.runconfig import EvalConfig
 from mawt.evaluate import score_samples
 from mawt.scoring import exact_match
@@ -60,7 +61,7 @@ def _tokenizer(tokenizer: Any, pretrained: Any):
 
 def prompt_rows(heldout: str | None = None, data_files: Any = None, tokenizer: Any = None,
                 pretrained: Any = None, thinking: str = "empty") -> list[dict]:
-    """The held-out rows, each with `prompt` (mawt.data.prompt_text) and `think_open` added."""
+    """The held-out rows, each with `prompt` (mawt.prompts.prompt_text) and `think_open` added."""
     if thinking not in EvalConfig.THINKING:
         raise ValueError(f"thinking={thinking!r} is invalid: allowed are {', '.join(EvalConfig.THINKING)}")
     path = _heldout_path(heldout, data_files)
