@@ -230,10 +230,7 @@ def main() -> int:
                        f"peak {row['peak_mb']:.0f} MB"]
     report += ["", "Targets:", "", "```", *_targets(rows), "```"]
     text = "\n".join(report)
-    md = markdown.write(markdown.md_path(args.out), "Benchmark: one attention layer", text,
-                        markdown.command(__file__))
-    print("\n" + text)
-    print(f"\nwrote {args.out} and {md}")
+    markdown.publish(args.out, "Benchmark: one attention layer", text, __file__)
     return 0
 
 

@@ -89,3 +89,11 @@ def write(path: str | Path, title: str, body: str, cmd: str, env: dict | None = 
 def md_path(json_path: str | Path) -> Path:
     """The Markdown file next to a benchmark's JSON: same stem, `.md`."""
     return Path(json_path).with_suffix(".md")
+
+
+def publish(json_out: str | Path, title: str, text: str, script: str | Path) -> Path:
+    """Print `text`, write it as the Markdown file next to the JSON `json_out`, say both paths."""
+    md = write(md_path(json_out), title, text, command(script))
+    print("\n" + text)
+    print(f"\nwrote {json_out} and {md}")
+    return md

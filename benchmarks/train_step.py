@@ -129,10 +129,7 @@ def main() -> int:
         f"One optimizer step, micro Qwen2 (128 wide), last layer trainable, batch {args.batch}, "
         f"{args.device} ({torch.get_num_threads()} threads), median of {args.steps} steps:", "",
         markdown.table(COLUMNS, "r" * len(COLUMNS), cells), "", "Targets:", "", "```", *checks, "```"])
-    md = markdown.write(markdown.md_path(args.out), "Benchmark: one optimizer step", text,
-                        markdown.command(__file__))
-    print("\n" + text)
-    print(f"\nwrote {args.out} and {md}")
+    markdown.publish(args.out, "Benchmark: one optimizer step", text, __file__)
     return 0
 
 

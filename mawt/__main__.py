@@ -165,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
+def _checkpoint_on_heldout(parser, model_help: str, out_help: str) -> None:
+    """The arguments of a command that reads a checkpoint and held-out rows and writes one file."""
+    parser.add_argument("--model", required=True, help=model_help)
+    parser.add_argument("--heldout", required=True, help="held-out rows (JSONL, e.g. SPLIT/heldout.jsonl)")
+    parser.add_argument("--out", required=True, help=out_help)
+
+
 def _model_commands(sub) -> None:
     """Base models: the demo, the micro base, the stand-in, fetching a setup's downloads."""
     demo = sub.add_parser("demo", help="patch a tiny random model and print the 5D attention")
@@ -202,9 +209,7 @@ def _run_commands(sub) -> None:
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval-heldout", help="greedy answers and both scores on the held-out split")
-    ev.add_argument("--model", required=True, help="save_pretrained directory (MAWT or plain)")
-    ev.add_argument("--heldout", required=True, help="held-out rows (JSONL, e.g. RUN/data/heldout.jsonl)")
-    ev.add_argument("--out", required=True, help="JSON with per-item predictions and scores")
+    _checkpoint_on_heldout(ev, "save_pretrained directory (MAWT or plain)", "JSON with per-item predictions and scores")
     ev.add_argument("--eval-config", help="YAML of EvalConfig fields (a run's `eval:` section; default: defaults)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ev.set_defaults(func=_eval_heldout)
@@ -237,11 +242,9 @@ def _result_commands(sub) -> None:
     tab.set_defaults(func=_table)
 
     att = sub.add_parser("attention", help="save the 5D attention of one held-out example (.npz)")
-    att.add_argument("--model", required=True, help="a MAWT checkpoint (save_pretrained directory)")
-    att.add_argument("--heldout", required=True, help="held-out rows (JSONL)")
-    att.add_argument("--out", required=True, help=".npz file")
+    _checkpoint_on_heldout(att, "a MAWT checkpoint (save_pretrained directory)", ".npz file")
     att.add_argument("--index", type=int, default=0, help="which held-out row (default 0)")
-    att.add_argument("--head", type=int, help="which head (default: the one whose slices differ most)")
+    att.add_argument("--head", type=int, help="which head (default: the one whose depths differ most)")
     att.set_defaults(func=_attention)
 
     rep = sub.add_parser("report", help="the self-contained HTML report from the studies' folders")
