@@ -25,7 +25,7 @@ native thinking, every item is generated.
 The same forward pass gives each item's answer cross-entropy (in the training
 prompt format: after an empty think block for a reasoning model) and, for MAWT
 models, the selector's statistics over every held-out item at the positions that
-predict answer tokens (what the tables label "held-out slice usage").
+predict answer tokens (what the tables label "depth usage (held-out)").
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def generate_answers(model, tokenizer, challenges: list[str], cfg: EvalConfig | 
 
 
 def _selection_sums(model, predicts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
-    """Summed slice weights (D,), summed policy entropy and the count over `predicts` positions,
+    """Summed depth weights (D,), summed selector entropy and the count over `predicts` positions,
     averaged over the model's MAWT layers; None for a model without a learned or mixed selector."""
     from .patching import mawt_layers
 

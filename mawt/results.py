@@ -9,7 +9,7 @@ When the key is absent the baseline is "plain" (for every variant but plain
 itself, and only if the study has a plain variant), so older indexes keep
 their meaning. Every run directory holds run.json (training, `environment`),
 metrics.jsonl (training curves), heldout.json (greedy answers per item, both
-scores, `environment`, and `selection`: slice usage `depth_usage_<d>` and
+scores, `environment`, and `selection`: depth usage `depth_usage_<d>` and
 `selector_entropy` of the trained model over every held-out item at the
 answer-predicting positions) and lmeval.json (lm-eval task scores with their
 standard errors). A run whose heldout.json has no `selection` falls back to

@@ -78,7 +78,7 @@ def answer_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def selection_stats(model) -> dict[str, float]:
-    """Mean slice usage and selector entropy over the MAWT layers' last decisions."""
+    """Mean depth usage and selector entropy over the MAWT layers' last decisions."""
     sels = [m.last_selection for m in mawt_layers(model).values() if m.last_selection is not None]
     if not sels:
         return {}
