@@ -33,15 +33,15 @@ class DataConfig:
     # `synthetic`, a local .parquet/.jsonl/.json/.csv file, or a Hugging Face dataset id.
     source: str = "synthetic"
     split: str = "test"  # hub split (the challenge data ships a single `test` split)
-    challenge_column: str = "challenge"
-    answer_column: str = "answer"
+    challenge_column: str = "challenge"  # the question's column in a file or hub dataset
+    answer_column: str = "answer"  # the gold answer's column (";" separates accepted alternatives)
     seed: int = 42  # shuffle seed of the split protocol
-    n_train: int = 300
-    n_heldout: int = 50
+    n_train: int = 300  # rows trained on (the study: 300)
+    n_heldout: int = 50  # rows held out; more items: a smaller minimum detectable effect, more eval time
     # Synthetic generator settings (ignored for other sources).
-    families: list[str] = field(default_factory=lambda: list(puzzles.FAMILIES))
+    families: list[str] = field(default_factory=lambda: list(puzzles.FAMILIES))  # puzzle kinds (mawt/puzzles.py)
     chain: int = 1  # families chained per puzzle ("..., then ..."): 1 = one transform
-    difficulty: int = 2
+    difficulty: int = 2  # word length range: longer strings, harder puzzles
     # `words` (readable; a few hundred per family and difficulty) or `letters`
     # (random letter strings, practically unlimited distinct puzzles).
     vocabulary: str = "words"

@@ -48,3 +48,34 @@ def test_every_shipped_run_config_loads():
         cfg = load_run_config(path)
         assert path.read_text().startswith("#"), f"{path.name} starts with how to run it"
         assert cfg.data.source == "synthetic" and cfg.trainable == "last"
+
+
+def test_an_installed_wheel_finds_its_schemas_setups_and_lm_eval_tasks(tmp_path):
+    """Build the wheel from a copy of the tracked files, unpack it, and use it from elsewhere:
+    the package data (schemas, setups, lm-eval tasks) must come with it, not from a checkout."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if name.startswith(("mawt/", "pyproject.toml", "README.md")) and (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / name, src / name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                           str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    site = tmp_path / "site"
+    zipfile.ZipFile(next((tmp_path / "dist").glob("mawt-*.whl"))).extractall(site)
+    probe = ("import mawt, mawt.studies as s, mawt.lmeval as l; from pathlib import Path; "
+             "setup = s.load_setup('paper_standin'); "
+             "print(Path(mawt.__file__).parent, setup['name'], setup['run']['train']['steps'], "
+             "sorted(p.name for p in l.LMEVAL_DIR.glob('*.yaml')))")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    where, name, steps, tasks = run.stdout.split(" ", 3)
+    assert Path(where) == site / "mawt" and name == "paper_standin" and steps == "4"  # `extends: paper` resolved
+    assert tasks.strip() == "['verbal_choice.yaml', 'verbal_heldout.yaml']"
