@@ -65,7 +65,7 @@ rule report:
         L.log("report"),
     params:
         bench=L.bench,
-        tidy=L.tidy,
+        tidy=lambda wc, output: os.path.splitext(output.csv)[0],
         dirs=" ".join(L.study_dir(study) for study in STUDIES),
     conda:
         "../../environment.yml"
