@@ -40,7 +40,8 @@ from mawt.results import read_benchmark  # noqa: E402
 
 # the columns of the written tables (the README's copies: tested)
 RULE_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "peak_rss_mb"]
-STUDY_COLUMNS = ["study", "variant", "exact match [95% CI]", "answer loss", "vs baseline", "Holm p", "verdict", "MDE"]
+STUDY_COLUMNS = ["study", "variant", "trainable params", "exact match [95% CI]", "answer loss", "vs baseline", "Holm p",
+                 "verdict", "MDE", "selector entropy"]
 
 
 def per_rule(bench: Path) -> pd.DataFrame:
@@ -63,14 +64,21 @@ def _ci(row, metric: str, prefix: str = "") -> str:
         f"{row[metric]:.3f} [{row[metric + '_low']:.3f}, {row[metric + '_high']:.3f}]"
 
 
+def _number(value, fmt: str, missing: str) -> str:
+    return missing if value is None or pd.isna(value) else fmt.format(value)
+
+
 def study_rows(results: Path) -> pd.DataFrame:
     """Every compared variant of every study: score, difference to its baseline, Holm verdict, MDE."""
     rows = []
     for csv in sorted(results.glob("*/studies/*/table.csv")):
         table = pd.read_csv(csv)
         for _, row in table.iterrows():
-            entry = {"study": csv.parent.name, "variant": row["variant"], "exact match [95% CI]": _ci(row, "exact_match"),
-                     "answer loss": f"{row['heldout_answer_loss']:.3f}"}
+            entry = {"study": csv.parent.name, "variant": row["variant"],
+                     "trainable params": _number(row.get("trainable_parameters"), "{:,.0f}", "0"),
+                     "exact match [95% CI]": _ci(row, "exact_match"), "answer loss": f"{row['heldout_answer_loss']:.3f}",
+                     # held-out, at the answer-predicting positions (log D: uniform); MAWT variants with a selector
+                     "selector entropy": _number(row.get("selector_entropy"), "{:.3f}", "")}
             if isinstance(row.get("baseline"), str):
                 entry.update({
                     "vs baseline": f"{row['diff_exact_match']:+.3f} [{row['diff_exact_match_low']:+.3f}, "
