@@ -10,7 +10,7 @@ For depth slice d (MAWT_SPEC section 1), reusing the base layer's projections:
 so the attention tensor is 5D: P[b, h, q, k, d]. The KV cache stores the base
 model's plain RoPE(k) and v, because B_d acts after attention.
 
-Two paths that agree to 1e-5 in float32 (tests/test_attention.py):
+Three paths that agree to 1e-5 in float32 (tests/test_attention.py, tests/test_routed.py):
   * `materialized` builds P (B, H, Lq, Lk, D): the readable reference, used for
     capture and plots.
   * `fused` (default) makes ONE scaled_dot_product_attention call for all slices:
@@ -18,6 +18,13 @@ Two paths that agree to 1e-5 in float32 (tests/test_attention.py):
     the base model's KV head h // n_rep, so K and V are never repeated. The
     selector statistics are computed without grad in query blocks of
     `query_block` rows, so P is never held whole.
+  * `routed` when the selector reads only the hidden state and the choice is hard
+    (grpo; gumbel at evaluation): the choice d(t) is known before attention, so row
+    t needs only q_{d(t)},t = RoPE(q_t A_{d(t)}), one SDPA over the H base heads,
+    and B_{d(t)} on its output: one attention instead of D, the same result as the
+    fused path with one-hot weights. With `shared_groups` = G (GRPO rollouts) the G
+    rollouts ride in the head dimension (head h*G + g), so K and V are computed
+    once per group and never repeated.
 """
 
 from __future__ import annotations
@@ -28,75 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention_ops import MASK_MIN, allowed_keys, per_token, query_valid, row_stats
 from .config import MAWTConfig
-from .selectors import N_STATS, DepthSelector
-
-# A large finite negative, as transformers uses: a fully masked row (left padding)
-# gets a uniform softmax instead of NaN, and 0 * it stays finite.
-MASK_MIN = torch.finfo(torch.float32).min
-
-
-def allowed_keys(
-    attention_mask: torch.Tensor | None, batch: int, q_len: int, k_len: int, offset: int, device
-) -> torch.Tensor:
-    """Normalise any mask transformers passes to a bool tensor (B, 1, Lq, Lk), True = attend.
-
-    Accepted: None (causal), a 2D padding mask (B, Lk) (flash-attention style,
-    1 = token), a 4D bool mask (sdpa) or a 4D additive float mask (eager).
-    Query i sits at key position offset + i. Keys after a query are never allowed,
-    whatever the mask says (the fused statistics rely on it).
-    """
-    q_pos = torch.arange(q_len, device=device)[:, None] + offset
-    causal = torch.arange(k_len, device=device)[None, :] <= q_pos  # (Lq, Lk)
-    if attention_mask is None:
-        return causal[None, None].expand(batch, 1, q_len, k_len)
-    if attention_mask.dim() == 2:
-        pad = attention_mask[:, -k_len:].bool()  # (B, Lk)
-        return causal & pad[:, None, None, :]
-    if attention_mask.dim() != 4:
-        raise ValueError(
-            f"MAWTAttention got an attention_mask of shape {tuple(attention_mask.shape)}; "
-            "expected None, (batch, keys) or (batch, 1, queries, keys)"
-        )
-    mask = attention_mask[..., -q_len:, :k_len]
-    if mask.dtype != torch.bool:
-        mask = mask > torch.finfo(mask.dtype).min / 2
-    return (mask & causal).expand(batch, 1, q_len, k_len)  # causal even if the mask were not
-
-
-def query_valid(allowed: torch.Tensor, offset: int) -> torch.Tensor:
-    """(B, Lq) bool: a query is real iff it may attend to its own position."""
-    _, _, q_len, k_len = allowed.shape
-    rows = torch.arange(q_len, device=allowed.device)
-    cols = (rows + offset).clamp(max=k_len - 1)
-    return allowed[:, 0, rows, cols]
-
-
-def row_stats(scores: torch.Tensor, allowed: torch.Tensor, heads: int) -> torch.Tensor:
-    """Selector observation from masked scores.
-
-    scores: (B, H*D, Lb, Lk) float32, masked entries = MASK_MIN (overwritten: the
-    caller passes a temporary); allowed: (B, 1, Lb, Lk).
-    Returns (B, Lb, D, N_STATS): normalised entropy (H / log #keys) and peak weight
-    of each slice's attention row, averaged over heads.
-
-    One exp pass: with m = max_k s, e = exp(s - m), z = sum_k e,
-    H = log z - sum_k e (s - m) / z and peak = max_k P = 1 / z.
-    """
-    B, HD, Lb, _ = scores.shape
-    shifted = scores.sub_(scores.amax(-1, keepdim=True))  # s - m, in place
-    e = torch.exp(shifted)
-    z = e.sum(-1)  # (B, HD, Lb)
-    # elementwise, not einsum: under bf16 autocast an einsum would run in bf16, where the
-    # float32 mask value MASK_MIN overflows to -inf and 0 * -inf is NaN
-    entropy = torch.log(z) - (e * shifted).sum(-1) / z
-    peak = z.reciprocal()
-    n_keys = allowed.sum(-1).float()  # (B, 1, Lb)
-    entropy = torch.where(n_keys > 1, entropy / torch.log(n_keys).clamp_min(1e-6), torch.zeros_like(entropy))
-    stats = torch.stack([entropy, peak], dim=-1)  # (B, HD, Lb, N_STATS)
-    stats = stats.view(B, heads, HD // heads, Lb, N_STATS).mean(1)  # (B, D, Lb, N_STATS)
-    return stats.transpose(1, 2)  # (B, Lb, D, N_STATS)
-
+from .selectors import DepthSelector
 
 class MAWTAttention(nn.Module):
     """Drop-in replacement for a Qwen2 / Mistral / Llama self-attention module.
@@ -171,6 +112,8 @@ class MAWTAttention(nn.Module):
     ) -> tuple[torch.Tensor, None]:
         if cache is None:
             cache = kwargs.pop("past_key_values", None)  # pre-5.x keyword
+        if self.routes:
+            return self._routed(hidden_states, position_embeddings, attention_mask, cache, kwargs)
         G = self.shared_groups
         if G > 1:  # rows come in groups of G identical copies: attend once per group
             if cache is not None or hidden_states.shape[0] % G:
@@ -222,6 +165,68 @@ class MAWTAttention(nn.Module):
         out = self.o_proj(out.reshape(B, L, H * hd))
         return out, None
 
+    @property
+    def routes(self) -> bool:
+        """This forward takes the routed path: a hard choice known before attention (`path` auto or
+        routed on a routable config), not gumbel's soft training gradient, no 5D capture."""
+        cfg = self.mawt
+        return (cfg.path in ("auto", "routed") and cfg.routable and not self.capture_attention
+                and (cfg.mixer == "grpo" or not self.training))
+
+    def _routed(self, hidden_states, position_embeddings, attention_mask, cache, kwargs) -> tuple[torch.Tensor, None]:
+        """One attention per token's chosen depth (see the module docstring)."""
+        G = self.shared_groups
+        full_hidden = hidden_states
+        if G > 1:  # rows come in groups of G identical copies: K, V once per group
+            if cache is not None or hidden_states.shape[0] % G:
+                raise ValueError("MAWTAttention.shared_groups needs a batch of whole groups and no cache")
+            hidden_states = hidden_states[::G]
+            attention_mask = attention_mask[::G] if attention_mask is not None else None
+            position_embeddings = tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings)
+        B, L, _ = hidden_states.shape
+        H, hd = self.num_heads, self.head_dim
+        past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
+        k_len = past + L
+        offset = min(past, k_len - L)
+        allowed = allowed_keys(attention_mask, B, L, k_len, offset, hidden_states.device)  # (B, 1, L, Lk)
+        valid = query_valid(allowed, offset)  # (B, L)
+        rows_valid = valid.repeat_interleave(G, 0) if G > 1 else valid
+        sel = self.selector(None, full_hidden, rows_valid)  # hidden-only observation: before attention
+        self.last_selection = sel
+
+        q = self.q_proj(hidden_states).view(B, L, H, hd)
+        if G > 1:
+            q = q.repeat_interleave(G, 0)  # each rollout its own depths
+        q = per_token(q, self.depth_query, sel.choice)  # q_t A_{d(t)}: (B*G, L, H, hd)
+        q = q.view(B, G, L, H, hd).permute(0, 3, 1, 2, 4).reshape(B, H * G, L, hd)  # head h*G + g
+        k = self.k_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
+        v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)
+        cos, sin = position_embeddings
+        q, k = self._apply_rope(q, k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)  # plain k, v: a standard cache
+        if k.shape[2] != k_len:  # a cache that keeps a window: the mask follows what it returns
+            offset = min(past, k.shape[2] - L)
+            allowed = allowed_keys(attention_mask, B, L, k.shape[2], offset, q.device)
+        attn = self._sdpa(q, k, v, attention_mask, allowed, self.attention_dropout if self.training else 0.0)
+        out = attn.view(B, H, G, L, hd).permute(0, 2, 3, 1, 4).reshape(B * G, L, H, hd)
+        out = per_token(out, self.depth_output, sel.choice)  # O_{d(t)} B_{d(t)}
+        if self.output_gate is not None:
+            out = out * (2.0 * torch.sigmoid(self.output_gate(full_hidden))).unsqueeze(-1)
+        return self.o_proj(out.reshape(B * G, L, H * hd)), None
+
+    def _sdpa(self, q, k, v, attention_mask, allowed, dropout) -> torch.Tensor:
+        """One SDPA call; GQA maps query head i to KV head i // (q heads / KV heads)."""
+        gqa = q.shape[1] != k.shape[1]
+        if attention_mask is None and q.shape[2] == k.shape[2]:
+            # No padding, square causal: let SDPA pick its causal kernel, no mask tensor.
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=q.shape[2] > 1,
+                                                  scale=self.scaling, enable_gqa=gqa)
+        bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device)
+        bias = bias.masked_fill(~allowed, torch.finfo(q.dtype).min)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout, scale=self.scaling,
+                                              enable_gqa=gqa)
+
     def _scores(self, q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """Masked float32 scores (B, H*D, Lb, Lk) without repeating the KV heads."""
         B, HD, Lb, hd = q.shape
@@ -257,16 +262,4 @@ class MAWTAttention(nn.Module):
                     scores = self._scores(q[:, :, i : i + step], k[:, :, :horizon], block_allowed)
                     blocks.append(row_stats(scores, block_allowed, self.num_heads))
             stats = torch.cat(blocks, dim=1)  # (B, L, D, N_STATS)
-        gqa = HD != k.shape[1]
-        if attention_mask is None and L == k.shape[2]:
-            # No padding, square causal: let SDPA pick its causal kernel, no mask tensor.
-            attn = F.scaled_dot_product_attention(
-                q, k, v, dropout_p=dropout, is_causal=L > 1, scale=self.scaling, enable_gqa=gqa
-            )
-        else:
-            bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device)
-            bias = bias.masked_fill(~allowed, torch.finfo(q.dtype).min)
-            attn = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias, dropout_p=dropout, scale=self.scaling, enable_gqa=gqa
-            )
-        return attn, stats  # attn: (B, H*D, L, hd)
+        return self._sdpa(q, k, v, attention_mask, allowed, dropout), stats  # attn: (B, H*D, L, hd)

@@ -12,7 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 MIXERS = ("softmax", "grpo", "gumbel", "mean", "fixed")
-PATHS = ("fused", "materialized")
+PATHS = ("auto", "fused", "materialized", "routed")
+SELECTOR_INPUTS = ("stats", "hidden", "both")
 GATES = ("none", "head")
 # Mixers whose weights come from a learned selector MLP (the others are constant).
 LEARNED_MIXERS = ("softmax", "grpo", "gumbel")
@@ -32,17 +33,22 @@ class MAWTConfig:
     # a little noise breaks the symmetry between slices so they can specialise.
     init_noise: float = 1e-2
     # `fused` never holds the 5D tensor (memory linear in length for outputs);
-    # `materialized` builds it (reference path, inspection). They agree to 1e-5.
-    path: str = "fused"
+    # `materialized` builds it (reference path, inspection); `routed` computes only
+    # the chosen depth per token (one attention, not D; needs a hard choice known
+    # before attention: selector_input `hidden` with grpo, or gumbel at evaluation).
+    # `auto`: routed where it applies, else fused. All agree to 1e-5.
+    path: str = "auto"
     # Temperature of the `softmax` and `gumbel` mixers. Lower = harder choices.
     tau: float = 1.0
     # Slice used by the `fixed` mixer.
     fixed_index: int = 0
     # Width of the selector MLP's hidden layer (small: it reads 2*D numbers).
     selector_width: int = 32
-    # Also feed the query's hidden state to the selector (costs hidden_size*width
-    # parameters; the attention statistics alone are the default observation).
-    selector_hidden_state: bool = False
+    # What the selector observes: `stats` (entropy and peak of each depth's attention
+    # row: it must compute all D maps first), `hidden` (the query's hidden state only,
+    # hidden_size*width parameters: the choice is known before attention, so a hard
+    # choice costs one attention, see `path`), or `both`.
+    selector_input: str = "stats"
     # Query rows per block when the fused path computes selector statistics:
     # bounds the temporary score block to (B, H*D, query_block, Lk).
     query_block: int = 128
@@ -64,6 +70,10 @@ class MAWTConfig:
             raise bad("mixer", f"allowed values are {', '.join(MIXERS)}")
         if self.path not in PATHS:
             raise bad("path", f"allowed values are {', '.join(PATHS)}")
+        if self.selector_input not in SELECTOR_INPUTS:
+            raise bad("selector_input", f"allowed values are {', '.join(SELECTOR_INPUTS)}")
+        if self.path == "routed" and not self.routable:
+            raise bad("path", self._why_not_routed())
         if isinstance(self.layers, int):
             self.layers = [self.layers]
         if (
@@ -97,6 +107,21 @@ class MAWTConfig:
         return uses_grpo(self.to_dict())
 
     @property
+    def routable(self) -> bool:
+        """A hard choice known before attention: the routed path can compute one depth per token
+        (grpo in training and evaluation, gumbel in evaluation)."""
+        return self.depth > 1 and self.mixer in ("grpo", "gumbel") and self.selector_input == "hidden"
+
+    def _why_not_routed(self) -> str:
+        if self.depth == 1:
+            return "'routed' needs depth > 1 (with D=1 there is nothing to route)"
+        if self.mixer not in ("grpo", "gumbel"):
+            return (f"'routed' computes one depth per token, but mixer {self.mixer!r} mixes every depth "
+                    "(routed needs the hard choices of grpo, or of gumbel at evaluation)")
+        return (f"'routed' needs the choice before attention, but selector_input={self.selector_input!r} reads "
+                "the attention maps of every depth (use selector_input: hidden)")
+
+    @property
     def learned_selector(self) -> bool:
         """True when the layer owns a selector MLP (with D=1 every mixer gives w=1)."""
         return self.mixer in LEARNED_MIXERS and self.depth > 1
@@ -106,6 +131,7 @@ class MAWTConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "MAWTConfig":
+        refuse_renamed(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -124,3 +150,14 @@ def is_mawt(mawt: dict | None) -> bool:
 def uses_grpo(mawt: dict | None) -> bool:
     """A real MAWT variant whose selector is trained with GRPO."""
     return is_mawt(mawt) and mawt.get("mixer") == "grpo"
+
+
+RENAMED = {"selector_hidden_state": "selector_input"}  # old key -> the key that replaced it
+
+
+def refuse_renamed(data: dict, where: str = "MAWTConfig") -> None:
+    """Old keys are refused with the key that replaced them (not silently ignored)."""
+    for old, new in RENAMED.items():
+        if old in data:
+            raise ValueError(f"{where}.{old} was replaced by {new} (stats | hidden | both; "
+                             f"selector_hidden_state: true is selector_input: both)")

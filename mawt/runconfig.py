@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import MAWTConfig
+from .config import MAWTConfig, refuse_renamed
 from .data import DataConfig
 
 
@@ -184,6 +184,8 @@ _SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval
 def _build(cls, data, where: str):
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    if cls is MAWTConfig:
+        refuse_renamed(data, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:

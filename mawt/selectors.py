@@ -1,9 +1,11 @@
 """Depth selectors: turn per-token observations into mixing weights w[b, q, d].
 
-The observation of query position q is, per depth slice d, the normalised entropy
-and the peak weight of the attention row P_d[b, :, q, :] (averaged over heads),
-optionally with the query's hidden state. Both only look at keys <= q, so the
-weights are causal. Observations are detached: the selector *reads* the
+The observation of query position q (`selector_input`) is `stats`: per depth
+slice d, the normalised entropy and the peak weight of the attention row
+P_d[b, :, q, :] (averaged over heads); `hidden`: the query's hidden state (known
+before attention, so a hard choice can route each token to one depth, see
+mawt/attention.py); or `both`. All only look at keys <= q, so the weights are
+causal. Observations are detached: the selector *reads* the
 attention maps and does not backpropagate into them. Gradients reach the depth
 transforms A_d, B_d through the mixed output, and reach the selector MLP through
 w (softmax, gumbel) or through the GRPO policy loss (grpo).
@@ -87,9 +89,10 @@ class DepthSelector(nn.Module):
         self.mixer = cfg.mixer
         self.tau = cfg.tau
         self.fixed_index = cfg.fixed_index
-        self.use_hidden = cfg.selector_hidden_state
+        self.use_stats = cfg.selector_input in ("stats", "both")
+        self.use_hidden = cfg.selector_input in ("hidden", "both")
         if cfg.learned_selector:
-            n_in = cfg.depth * N_STATS + (hidden_size if self.use_hidden else 0)
+            n_in = (cfg.depth * N_STATS if self.use_stats else 0) + (hidden_size if self.use_hidden else 0)
             self.mlp = nn.Sequential(
                 nn.Linear(n_in, cfg.selector_width),
                 nn.Tanh(),
@@ -115,7 +118,8 @@ class DepthSelector(nn.Module):
 
     @property
     def needs_stats(self) -> bool:
-        return self.mlp is not None
+        """Whether the observation includes the attention statistics of every depth."""
+        return self.mlp is not None and self.use_stats
 
     def forward(
         self,
@@ -138,9 +142,10 @@ class DepthSelector(nn.Module):
             return Selection(weights=w, valid=valid)
 
         dtype = self.mlp[0].weight.dtype
-        obs = stats.flatten(-2).to(dtype)  # (B, L, D*N_STATS)
+        parts = [stats.flatten(-2).to(dtype)] if self.use_stats else []  # (B, L, D*N_STATS)
         if self.use_hidden:
-            obs = torch.cat([obs, hidden.detach().to(dtype)], dim=-1)
+            parts.append(hidden.detach().to(dtype))  # (B, L, E)
+        obs = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
         logits = self.mlp(obs).float()  # (B, L, D)
         log_probs = F.log_softmax(logits, dim=-1)
 

@@ -202,6 +202,7 @@ def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, 
     assert _readme_header("job (ESTIMATE for the real 1.5B)") == bench("paper_cost").COLUMNS
     full_run = bench("full_run")
     assert _readme_header("rule") == full_run.RULE_COLUMNS
+    assert _readme_header("study") == full_run.STUDY_COLUMNS
     rules = tmp_path / "benchmarks" / "train"
     rules.mkdir(parents=True)
     (rules / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
