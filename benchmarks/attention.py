@@ -1,13 +1,14 @@
-"""Benchmark one attention layer: the base model's own SDPA attention vs MAWT fused
-and materialized, forward + backward time and peak memory, side by side in one run.
+"""Benchmark one attention layer: the base model's own SDPA attention vs MAWT fused,
+routed and materialized, forward + backward time and peak memory, side by side in one run.
 
     python benchmarks/attention.py                      # CPU table, ~5 min on 2 cores
     python benchmarks/attention.py --device cuda --full-model   # + whole 1.5B training step
 
 The layer has the geometry of DeepSeek-R1-Distill-Qwen-1.5B's attention (hidden
 1536, 12 query heads, 2 KV heads, head_dim 128), random weights, batch 1, causal.
-MAWT uses the `softmax` mixer (the one that computes every selector statistic);
-with D=1 no selector exists. Each configuration runs in a fresh process so its
+MAWT fused and materialized use the `softmax` mixer (the one that computes every
+selector statistic; with D=1 no selector exists); routed is the `grpo` mixer with a
+hidden-state selector in training mode, one depth per token (D > 1 only). Each configuration runs in a fresh process so its
 peak memory is its own: on CPU the growth of the process's peak RSS during the
 first forward+backward, on CUDA torch.cuda.max_memory_allocated. Time is the
 median of the steps after that first one (at least --repeats, and at least 1 s).
@@ -35,8 +36,8 @@ import torch
 import markdown  # benchmarks/markdown.py
 from mawt.atomic import write_text
 
-COLUMNS = ["length", "D", "base ms", "fused ms", "fused/base", "materialized ms", "mat./base", "base MB", "fused MB",
-           "materialized MB", "mat./fused mem"]  # of the printed table (the README's copy: tested)
+COLUMNS = ["length", "depth", "base ms", "fused ms", "fused/base", "routed ms", "routed/base", "materialized ms",
+           "mat./base", "base MB", "fused MB", "routed MB", "materialized MB", "mat./fused mem"]  # of the printed table (the README's copy: tested)
 
 # DeepSeek-R1-Distill-Qwen-1.5B's config.json (architecture only; weights random).
 R1_DISTILL_QWEN_1_5B = dict(
@@ -66,7 +67,10 @@ def _peak_bytes(device: str) -> int:
 
 
 def measure_layer(variant: str, depth: int, length: int, repeats: int, device: str) -> dict:
-    """One configuration, in this process. variant: base | fused | materialized."""
+    """One configuration, in this process. variant: base | fused | materialized | routed.
+
+    fused and materialized use the `softmax` mixer (every selector statistic); routed is
+    the grpo mixer with a hidden-state selector in training mode (one depth per token)."""
     from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2RotaryEmbedding
 
     from mawt import MAWTAttention, MAWTConfig
@@ -75,7 +79,9 @@ def measure_layer(variant: str, depth: int, length: int, repeats: int, device: s
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     config = _qwen2_config(num_hidden_layers=1)
     layer = Qwen2Attention(config, layer_idx=0)
-    if variant != "base":
+    if variant == "routed":
+        layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="grpo", selector_input="hidden", path="routed"))
+    elif variant != "base":
         layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="softmax", path=variant))
     layer = layer.to(device, dtype).train()
     rotary = Qwen2RotaryEmbedding(config).to(device)
@@ -154,10 +160,13 @@ def _table(rows: list[dict]) -> str:
         if variant != "fused":
             continue
         b, m = base[length], by_key[("materialized", depth, length)]
+        r = by_key.get(("routed", depth, length))  # none at D=1: nothing to route
         cells.append([length, depth, f"{b['time_s'] * 1e3:.0f}", f"{fused['time_s'] * 1e3:.0f}",
-                      f"{fused['time_s'] / b['time_s']:.2f}", f"{m['time_s'] * 1e3:.0f}",
+                      f"{fused['time_s'] / b['time_s']:.2f}", f"{r['time_s'] * 1e3:.0f}" if r else "-",
+                      f"{r['time_s'] / b['time_s']:.2f}" if r else "-", f"{m['time_s'] * 1e3:.0f}",
                       f"{m['time_s'] / b['time_s']:.2f}", f"{b['peak_mb']:.0f}", f"{fused['peak_mb']:.0f}",
-                      f"{m['peak_mb']:.0f}", f"{m['peak_mb'] / max(fused['peak_mb'], 1e-9):.1f}"])
+                      f"{r['peak_mb']:.0f}" if r else "-", f"{m['peak_mb']:.0f}",
+                      f"{m['peak_mb'] / max(fused['peak_mb'], 1e-9):.1f}"])
     return markdown.table(COLUMNS, "r" * len(COLUMNS), cells)
 
 
@@ -171,6 +180,11 @@ def _targets(rows: list[dict]) -> list[str]:
         limit = 1.5 if depth == 1 else 1.5 * depth
         out.append(f"{'ok  ' if ratio <= limit else 'MISS'} L={length} D={depth}: fused/base time "
                    f"{ratio:.2f} (target <= {limit:g})")
+    for (variant, depth, length), r in sorted(get.items()):
+        if variant == "routed" and depth == 8 and length in (1024, 2048):
+            ratio = r["time_s"] / get[("base", 0, length)]["time_s"]
+            out.append(f"{'ok  ' if ratio <= 1.3 else 'MISS'} L={length} D=8: routed/base time {ratio:.2f} "
+                       "(target <= 1.3)")
     if ("fused", 4, 2048) in get:
         mem = get[("materialized", 4, 2048)]["peak_mb"] / get[("fused", 4, 2048)]["peak_mb"]
         out.append(f"{'ok  ' if mem >= 4 else 'MISS'} L=2048 D=4: materialized/fused peak memory {mem:.1f} (target >= 4)")
@@ -203,7 +217,8 @@ def main() -> int:
 
     rows = []
     for length in args.lengths:
-        configs = [("base", 0)] + [(v, d) for d in args.depths for v in ("fused", "materialized")]
+        configs = [("base", 0)] + [(v, d) for d in args.depths for v in ("fused", "routed", "materialized")
+                                   if v != "routed" or d > 1]
         for variant, depth in configs:
             row = _in_subprocess("layer", variant=variant, depth=depth, length=length,
                                  repeats=args.repeats, device=args.device)

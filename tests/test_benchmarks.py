@@ -102,7 +102,7 @@ def test_attention_benchmark_writes_every_configuration(tmp_path, bench):
     proc = _run("attention.py", *args, cwd=tmp_path, timeout=600)
     data = json.loads(out.read_text())
     got = {(r["variant"], r["depth"]) for r in data["layer"]}
-    assert got == {("base", 0), ("fused", 2), ("materialized", 2)}
+    assert got == {("base", 0), ("fused", 2), ("routed", 2), ("materialized", 2)}
     assert all(r["time_s"] > 0 and r["peak_mb"] >= 0 for r in data["layer"])
     assert data["meta"]["torch"].startswith("2.13.0")
     assert "| 32 | 2 |" in proc.stdout and "Targets:" in proc.stdout
@@ -121,6 +121,17 @@ def test_train_step_benchmark_writes_json_and_markdown(tmp_path, bench):
     table = _check_markdown(out.with_suffix(".md"), proc.stdout, "train_step.py", args, bench("train_step").COLUMNS)
     assert len(table) == 3 and table[2].startswith("| 2 | ")
     assert "2 layers: GRPO without reuse / with reuse" in out.with_suffix(".md").read_text()
+
+
+def test_generate_benchmark_decodes_base_fused_and_routed(tmp_path, bench):
+    out = tmp_path / "generate.json"
+    args = ["--depths", "2", "--layers", "1", "--prompt", "16", "--new", "4", "--repeats", "1", "--out", out]
+    proc = _run("generate.py", *args, cwd=tmp_path, timeout=600)
+    data = json.loads(out.read_text())
+    assert {(r["variant"], r["depth"]) for r in data["rows"]} == {("base", 0), ("fused", 2), ("routed", 2)}
+    assert all(r["tokens_per_s"] > 0 for r in data["rows"])
+    table = _check_markdown(out.with_suffix(".md"), proc.stdout, "generate.py", args, bench("generate").COLUMNS)
+    assert len(table) == 3 and "D=2: routed/base decode throughput" in proc.stdout
 
 
 def test_readme_shows_what_the_precision_memory_benchmark_computes_now(tmp_path, bench):

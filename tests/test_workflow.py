@@ -60,9 +60,10 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     # Distinct run configs x 3 seeds, identical runs of different studies trained once:
     #   shared by every study: plain, gated, GRPO D=4 (token credit, grpo advantage);
     #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: sequence, exact, token + rloo;
+    #   selector: hidden, both (its stats variant is the shared GRPO D=4 run);
     #   paper: freezing adds last:2, mawt only, all, layer -2 and their 4 plain counterparts
     #   (micro leaves freezing and tasks out of its default studies: mawt/setups/micro.yaml).
-    configs = {"micro": 3 + 2 + 3 + 3, "paper": 3 + 2 + 3 + 3 + 8}[setup]
+    configs = {"micro": 3 + 2 + 3 + 3 + 2, "paper": 3 + 2 + 3 + 3 + 8 + 2}[setup]
     splits = 1
     native = {"micro": 0, "paper": 1}[setup]  # paper.yaml: native_reference (the base thinking natively)
     assert counts["train"] == counts["run_config"] == 3 * configs
@@ -71,7 +72,7 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     lm_seeds = {"micro": 1, "paper": 3}[setup]  # micro.yaml: lm_eval.seeds [0]
     assert counts["lm_eval"] == lm_seeds * configs + splits
     assert counts["prepare_data"] == counts["data_config"] == splits
-    assert counts["study_table"] == {"micro": 3, "paper": 4}[setup] and counts["report"] == 1
+    assert counts["study_table"] == {"micro": 4, "paper": 5}[setup] and counts["report"] == 1
     # the report's heatmaps: the first MAWT run of each study; mixing's and freezing's are one run
     assert counts["attention_example"] == 3
     assert "pretrain_micro" not in counts  # the micro base is the shipped asset
@@ -122,7 +123,7 @@ def test_lint_is_clean(tmp_path):
 def test_slurm_profile_dry_run(tmp_path):
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), setup="paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout)["train"] == 3 * (3 + 2 + 3 + 3 + 8)
+    assert job_counts(proc.stdout)["train"] == 3 * (3 + 2 + 3 + 3 + 8 + 2)
 
 
 @pytest.mark.parametrize(
