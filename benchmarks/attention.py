@@ -66,11 +66,18 @@ def _peak_bytes(device: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
+GROUP = 4  # GRPO rollouts per example in the GRPO step rows
+GRPO_COLUMNS = ["G", "length", "depth", "fused ms", "routed ms", "routed/fused"]
+
+
 def measure_layer(variant: str, depth: int, length: int, repeats: int, device: str) -> dict:
     """One configuration, in this process. variant: base | fused | materialized | routed.
 
     fused and materialized use the `softmax` mixer (every selector statistic); routed is
-    the grpo mixer with a hidden-state selector in training mode (one depth per token)."""
+    the grpo mixer with a hidden-state selector in training mode (one depth per token).
+    grpo-fused / grpo-routed: a GRPO step's layer, GROUP identical copies of the row with
+    `shared_groups` = GROUP (K, V once per group), the grpo mixer with a hidden-state selector,
+    path fused (all D depths) vs routed (each rollout its own depth per token)."""
     from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2RotaryEmbedding
 
     from mawt import MAWTAttention, MAWTConfig
@@ -79,13 +86,18 @@ def measure_layer(variant: str, depth: int, length: int, repeats: int, device: s
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     config = _qwen2_config(num_hidden_layers=1)
     layer = Qwen2Attention(config, layer_idx=0)
-    if variant == "routed":
-        layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="grpo", selector_input="hidden", path="routed"))
+    batch = 1
+    if variant in ("routed", "grpo-routed", "grpo-fused"):
+        path = "fused" if variant == "grpo-fused" else "routed"
+        layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="grpo", selector_input="hidden", path=path))
+        if variant.startswith("grpo-"):
+            layer.shared_groups = batch = GROUP
     elif variant != "base":
         layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="softmax", path=variant))
     layer = layer.to(device, dtype).train()
     rotary = Qwen2RotaryEmbedding(config).to(device)
-    x = torch.randn(1, length, config.hidden_size, device=device, dtype=dtype, requires_grad=True)
+    x = torch.randn(1, length, config.hidden_size, device=device, dtype=dtype).expand(batch, -1, -1)
+    x = x.contiguous().requires_grad_(True)  # GRPO: the group's identical copies
     rope = rotary(x, torch.arange(length, device=device)[None])
 
     def step() -> None:
@@ -170,6 +182,15 @@ def _table(rows: list[dict]) -> str:
     return markdown.table(COLUMNS, "r" * len(COLUMNS), cells)
 
 
+def _grpo_table(rows: list[dict]) -> str:
+    get = {(r["variant"], r["depth"], r["length"]): r for r in rows}
+    cells = [[GROUP, length, depth, f"{f['time_s'] * 1e3:.0f}", f"{get[('grpo-routed', depth, length)]['time_s'] * 1e3:.0f}",
+              f"{get[('grpo-routed', depth, length)]['time_s'] / f['time_s']:.2f}"]
+             for (variant, depth, length), f in sorted(get.items(), key=lambda kv: (kv[0][2], kv[0][1]))
+             if variant == "grpo-fused" and ("grpo-routed", depth, length) in get]
+    return markdown.table(GRPO_COLUMNS, "r" * len(GRPO_COLUMNS), cells) if cells else ""
+
+
 def _targets(rows: list[dict]) -> list[str]:
     get = {(r["variant"], r["depth"], r["length"]): r for r in rows}
     out = []
@@ -185,6 +206,12 @@ def _targets(rows: list[dict]) -> list[str]:
             ratio = r["time_s"] / get[("base", 0, length)]["time_s"]
             out.append(f"{'ok  ' if ratio <= 1.3 else 'MISS'} L={length} D=8: routed/base time {ratio:.2f} "
                        "(target <= 1.3)")
+    for length in sorted({k[2] for k in get}):
+        fused, routed = get.get(("grpo-fused", 8, length)), get.get(("grpo-routed", 8, length))
+        if fused and routed:
+            ratio = routed["time_s"] / fused["time_s"]
+            out.append(f"{'ok  ' if ratio <= 0.6 else 'MISS'} L={length} D=8 G={GROUP}: GRPO step routed/fused time "
+                       f"{ratio:.2f} (target <= 0.6)")
     if ("fused", 4, 2048) in get:
         mem = get[("materialized", 4, 2048)]["peak_mb"] / get[("fused", 4, 2048)]["peak_mb"]
         out.append(f"{'ok  ' if mem >= 4 else 'MISS'} L=2048 D=4: materialized/fused peak memory {mem:.1f} (target >= 4)")
@@ -195,6 +222,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 2048])
     parser.add_argument("--depths", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--grpo-depths", type=int, nargs="*", default=[8],
+                        help="depths of the GRPO-step rows (fused vs routed, G=4); none: skip them")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--full-model", action="store_true", help="also a whole 1.5B training step (CUDA only)")
@@ -219,6 +248,7 @@ def main() -> int:
     for length in args.lengths:
         configs = [("base", 0)] + [(v, d) for d in args.depths for v in ("fused", "routed", "materialized")
                                    if v != "routed" or d > 1]
+        configs += [(v, d) for d in args.grpo_depths for v in ("grpo-fused", "grpo-routed")]
         for variant, depth in configs:
             row = _in_subprocess("layer", variant=variant, depth=depth, length=length,
                                  repeats=args.repeats, device=args.device)
@@ -240,6 +270,9 @@ def main() -> int:
 
     report = [f"One attention layer, forward+backward, batch 1, {args.device} ({meta['cpu_threads']} threads), "
               f"{'bf16' if args.device == 'cuda' else 'float32'}:", "", _table(rows)]
+    if _grpo_table(rows):
+        report += ["", f"The layer in a GRPO step: {GROUP} rollouts of one row (K, V once per group), grpo mixer "
+                       "over the hidden state, forward+backward:", "", _grpo_table(rows)]
     for row in full:
         report += ["", f"full 1.5B step, {row['variant']}: {row['tokens_per_s']:.0f} tokens/s, "
                        f"peak {row['peak_mb']:.0f} MB"]

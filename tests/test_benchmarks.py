@@ -98,16 +98,16 @@ def test_markdown_helper_writes_title_measured_line_and_body(tmp_path, bench):
 
 def test_attention_benchmark_writes_every_configuration(tmp_path, bench):
     out = tmp_path / "attention.json"
-    args = ["--lengths", "32", "--depths", "2", "--repeats", "1", "--out", out]
+    args = ["--lengths", "32", "--depths", "2", "--grpo-depths", "2", "--repeats", "1", "--out", out]
     proc = _run("attention.py", *args, cwd=tmp_path, timeout=600)
     data = json.loads(out.read_text())
     got = {(r["variant"], r["depth"]) for r in data["layer"]}
-    assert got == {("base", 0), ("fused", 2), ("routed", 2), ("materialized", 2)}
+    assert got == {("base", 0), ("fused", 2), ("routed", 2), ("materialized", 2), ("grpo-fused", 2), ("grpo-routed", 2)}
     assert all(r["time_s"] > 0 and r["peak_mb"] >= 0 for r in data["layer"])
     assert data["meta"]["torch"].startswith("2.13.0")
     assert "| 32 | 2 |" in proc.stdout and "Targets:" in proc.stdout
     table = _check_markdown(out.with_suffix(".md"), proc.stdout, "attention.py", args, bench("attention").COLUMNS)
-    assert len(table) == 3
+    assert len(table) == 3 + 3  # the layer table and the GRPO-step table
     assert "L=32 D=2: fused/base time" in out.with_suffix(".md").read_text()  # the target checks too
 
 
@@ -208,6 +208,8 @@ def test_full_run_summary_has_the_measured_line_and_tables(tmp_path, bench):
 def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, bench):
     """Every generated table the README shows: its header cells are the generator's columns."""
     assert _readme_header("length") == bench("attention").COLUMNS
+    assert _readme_header("G") == bench("attention").GRPO_COLUMNS
+    assert _readme_header("depth") == bench("generate").COLUMNS
     assert _readme_header("layers") == bench("train_step").COLUMNS
     assert _readme_header("trainable") == bench("precision_memory").COLUMNS
     assert _readme_header("job (ESTIMATE for the real 1.5B)") == bench("paper_cost").COLUMNS

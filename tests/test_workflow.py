@@ -231,7 +231,7 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    assert counts["report"] == 1 and counts["train"] == 33 and counts["lm_eval"] == 11 + 1
+    assert counts["report"] == 1 and counts["train"] == 39 and counts["lm_eval"] == 13 + 1
 
 
 STANDIN_STUDY = {"name": "standin", "seeds": [0], "variants": {"grpo2": {"mawt": {"depth": 2, "mixer": "grpo"}}}}
