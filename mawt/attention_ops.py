@@ -80,9 +80,9 @@ def per_token(x: torch.Tensor, weights: torch.Tensor, choice: torch.Tensor) -> t
     (positions grouped by depth: D small matmuls, no (N, L, hd, hd) gather); differentiable."""
     N, L, H, hd = x.shape
     flat, picked = x.reshape(N * L, H, hd), choice.reshape(-1)
-    out = torch.zeros_like(flat)
+    out = flat.new_empty(flat.shape)  # every row is written below: each position has one depth
     for d in range(weights.shape[0]):
         rows = (picked == d).nonzero(as_tuple=True)[0]
-        if rows.numel():
-            out = out.index_copy(0, rows, torch.matmul(flat.index_select(0, rows), weights[d].to(x.dtype)))
+        if rows.numel():  # in place: no copy of the whole output per depth (autograd keeps only `rows`)
+            out.index_copy_(0, rows, torch.matmul(flat.index_select(0, rows), weights[d].to(x.dtype)))
     return out.view(N, L, H, hd)
