@@ -115,13 +115,9 @@ class MAWTAttention(nn.Module):
         if self.routes:
             return self._routed(hidden_states, position_embeddings, attention_mask, cache, kwargs)
         G = self.shared_groups
-        if G > 1:  # rows come in groups of G identical copies: attend once per group
-            if cache is not None or hidden_states.shape[0] % G:
-                raise ValueError("MAWTAttention.shared_groups needs a batch of whole groups and no cache")
-            full_hidden = hidden_states
-            hidden_states = hidden_states[::G]
-            attention_mask = attention_mask[::G] if attention_mask is not None else None
-            position_embeddings = tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings)
+        full_hidden = hidden_states
+        hidden_states, attention_mask, position_embeddings = self._one_per_group(
+            hidden_states, attention_mask, position_embeddings, cache)  # attend once per group
         B, L, _ = hidden_states.shape
         H, D, hd = self.num_heads, self.mawt.depth, self.head_dim
 
@@ -165,6 +161,17 @@ class MAWTAttention(nn.Module):
         out = self.o_proj(out.reshape(B, L, H * hd))
         return out, None
 
+    def _one_per_group(self, hidden_states, attention_mask, position_embeddings, cache):
+        """With `shared_groups` = G > 1 the rows come in groups of G identical copies (GRPO
+        rollouts): the first row of each group, its mask and its position embeddings."""
+        G = self.shared_groups
+        if G == 1:
+            return hidden_states, attention_mask, position_embeddings
+        if cache is not None or hidden_states.shape[0] % G:
+            raise ValueError("MAWTAttention.shared_groups needs a batch of whole groups and no cache")
+        return (hidden_states[::G], attention_mask[::G] if attention_mask is not None else None,
+                tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings))
+
     @property
     def routes(self) -> bool:
         """This forward takes the routed path: a hard choice known before attention (`path` auto or
@@ -177,12 +184,8 @@ class MAWTAttention(nn.Module):
         """One attention per token's chosen depth (see the module docstring)."""
         G = self.shared_groups
         full_hidden = hidden_states
-        if G > 1:  # rows come in groups of G identical copies: K, V once per group
-            if cache is not None or hidden_states.shape[0] % G:
-                raise ValueError("MAWTAttention.shared_groups needs a batch of whole groups and no cache")
-            hidden_states = hidden_states[::G]
-            attention_mask = attention_mask[::G] if attention_mask is not None else None
-            position_embeddings = tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings)
+        hidden_states, attention_mask, position_embeddings = self._one_per_group(
+            hidden_states, attention_mask, position_embeddings, cache)  # K, V once per group
         B, L, _ = hidden_states.shape
         H, hd = self.num_heads, self.head_dim
         past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
