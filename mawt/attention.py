@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention_ops import MASK_MIN, allowed_keys, per_token, query_valid, row_stats
+from .attention_ops import MASK_MIN, allowed_keys, per_token, query_valid, routing, row_stats
 from .config import MAWTConfig
 from .selectors import DepthSelector
 
@@ -200,7 +200,8 @@ class MAWTAttention(nn.Module):
         q = self.q_proj(hidden_states).view(B, L, H, hd)
         if G > 1:
             q = q.repeat_interleave(G, 0)  # each rollout its own depths
-        q = per_token(q, self.depth_query, sel.choice)  # q_t A_{d(t)}: (B*G, L, H, hd)
+        plan = routing(sel.choice, self.mawt.depth)  # positions by depth, for A_d and B_d
+        q = per_token(q, self.depth_query, plan)  # q_t A_{d(t)}: (B*G, L, H, hd)
         q = q.view(B, G, L, H, hd).permute(0, 3, 1, 2, 4).reshape(B, H * G, L, hd)  # head h*G + g
         k = self.k_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
         v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)
@@ -213,7 +214,7 @@ class MAWTAttention(nn.Module):
             allowed = allowed_keys(attention_mask, B, L, k.shape[2], offset, q.device)
         attn = self._sdpa(q, k, v, attention_mask, allowed, self.attention_dropout if self.training else 0.0)
         out = attn.view(B, H, G, L, hd).permute(0, 2, 3, 1, 4).reshape(B * G, L, H, hd)
-        out = per_token(out, self.depth_output, sel.choice)  # O_{d(t)} B_{d(t)}
+        out = per_token(out, self.depth_output, plan)  # O_{d(t)} B_{d(t)}
         if self.output_gate is not None:
             out = out * (2.0 * torch.sigmoid(self.output_gate(full_hidden))).unsqueeze(-1)
         return self.o_proj(out.reshape(B * G, L, H * hd)), None

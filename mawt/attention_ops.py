@@ -74,15 +74,22 @@ def row_stats(scores: torch.Tensor, allowed: torch.Tensor, heads: int) -> torch.
     return stats.transpose(1, 2)  # (B, Lb, D, N_STATS)
 
 
-def per_token(x: torch.Tensor, weights: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
-    """x[n, t] @ weights[choice[n, t]] for every row n and position t: x (N, L, H, hd), weights
-    (D, hd, hd), choice (N, L) long. Each position is multiplied once, by its own depth's matrix
-    (positions grouped by depth: D small matmuls, no (N, L, hd, hd) gather); differentiable."""
+def routing(choice: torch.Tensor, depth: int) -> tuple[torch.Tensor, list[int]]:
+    """The positions of `choice` (N, L) sorted by their depth (stable) and how many each depth has:
+    computed once per forward, shared by the query and the output transforms."""
+    picked = choice.reshape(-1)
+    return torch.argsort(picked, stable=True), torch.bincount(picked, minlength=depth).tolist()
+
+
+def per_token(x: torch.Tensor, weights: torch.Tensor, plan: tuple[torch.Tensor, list[int]]) -> torch.Tensor:
+    """x[n, t] @ weights[d(n, t)] for every row n and position t: x (N, L, H, hd), weights
+    (D, hd, hd), `plan` = routing(choice, D). Each position is multiplied once, by its own depth's
+    matrix: one gather into depth order, one matmul per depth on a contiguous slice, one scatter
+    back (no (N, L, hd, hd) gather of matrices); differentiable."""
     N, L, H, hd = x.shape
-    flat, picked = x.reshape(N * L, H, hd), choice.reshape(-1)
-    out = flat.new_empty(flat.shape)  # every row is written below: each position has one depth
-    for d in range(weights.shape[0]):
-        rows = (picked == d).nonzero(as_tuple=True)[0]
-        if rows.numel():  # in place: no copy of the whole output per depth (autograd keeps only `rows`)
-            out.index_copy_(0, rows, torch.matmul(flat.index_select(0, rows), weights[d].to(x.dtype)))
+    order, counts = plan
+    grouped = x.reshape(N * L, H, hd).index_select(0, order)
+    parts = [torch.matmul(part, weights[d].to(x.dtype))
+             for d, part in enumerate(torch.split(grouped, counts)) if counts[d]]
+    out = x.new_empty(N * L, H, hd).index_copy(0, order, torch.cat(parts) if len(parts) > 1 else parts[0])
     return out.view(N, L, H, hd)
