@@ -120,6 +120,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             **({"data": _text(row.get("families"))} if _varies(table, "families") else {}),
             **({"credit": _text(row.get("credit")), "advantage": _text(row.get("advantage"))}
                if _varies(table, "credit") or _varies(table, "advantage") else {}),
+            **({"selector_input": _text(row.get("selector_input"))} if _varies(table, "selector_input") else {}),
             "trainable params": params,
             "seeds": row["seeds"],
         }

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import layout
-from .config import uses_grpo
+from .config import LEARNED_MIXERS, is_mawt, uses_grpo
 
 # per-item scores with intervals (0/1, or with n_samples > 1 the item's mean over its samples: pass@1);
 # the same keys in heldout.json's items, its aggregates and the tables
@@ -44,8 +44,8 @@ REASONING = {"closed_think_rate": ("closed think", "{:.2f}"), "truncation_rate":
              "mean_output_tokens": ("output tokens", "{:.1f}")}
 BASELINE = "plain"  # the default baseline when an index entry has no `baseline` key
 BASE = "base (untuned)"
-AXES = ("depth", "mixer", "gate", "layers", "trainable", "families", "credit", "advantage", "group_size",
-        "learning_rate", "steps")
+AXES = ("depth", "mixer", "gate", "layers", "trainable", "families", "credit", "advantage", "selector_input",
+        "group_size", "learning_rate", "steps")
 TRAIN_BATCH = "train_batch_"  # prefix of selector statistics from run.json's final_selection (fallback)
 N_SUFFIX = "__n"  # `<column>__n`: how many of the variant's runs have a value, when not all do
 
@@ -223,6 +223,9 @@ def load_results(index_path) -> StudyResults:
             # GRPO knobs only where the GRPO objective trains (plain, softmax, ... ignore them)
             **({"credit": cfg["train"].get("credit"), "advantage": cfg["train"].get("advantage")}
                if uses_grpo(mawt) else {}),
+            # what a learned selector observes (stats | hidden | both), where there is one
+            **({"selector_input": mawt.get("selector_input", "stats")}
+               if is_mawt(mawt) and mawt.get("mixer") in LEARNED_MIXERS else {}),
             "trainable": cfg["trainable"], "group_size": cfg["train"].get("group_size"),
             "learning_rate": cfg["train"].get("learning_rate"), "steps": cfg["train"].get("steps"),
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
