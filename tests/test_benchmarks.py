@@ -49,10 +49,11 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def _readme_header(first_cell: str) -> list[str]:
-    """The header cells of the README's table whose first column is `first_cell`."""
-    headers = [_cells(line) for line in _table_lines(README) if _cells(line)[0] == first_cell]
-    assert len(headers) == 1, f"README: {len(headers)} tables start with column {first_cell!r}"
+def _readme_header(*first_cells: str) -> list[str]:
+    """The header cells of the README's table whose first columns are `first_cells`."""
+    n = len(first_cells)
+    headers = [_cells(line) for line in _table_lines(README) if tuple(_cells(line)[:n]) == first_cells]
+    assert len(headers) == 1, f"README: {len(headers)} tables start with columns {first_cells!r}"
     return headers[0]
 
 
@@ -215,7 +216,7 @@ def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, 
     assert _readme_header("job (ESTIMATE for the real 1.5B)") == bench("paper_cost").COLUMNS
     full_run = bench("full_run")
     assert _readme_header("rule") == full_run.RULE_COLUMNS
-    assert _readme_header("study") == full_run.STUDY_COLUMNS
+    assert _readme_header("study", "variant", "trainable params") == full_run.STUDY_COLUMNS
     rules = tmp_path / "benchmarks" / "train"
     rules.mkdir(parents=True)
     (rules / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
