@@ -188,13 +188,18 @@ class MAWTAttention(nn.Module):
             hidden_states, attention_mask, position_embeddings, cache)  # K, V once per group
         B, L, _ = hidden_states.shape
         H, hd = self.num_heads, self.head_dim
+        cos, sin = position_embeddings
+        k = self.k_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
+        v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)
+        _, k = self._apply_rope(k, k, cos, sin)  # RoPE(k) now; each query's rotation waits for its depth
         past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
-        k_len = past + L
-        offset = min(past, k_len - L)
-        allowed = allowed_keys(attention_mask, B, L, k_len, offset, hidden_states.device)  # (B, 1, L, Lk)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)  # plain k, v: a standard cache
+        # the keys the cache returned (a sliding-window cache keeps only its window), as the fused path
+        offset = min(past, k.shape[2] - L)
+        allowed = allowed_keys(attention_mask, B, L, k.shape[2], offset, hidden_states.device)  # (B, 1, L, Lk)
         valid = query_valid(allowed, offset)  # (B, L)
-        rows_valid = valid.repeat_interleave(G, 0) if G > 1 else valid
-        sel = self.selector(None, full_hidden, rows_valid)  # hidden-only observation: before attention
+        sel = self.selector(None, full_hidden, valid.repeat_interleave(G, 0) if G > 1 else valid)  # hidden only
         self.last_selection = sel
 
         q = self.q_proj(hidden_states).view(B, L, H, hd)
@@ -203,15 +208,7 @@ class MAWTAttention(nn.Module):
         plan = routing(sel.choice, self.mawt.depth)  # positions by depth, for A_d and B_d
         q = per_token(q, self.depth_query, plan)  # q_t A_{d(t)}: (B*G, L, H, hd)
         q = q.view(B, G, L, H, hd).permute(0, 3, 1, 2, 4).reshape(B, H * G, L, hd)  # head h*G + g
-        k = self.k_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
-        v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)
-        cos, sin = position_embeddings
-        q, k = self._apply_rope(q, k, cos, sin)
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)  # plain k, v: a standard cache
-        if k.shape[2] != k_len:  # a cache that keeps a window: the mask follows what it returns
-            offset = min(past, k.shape[2] - L)
-            allowed = allowed_keys(attention_mask, B, L, k.shape[2], offset, q.device)
+        q, _ = self._apply_rope(q, q[:, :1], cos, sin)  # A_d before RoPE, as in the fused path
         attn = self._sdpa(q, k, v, attention_mask, allowed, self.attention_dropout if self.training else 0.0)
         out = attn.view(B, H, G, L, hd).permute(0, 2, 3, 1, 4).reshape(B * G, L, H, hd)
         out = per_token(out, self.depth_output, plan)  # O_{d(t)} B_{d(t)}

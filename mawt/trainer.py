@@ -57,11 +57,16 @@ def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: in
     kwargs = dict(config=inner.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None,
                   position_ids=position_ids)
     masks = {"full_attention": create_causal_mask(**kwargs)}
-    if "sliding_attention" in inner.config.layer_types:
+    # Qwen2 lists each layer's attention type; Llama and Mistral configs have no `layer_types`
+    # (Mistral's sliding window, when set, applies to every layer)
+    types = getattr(inner.config, "layer_types", None) or [
+        "sliding_attention" if getattr(inner.config, "sliding_window", None) else "full_attention"
+    ] * len(inner.layers)
+    if "sliding_attention" in types:
         masks["sliding_attention"] = create_sliding_window_causal_mask(**kwargs)
     rope = inner.rotary_emb(hidden, position_ids)
     for i in range(start, stop):
-        hidden = inner.layers[i](hidden, attention_mask=masks[inner.config.layer_types[i]],
+        hidden = inner.layers[i](hidden, attention_mask=masks[types[i]],
                                  position_embeddings=rope, position_ids=position_ids)
     return hidden
 
