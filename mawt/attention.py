@@ -39,6 +39,7 @@ from .attention_ops import MASK_MIN, allowed_keys, per_token, query_valid, routi
 from .config import MAWTConfig
 from .selectors import DepthSelector
 
+
 class MAWTAttention(nn.Module):
     """Drop-in replacement for a Qwen2 / Mistral / Llama self-attention module.
 
@@ -130,13 +131,7 @@ class MAWTAttention(nn.Module):
         cos, sin = position_embeddings
         q, k = self._apply_rope(q, k, cos, sin)
 
-        past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)  # plain k, v: a standard cache
-        k_len = k.shape[2]
-        offset = min(past, k_len - L)
-        allowed = allowed_keys(attention_mask, B, L, k_len, offset, q.device)  # (B, 1, L, Lk)
-        valid = query_valid(allowed, offset)  # (B, L)
+        k, v, allowed, valid, offset = self._cached_keys(k, v, attention_mask, cache, kwargs)
         dropout = self.attention_dropout if self.training else 0.0
 
         if self.mawt.path == "materialized" or self.capture_attention:
@@ -172,6 +167,18 @@ class MAWTAttention(nn.Module):
         return (hidden_states[::G], attention_mask[::G] if attention_mask is not None else None,
                 tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings))
 
+    def _cached_keys(self, k, v, attention_mask, cache, kwargs):
+        """The keys and values attended to (after the cache's update: a sliding-window cache
+        returns only its window), the allowed keys (B, 1, L, Lk), the real queries (B, L) and
+        the position offset of the first query."""
+        L = k.shape[2]
+        past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)  # plain k, v: a standard cache
+        offset = min(past, k.shape[2] - L)
+        allowed = allowed_keys(attention_mask, k.shape[0], L, k.shape[2], offset, k.device)
+        return k, v, allowed, query_valid(allowed, offset), offset
+
     @property
     def routes(self) -> bool:
         """This forward takes the routed path: a hard choice known before attention (`path` auto or
@@ -192,13 +199,7 @@ class MAWTAttention(nn.Module):
         k = self.k_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
         v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)
         _, k = self._apply_rope(k, k, cos, sin)  # RoPE(k) now; each query's rotation waits for its depth
-        past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
-        if cache is not None:
-            k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)  # plain k, v: a standard cache
-        # the keys the cache returned (a sliding-window cache keeps only its window), as the fused path
-        offset = min(past, k.shape[2] - L)
-        allowed = allowed_keys(attention_mask, B, L, k.shape[2], offset, hidden_states.device)  # (B, 1, L, Lk)
-        valid = query_valid(allowed, offset)  # (B, L)
+        k, v, allowed, valid, _ = self._cached_keys(k, v, attention_mask, cache, kwargs)
         sel = self.selector(None, full_hidden, valid.repeat_interleave(G, 0) if G > 1 else valid)  # hidden only
         self.last_selection = sel
 
