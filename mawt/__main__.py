@@ -135,6 +135,23 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from .plan import TARGET_MDE, fewest_seeds, plan, render
+    from .studies import load_setup, load_studies
+
+    setup = load_setup(args.setup)
+    studies = load_studies(setup, setup.get("studies"), Path(args.ablations))
+    target = float((setup.get("plan") or {}).get("target_mde", TARGET_MDE))
+    kw = {"heldout": args.heldout, "samples": args.samples, "root": args.results, "source": args.source}
+    frame = plan(setup, studies, seeds=args.seeds, **kw)
+    print(f"# Power plan: setup {setup['name']!r}\n\n{render(setup, frame, target)}")
+    if not (frame["planned MDE"] <= target).all():
+        need = fewest_seeds(setup, studies, target, **kw)
+        print(f"\nSeeds that would bring every study to MDE <= {target:g}: "
+              + (str(need) if need else "more than 40 (raise the samples or the held-out items)"))
+    return 0
+
+
 def _eval_heldout(args: argparse.Namespace) -> int:
     from .evaluate import eval_heldout
     from .runconfig import load_eval_config
@@ -256,6 +273,17 @@ def _result_commands(sub) -> None:
     rep.add_argument("--tidy-out", required=True, help="tidy table of all runs: PATH.csv and PATH.parquet")
     rep.add_argument("--summary", help="also write the summary table as Markdown (summary.md)")
     rep.set_defaults(func=_report)
+
+    pl = sub.add_parser("plan", help="a power plan: each study's planned MDE, jobs and GPU-hours, before running")
+    pl.add_argument("--setup", default="micro", help="a setup name under mawt/setups/ or a path (default micro)")
+    pl.add_argument("--seeds", type=int, help="training seeds per variant (default: each study's own)")
+    pl.add_argument("--heldout", type=int, help="held-out items (default: the setup's data.n_heldout)")
+    pl.add_argument("--samples", type=int, help="samples per item, pass@1 (default: the setup's eval.n_samples)")
+    pl.add_argument("--source", default="auto", help="variance components: auto (a finished run, else the other "
+                    "finished studies, else the setup's plan: assumptions), others, assumed")
+    pl.add_argument("--results", default="results", help="where finished runs are (default results)")
+    pl.add_argument("--ablations", default="ablations", help="folder of the study YAMLs (default ablations)")
+    pl.set_defaults(func=_plan)
 
 
 if __name__ == "__main__":

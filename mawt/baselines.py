@@ -22,7 +22,8 @@ BASELINES = ("plain", "gated")  # variant names (and prefixes) the workflow adds
 # a plain counterpart drops them, so e.g. every group size shares one plain run.
 _MAWT_ONLY = ("depth", "mixer", "tau", "fixed_index", "selector_width", "selector_input", "gate",
               "query_block", "path")
-_GRPO_ONLY = ("group_size", "lambda_pg", "beta", "eta", "reuse_prefix", "credit", "advantage")
+_GRPO_ONLY = ("group_size", "lambda_pg", "beta", "eta", "reuse_prefix", "credit", "advantage",
+              "reward_control")
 
 
 def plainized(over: dict) -> dict:

@@ -19,19 +19,37 @@ SHORT = {"exact_match": "EM", "challenge_metric": "CM", "challenge_strict": "CS"
 
 
 def verdict_text(row, metric: str = "exact_match") -> str:
-    """E.g. "better than plain (Holm-adjusted p=0.012)"; "" when the row is not compared."""
+    """E.g. "better than plain (Holm p=0.012)", "equivalent to plain within ±0.03 (Holm TOST p=0.004)";
+    "" when the row is not compared."""
     word = verdict(row, metric)
     if word is None:
         return ""
-    p = fmt_p(row[f"diff_{metric}_p_holm"])
-    return (f"{word} {'from' if word == 'not distinguishable' else 'than'} {row['baseline']} "
-            f"(Holm-adjusted p{p if p.startswith('<') else '=' + p})")
+    base = row["baseline"]
+    if word in ("better", "worse"):
+        return f"{word} than {base} (Holm p{_eq(fmt_p(row[f'diff_{metric}_p_holm']))})"
+    margin = row.get("margin", np.nan)
+    if word == "equivalent":
+        return (f"equivalent to {base} within ±{margin:g} "
+                f"(Holm TOST p{_eq(fmt_p(row[f'diff_{metric}_p_equiv_holm']))})")
+    return (f"inconclusive vs {base}: neither different (Holm p{_eq(fmt_p(row[f'diff_{metric}_p_holm']))}) "
+            f"nor within ±{margin:g} (Holm TOST p{_eq(fmt_p(row.get(f'diff_{metric}_p_equiv_holm', np.nan)))})")
 
 
-def fmt_p(p) -> str:
+def _eq(text: str) -> str:
+    return text if text.startswith("<") else "=" + text
+
+
+def fmt_p(p, alpha: float = ALPHA) -> str:
+    """A p-value rounded so that it never shows on the other side of `alpha` (0.0499 is not "0.05")."""
     if pd.isna(p):
         return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}" if p < 0.01 else f"{p:.2f}"
+    if p < 0.001:
+        return "<0.001"
+    for digits in (2, 3, 4, 5, 6):
+        text = f"{p:.{digits}f}"
+        if (float(text) < alpha) == (p < alpha):
+            return text
+    return f"{p:.3g}"
 
 
 def design_text(table: pd.DataFrame) -> str:
@@ -39,9 +57,13 @@ def design_text(table: pd.DataFrame) -> str:
     if not d["compared"]:
         return f"No variant of this study is compared with a baseline ({d['items']} held-out items)."
     mde = ", ".join(f"{LABELS[m]} {v:.3f}" for m, v in d["mde"].items())
-    return (f"Design: {d['seeds x items']}, {d['compared']} compared variant(s). Minimum detectable effect "
-            f"(80% power, two-sided alpha {ALPHA}, per comparison; median over the compared variants): {mde}. "
-            "A true difference of that size is found 4 times in 5; smaller ones are often 'not distinguishable'.")
+    need = (f"about {d['seeds_needed']} seeds would bring it to the margin ±{d['margin']:g}"
+            if d["seeds_needed"] else f"more than 100 seeds would be needed to bring it to the margin ±{d['margin']:g}")
+    return (f"Design: {d['seeds x items']}, {d['compared']} compared variant(s), equivalence margin "
+            f"±{d['margin']:g}. Minimum detectable effect of the verdicts shown (80% power for a difference of "
+            f"this size, two-sided 0.05 / {d['compared']} by Holm's first step; median over the compared "
+            f"variants): {mde}; {need} (exact match, from the measured variance components). Differences "
+            "smaller than the MDE are often 'inconclusive'.")
 
 
 def _text(value) -> str:
@@ -62,7 +84,7 @@ def _flag(value) -> bool:
 def _difference(row, metric: str) -> str:
     if pd.isna(row.get(f"diff_{metric}", np.nan)):
         return "(baseline)" if _flag(row.get("is_baseline")) else ""
-    mark = " *" if verdict(row, metric) in ("better", "worse") else ""
+    mark = {"better": " *", "worse": " *", "equivalent": " ≈"}.get(verdict(row, metric), "")
     return (f"{row[f'diff_{metric}']:+.2f} [{row[f'diff_{metric}_low']:+.2f}, "
             f"{row[f'diff_{metric}_high']:+.2f}]{mark}")
 
@@ -124,10 +146,13 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "trainable params": params,
             "seeds": row["seeds"],
         }
+        if "reward_control" in table and _varies(table, "reward_control"):
+            entry["rewards"] = _text(row.get("reward_control"))
         for metric in SCORES:
             entry[f"{LABELS[metric]} [95% CI]"] = _interval(row, metric)
             entry[f"{SHORT[metric]} vs baseline [95% CI]"] = _difference(row, metric)
             entry[f"{SHORT[metric]} Holm p"] = fmt_p(row.get(f"diff_{metric}_p_holm", np.nan))
+            entry[f"{SHORT[metric]} verdict"] = verdict(row, metric) or ""
         for col, (label, fmt) in REASONING.items():
             entry[label] = _side(row, col, fmt)
         entry["answer loss"] = _side(row, "heldout_answer_loss", "{:.3f}")
@@ -143,17 +168,20 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(shown)
 
 
-NOTE = ("Scores: mean over seeds and held-out items with a 95% bootstrap interval (seeds and items resampled). "
-        "'vs baseline': the paired difference to the variant's own baseline (column 'baseline': plain fine-tuning, "
-        "or the plain run with the same trainable layers) over the same seed ids and items, with its unadjusted 95% "
-        "interval. 'Holm p': the two-sided paired-bootstrap p-value (percentile-interval inversion, at least "
-        "1/n_boot), Holm-adjusted over the study's compared variants, one family per metric. '*' marks a "
-        "Holm-adjusted p < 0.05 only; the intervals are not adjusted for multiplicity. Minimum detectable effect "
-        "(MDE): (z_0.975 + z_0.80) x the bootstrap SE of the paired difference, the true difference found with 80% "
-        "power at two-sided alpha 0.05 (per comparison); table.csv has it per variant. lm-eval: score ± lm-eval's "
-        "standard error. Side metrics (lm-eval, answer loss, costs, selector) are means over the runs that have "
-        "them; '(n=k of S)' marks a value that only k of the variant's S runs have. peak MB: the largest max RSS of "
+NOTE = ("Scores: mean over seeds and held-out items with a 95% t interval from the variance components of the "
+        "seeds x items design (mawt/stats.py: seeds and items both random; Satterthwaite degrees of freedom, so "
+        "few seeds give wide intervals). 'vs baseline': the paired difference to the variant's own baseline "
+        "(column 'baseline': plain fine-tuning, the plain run with the same trainable layers, or the variant a "
+        "control is compared with) over the same seed ids and items, with its unadjusted 95% interval. 'Holm p': "
+        "the two-sided t-test p-value, Holm-adjusted over the study's compared variants, one family per metric. "
+        "Verdict: 'better'/'worse' (Holm p < 0.05, marked '*'), else 'equivalent' when two one-sided tests "
+        "place the difference within ±margin (Holm-adjusted, marked '≈'), else 'inconclusive'. p-values are "
+        "rounded so that none shows on the other side of 0.05. Minimum detectable effect (MDE, table.csv "
+        "mde_*): the difference the verdict shown detects with 80% power (noncentral t at 0.05 / m, m compared "
+        "variants); mde_*_single: the same for one comparison at 0.05. lm-eval: score ± lm-eval's standard "
+        "error. Side metrics (lm-eval, answer loss, costs, selector) are means over the runs that have them; "
+        "'(n=k of S)' marks a value that only k of the variant's S runs have. peak MB: the largest max RSS of "
         "the variant's training jobs (Snakemake benchmark). Selector entropy and depth usage '(held-out)': the "
-        "trained model over every held-out item at the answer-predicting positions (eval mode: GRPO and gumbel pick "
-        "the argmax depth); '(last training batch)': run.json's final_selection, for runs whose heldout.json has no "
-        "held-out selector statistics.")
+        "trained model over every held-out item at the answer-predicting positions (eval mode: GRPO and gumbel "
+        "pick the argmax depth); '(last training batch)': run.json's final_selection, for runs whose "
+        "heldout.json has no held-out selector statistics.")

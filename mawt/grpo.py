@@ -106,6 +106,30 @@ Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300)
   * KL and entropy are averaged over the positions the policy loss trains
     (answer cells for token/exact, S_i for sequence), not over the whole row.
 
+Negative control (`train.reward_control: shuffled`)
+---------------------------------------------------
+The rewards are permuted before they become advantages, so the policy gradient
+keeps its scale and its noise but loses every link between a depth choice and
+its reward: a selector trained this way should learn nothing about which depth
+helps (its movement measures what KL, entropy and noise alone do), and the
+learned policy of the real run is compared with it. Sequence credit permutes
+the G rollout rewards of each group (`shuffle_within_groups`); token credit
+permutes the G rewards of each (group, position) cell, an independent
+permutation per cell (`shuffle_within_groups` with `cells`); exact credit
+permutes the D per-depth rewards of each (row, position) cell
+(`shuffle_depths`). Each group's multiset of rewards is kept, hence its mean,
+std and spread, so the advantages have the same distribution; over the
+permutations E[r_sigma(d)] is the same for every d, so the expected policy
+gradient is zero (with dr_grpo / rloo, and with grpo in the sampled forms, where
+the group std is permutation invariant). Exact credit with grpo divides by the
+pi-weighted std, which is not: when pi is not uniform a small expected gradient
+remains, but it depends on pi and on each cell's multiset of rewards only, not
+on which depth earned which reward. The trainer draws the permutation from its own generator, seeded
+from train.seed and the optimiser step, and never from the global RNG: data
+order, init and the sampled choices of a step are those of the unshuffled run
+with the same seed until the two policies diverge. Logged reward statistics
+are the true ones.
+
 Diagnostics: `zero_spread_frac` is the fraction of groups (sequence) or of
 (group, position) cells (token) whose G rewards are all equal (spread <= 1e-6
 nats): no policy gradient comes from those. `reward_spread` (exact) is the mean
@@ -121,6 +145,7 @@ from .runconfig import TrainConfig
 
 CREDITS = TrainConfig.CREDITS  # ("token", "sequence", "exact")
 ADVANTAGES = TrainConfig.ADVANTAGES  # ("grpo", "dr_grpo", "rloo")
+REWARD_CONTROLS = TrainConfig.REWARD_CONTROLS  # ("none", "shuffled")
 ZERO_SPREAD_TOL = 1e-6  # nats: rewards closer than this count as equal
 
 
@@ -206,6 +231,52 @@ def zero_spread_frac(rewards: torch.Tensor, group_size: int, cells: torch.Tensor
     if cells is None:
         return zero.mean()
     return masked_mean(zero.flatten(), cells.reshape(r.shape)[:, 0].flatten(), dim=0)
+
+
+# ------------------------------------------------------- negative control
+def _random_keys(shape, generator: torch.Generator) -> torch.Tensor:
+    """Uniform sort keys drawn from `generator` only (on its device), never the global RNG."""
+    return torch.rand(shape, generator=generator, device=generator.device)
+
+
+def shuffle_within_groups(rewards: torch.Tensor, group_size: int, generator: torch.Generator,
+                          cells: torch.Tensor | None = None) -> torch.Tensor:
+    """The rewards of each group permuted at random among its G rollouts (a new tensor).
+
+    rewards (B*G,): each group's G sequence rewards get one random permutation.
+    rewards (B*G, T): at every (group, position) the G rewards get their own,
+    independent permutation (the token form). With `cells` (B*G, T) bool, only
+    the rewards inside cells are permuted, among themselves; the others stay
+    where they are. Rollouts of one example are adjacent rows. The multiset of
+    each group (or cell) is kept. Random numbers come from `generator` only
+    (use a CPU generator: the keys are drawn on its device and the index moved
+    to the rewards' device), so the result is deterministic given its seed.
+    """
+    G = group_size
+    r = rewards.reshape(-1, G, *rewards.shape[1:])
+    keys = _random_keys(r.shape, generator)  # in [0, 1)
+    if cells is None:
+        src = keys.argsort(dim=1)
+    else:
+        inside = cells.reshape(r.shape).to(keys.device)
+        rank = torch.arange(G, device=keys.device, dtype=keys.dtype).view(1, G, *([1] * (r.dim() - 2))) / G
+        # cells first (in their own order / in random order), then the rest in their own order in both:
+        # the k-th slot of `where` takes the value of the k-th slot of `source`
+        where = torch.where(inside, rank, 2.0 + rank).expand(r.shape).argsort(dim=1)
+        source = torch.where(inside, keys, 2.0 + rank).argsort(dim=1)
+        src = torch.empty_like(where).scatter_(1, where, source)
+    return r.gather(1, src.to(rewards.device)).reshape(rewards.shape)
+
+
+def shuffle_depths(rewards: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The last dimension (the D per-depth rewards r_t(d) of exact credit) permuted at
+    random, an independent permutation per (row, position) cell (a new tensor).
+
+    Each cell keeps its multiset of rewards. Random numbers come from `generator`
+    only (a CPU generator: keys drawn on its device, the index moved to the
+    rewards' device), so the result is deterministic given its seed."""
+    src = _random_keys(rewards.shape, generator).argsort(dim=-1)
+    return rewards.gather(-1, src.to(rewards.device))
 
 
 # --------------------------------------------------------------- policy losses

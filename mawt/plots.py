@@ -1,5 +1,9 @@
-"""Study plots (matplotlib, PNG + SVG): comparison, depth sweep, training curves,
-depth usage, and the 5D attention of one held-out example.
+"""Study plots (matplotlib, PNG + SVG): the forest plot of the paired differences,
+comparison, depth sweep, training curves, depth usage, and the 5D attention of
+one held-out example.
+
+Plots of score levels (comparison, depth sweep) zoom their y axis to the data,
+intervals included (`_zoom`): on a 0-1 axis differences of a few points vanish.
 
 Colours: the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"),
 distinguishable with the common colour-vision deficiencies; lines also differ
@@ -18,12 +22,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
+from .comparisons import verdict  # noqa: E402
+from .display import fmt_p  # noqa: E402
 from .results import BASE, BASELINE, StudyResults  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 STACK = OKABE_ITO[:7] + ["#999999"]  # areas: no black (the entropy line is black)
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LABELS = {"exact_match": "held-out exact match", "challenge_metric": "held-out challenge metric"}
+# the verdict words' colours (Okabe-Ito; the report colours the words the same way)
+VERDICT_COLOURS = {"better": "#009E73", "worse": "#D55E00", "equivalent": "#0072B2", "inconclusive": "#555555"}
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 10, "axes.grid": True,
                      "grid.alpha": 0.3, "svg.hashsalt": "mawt", "svg.fonttype": "none"})
@@ -41,33 +49,115 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
+def _zoom(ax, values, pad: float = 0.08, min_span: float = 0.05) -> tuple[float, float]:
+    """Zoom the y axis to `values` (means and interval ends) with some padding, not 0-1.
+
+    The padding is `pad` of the span each side (at least 0.01); a span under `min_span` is widened to it
+    around the data's centre, so that noise is not blown up to the full height. Data inside [0, 1] never
+    gets limits beyond [-0.02, 1.02]."""
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(x)])
+    if v.size == 0:
+        ax.set_ylim(-0.02, 1.02)
+        return -0.02, 1.02
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo < min_span:
+        centre = (lo + hi) / 2
+        lo, hi = centre - min_span / 2, centre + min_span / 2
+    margin = max(pad * (hi - lo), 0.01)
+    lower, upper = lo - margin, hi + margin
+    if v.min() >= 0:
+        lower = max(lower, -0.02)
+    if v.max() <= 1:
+        upper = min(upper, 1.02)
+    ax.set_ylim(lower, upper)
+    return lower, upper
+
+
+def _verdict_note(row, metric: str) -> str:
+    """The verdict word with the p-value that decided it, e.g. "worse (p=0.012)", "equivalent (TOST p=0.004)"."""
+    word = verdict(row, metric)
+    if word in ("better", "worse"):
+        p = fmt_p(row[f"diff_{metric}_p_holm"])
+    elif word == "equivalent":
+        p = fmt_p(row[f"diff_{metric}_p_equiv_holm"])
+    else:
+        return word or ""
+    return f"{word} ({'TOST ' if word == 'equivalent' else ''}p{p if p.startswith('<') else '=' + p})"
+
+
+def forest(study, table: pd.DataFrame, out_dir: Path, metric: str = "exact_match") -> list[Path]:
+    """One row per compared variant ("variant vs baseline"): the paired difference with its 95% interval, the zero
+    line, the +-margin band of equivalence and the Holm-adjusted verdict at the right, coloured by verdict.
+
+    `study`: a StudyResults or just the study's name. Nothing is drawn when no variant is compared."""
+    name = getattr(study, "name", study)
+    if f"diff_{metric}" not in table:
+        return []
+    rows = table[table[f"diff_{metric}"].notna()]
+    if rows.empty:
+        return []
+    margin = float(rows["margin"].dropna().iloc[0]) if "margin" in rows and rows["margin"].notna().any() else np.nan
+    n = len(rows)
+    fig, ax = plt.subplots(figsize=(7.2, 1.1 + 0.42 * n), layout="constrained")
+    if np.isfinite(margin):
+        ax.axvspan(-margin, margin, color="0.88", zorder=0, label=f"±{margin:g}: equivalence margin")
+    ax.axvline(0.0, color="0.25", lw=1, zorder=1, label="no difference")
+    y = np.arange(n)[::-1]
+    for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
+        colour = VERDICT_COLOURS.get(verdict(row, metric), "0.3")
+        mean, low, high = row[f"diff_{metric}"], row[f"diff_{metric}_low"], row[f"diff_{metric}_high"]
+        ax.plot([low, high], [yi, yi], color=colour, lw=2.2, solid_capstyle="butt", zorder=2)
+        ax.plot([mean], [yi], "o", color=colour, ms=7, zorder=3)
+        ax.annotate(_verdict_note(row, metric), (1.02, yi), xycoords=("axes fraction", "data"), va="center",
+                    ha="left", color=colour, fontsize=9, fontweight="bold", annotation_clip=False)
+    ax.set_yticks(y, [f"{row['variant']} vs {row['baseline']}" for _, row in rows.iterrows()])
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.grid(axis="y", visible=False)
+    ends = np.concatenate([rows[f"diff_{metric}_low"], rows[f"diff_{metric}_high"], [0.0]]
+                          + ([[-margin, margin]] if np.isfinite(margin) else []))
+    ends = ends[np.isfinite(ends)]
+    span = max(float(ends.max() - ends.min()), 0.02)
+    ax.set_xlim(ends.min() - 0.06 * span, ends.max() + 0.06 * span)
+    ax.set_xlabel(f"{LABELS.get(metric, metric)}: variant - baseline (paired, 95% CI)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(f"{name}: difference to each variant's baseline, Holm-adjusted verdicts", fontsize=10)
+    return _save(fig, out_dir, "forest")
+
+
 def comparison(study: StudyResults, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Every variant's two held-out scores with 95% intervals; plain as a reference band."""
     variants = [v for v in table["variant"] if v != BASE]
     rows = table.set_index("variant")
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 0.55 * len(variants) * 2, 3.6), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 0.55 * len(variants) * 2, 3.6), layout="constrained")
     for ax, metric in zip(axes, ("exact_match", "challenge_metric"), strict=True):
+        shown = []  # what the y axis zooms to: every interval and the plain reference
         if BASELINE in rows.index:
             b = rows.loc[BASELINE]
             ax.axhspan(b[f"{metric}_low"], b[f"{metric}_high"], color="0.85", zorder=0, label="plain 95% CI")
             ax.axhline(b[metric], color="0.4", ls="--", lw=1, label="plain (D=1)")
-        if BASE in rows.index:
-            ax.axhline(rows.loc[BASE, metric], color=OKABE_ITO[5], ls=":", lw=1.2, label="untuned base")
+            shown += [b[f"{metric}_low"], b[f"{metric}_high"]]
         x = np.arange(len(variants))
-        mean = rows.loc[variants, metric].to_numpy()
-        low, high = rows.loc[variants, f"{metric}_low"].to_numpy(), rows.loc[variants, f"{metric}_high"].to_numpy()
+        mean = rows.loc[variants, metric].to_numpy(dtype=float)
+        low = rows.loc[variants, f"{metric}_low"].to_numpy(dtype=float)
+        high = rows.loc[variants, f"{metric}_high"].to_numpy(dtype=float)
+        shown += [*low, *mean, *high]
         colours = [OKABE_ITO[0] if v != BASELINE else "0.3" for v in variants]
         for i in range(len(variants)):
             ax.errorbar(x[i], mean[i], yerr=[[mean[i] - low[i]], [high[i] - mean[i]]], fmt="o", color=colours[i],
                         capsize=4, ms=6)
-            flag = rows.loc[variants[i]].get(f"diff_{metric}_significant")
-            if variants[i] != BASELINE and pd.notna(flag) and bool(flag):
+            if verdict(rows.loc[variants[i]], metric) in ("better", "worse"):
                 ax.annotate("*", (x[i], high[i]), ha="center", va="bottom", fontsize=14)
         ax.set_xticks(x, variants, rotation=30, ha="right")
         ax.set_title(LABELS[metric])
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_ylabel("fraction correct (mean, 95% CI)")
-    axes[0].legend(loc="upper left", fontsize=8)
+        lower, upper = _zoom(ax, shown)
+        if BASE in rows.index:  # the untuned base is often far below: a line when in view, else a note
+            level = rows.loc[BASE, metric]
+            inside = lower <= level <= upper
+            ax.axhline(level, color=OKABE_ITO[5], ls=":", lw=1.2,
+                       label=f"untuned base {level:.2f}" + ("" if inside else " (off the axis)"))
+            ax.set_ylim(lower, upper)
+        ax.set_ylabel("fraction correct (mean, 95% CI; zoomed)")
+    axes[0].legend(loc="best", fontsize=8)
     fig.suptitle(f"{study.name}: held-out accuracy per variant ('*': differs from its baseline, Holm-adjusted)")
     return _save(fig, out_dir, "comparison")
 
@@ -83,6 +173,7 @@ def depth_sweep(study: StudyResults, table: pd.DataFrame, out_dir: Path, metric:
         return []  # no mixer is swept over D (or two variants share a point: the comparison plot shows them)
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
     rows = table.set_index("variant")
+    shown = []
     for k, (mixer, sub) in enumerate(mawt.groupby("mixer", sort=True)):
         points = [(depth, group["variant"].iloc[0]) for depth, group in sub.groupby("depth")]
         if BASELINE in rows.index:  # D=1 is the plain model for every mixer
@@ -94,12 +185,13 @@ def depth_sweep(study: StudyResults, table: pd.DataFrame, out_dir: Path, metric:
         ax.plot(d, cis[metric].to_numpy(), marker=marker, color=colour, label=mixer)
         ax.fill_between(d, cis[f"{metric}_low"].to_numpy(), cis[f"{metric}_high"].to_numpy(), color=colour,
                         alpha=0.2)
+        shown += [*cis[f"{metric}_low"], *cis[metric], *cis[f"{metric}_high"]]
     ax.set_xscale("log", base=2)
     depths = sorted(set(runs["depth"].dropna().astype(int)))
     ax.set_xticks(depths, [str(v) for v in depths])
     ax.set_xlabel("depth D (D=1: plain fine-tuning)")
-    ax.set_ylabel(f"{LABELS[metric]} (mean, 95% CI)")
-    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel(f"{LABELS[metric]} (mean, 95% CI; zoomed)")
+    _zoom(ax, shown)
     ax.legend(title="mixer")
     ax.set_title(f"{study.name}: accuracy vs number of depths")
     return _save(fig, out_dir, "depth_sweep")
@@ -191,7 +283,8 @@ def attention_maps(npz_path, out_dir: Path, title: str = "") -> list[Path]:
 
 def study_plots(study: StudyResults, table: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
-    paths = comparison(study, table, out_dir) + depth_sweep(study, table, out_dir) + training_curves(study, out_dir)
+    paths = forest(study, table, out_dir) + comparison(study, table, out_dir) + depth_sweep(study, table, out_dir)
+    paths += training_curves(study, out_dir)
     paths += depth_usage(study, out_dir)
     if study.attention and Path(study.attention).exists():
         paths += attention_maps(study.attention, out_dir)

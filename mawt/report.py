@@ -3,11 +3,16 @@
 It reads only what `mawt table` wrote in each study folder (table.csv, long.csv,
 study.json, browser.csv, plots/; see mawt/tables.py), never the runs themselves.
 
-Summary (per study, every compared variant against its own baseline: the
-paired difference with its unadjusted 95% interval and the Holm-adjusted
-verdict, the study's minimum detectable effect and seeds x items, trainable
-parameters) -> one section per study (its YAML, design and MDE, the table, the
-plots, a held-out browser) -> environment (every run's versions, git commit,
+Summary, first: the controls, when the setup ran any (the positive control,
+`half_steps` vs plain, must come out "worse", or a warning says that the harness
+could not see a known effect at this design; the negative control, `shuffled`
+vs the learned policy, says whether what the policy learned matters), then per
+study a compact verdict table (study, variant, baseline, the verdict word,
+the paired difference with its unadjusted 95% interval and the MDE of the
+verdict first; the longer columns after, wrapped so that the table fits the
+page) with the study's forest plot right under it -> one section per study
+(its YAML, design and MDE, the table, the plots, a held-out browser) ->
+environment (every run's versions, git commit,
 CPU model and capability, threads, GPU; one row per key, every distinct value
 with the runs that had it) -> per-job time and memory from Snakemake's
 benchmark files. Also writes the tidy table of every run of every study
@@ -24,18 +29,24 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_text
-from .comparisons import design
-from .display import NOTE, design_text, display_table, verdict_text
+from .comparisons import design, verdict
+from .display import NOTE, design_text, display_table, fmt_p, verdict_text
 from .layout import PLOTS, study_outputs
-from .results import read_benchmark
+from .plots import VERDICT_COLOURS
+from .results import BASE, read_benchmark
 from .tables import write_table
 
 PLOT_ORDER = ("comparison", "depth_sweep", "training_curves", "depth_usage", "attention")
 CAPTIONS = {
-    "comparison": "Held-out scores per variant, mean and 95% bootstrap interval over seeds and items; grey band: "
-                  "the plain baseline's interval; '*': the paired difference to the variant's own baseline is "
-                  "significant after Holm adjustment over the study's compared variants (p < 0.05).",
-    "depth_sweep": "Held-out exact match vs depth D, one line per mixer, 95% bands; "
+    "forest": "Paired difference in held-out exact match of each compared variant to its own baseline (point) with "
+              "its unadjusted 95% t interval (bar); vertical line: no difference; shaded band: the study's "
+              "equivalence margin; right: the Holm-adjusted verdict (better/worse: Holm p < 0.05; equivalent: "
+              "Holm-adjusted TOST p < 0.05, the difference lies within the margin; else inconclusive).",
+    "comparison": "Held-out scores per variant, mean and 95% t interval over seeds and items (y axis zoomed to "
+                  "the data); grey band: the plain baseline's interval; '*': the paired difference to the "
+                  "variant's own baseline is significant after Holm adjustment over the study's compared "
+                  "variants (p < 0.05).",
+    "depth_sweep": "Held-out exact match vs depth D, one line per mixer, 95% bands (y axis zoomed to the data); "
                    "D=1 is plain fine-tuning.",
     "training_curves": "Answer cross-entropy (and GRPO reward) per optimizer step, mean over seeds.",
     "depth_usage": "Share of tokens assigned to each depth d during training (stacked) and the selector's "
@@ -53,6 +64,15 @@ tr.baseline td{background:#f7f7f7}td.sig{font-weight:600;color:#0072B2}.ok{color
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:13px;color:#555}
 pre{background:#f6f8fa;padding:.7em;overflow-x:auto;font-size:12px}.note{font-size:13px;color:#555}
 details{margin:.6em 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:auto}
+table.verdicts{table-layout:fixed;width:100%;max-width:100%}
+table.verdicts th,table.verdicts td{white-space:normal;word-break:break-word;overflow-wrap:anywhere;
+vertical-align:top;text-align:left}
+td.verdict{font-weight:700}""" + "".join(f"td.v-{word}{{color:{colour}}}" for word, colour in VERDICT_COLOURS.items()) \
+    + "".join(f"table.verdicts th:nth-child({i}){{width:{w}%}}"  # the compact columns; the rest share what is left
+              for i, w in enumerate((7, 9, 8, 8.5, 11.5, 4.5, 22), start=1)) + """
+.controls{border:1px solid #ccc;border-left:6px solid #0072B2;background:#f7fafc;padding:.4em 1em;margin:1em 0}
+.controls.failed{border-left-color:#D55E00;background:#fff4ee}
+.warning{color:#D55E00;font-weight:700;font-size:1.1em}h3{margin-bottom:.2em}
 """
 
 
@@ -60,7 +80,7 @@ def _e(value) -> str:
     return html.escape("" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value))
 
 
-def _html_table(frame: pd.DataFrame, row_class=None, cell_class=None) -> str:
+def _html_table(frame: pd.DataFrame, row_class=None, cell_class=None, table_class: str = "") -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
     body = []
     for i, (_, row) in enumerate(frame.iterrows()):
@@ -68,7 +88,9 @@ def _html_table(frame: pd.DataFrame, row_class=None, cell_class=None) -> str:
         cells = "".join(f"<td{' class=' + repr(cell_class(c, row[c])) if cell_class and cell_class(c, row[c]) else ''}>"
                         f"{_e(row[c])}</td>" for c in frame.columns)
         body.append(f"<tr{' class=' + repr(cls) if cls else ''}>{cells}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    attr = f' class="{table_class}"' if table_class else ""
+    return (f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
 
 
 def _image(path: Path, alt: str) -> str:
@@ -85,27 +107,203 @@ def _params(row) -> str:
     return "" if pd.isna(value) else f"{value:,.0f}"
 
 
+def _diff(row, metric: str = "exact_match") -> str:
+    return (f"{row[f'diff_{metric}']:+.2f} [{row[f'diff_{metric}_low']:+.2f}, "
+            f"{row[f'diff_{metric}_high']:+.2f}]")
+
+
+def _seeds_needed(row, metric: str = "exact_match") -> str:
+    value = row.get(f"seeds_needed_{metric}", float("nan"))
+    return "more than 100" if pd.isna(value) else f"{int(value)}"
+
+
+SUMMARY_COLUMNS = ("study", "variant", "baseline", "verdict", "difference [95% CI]", "MDE",
+                   "verdict (Holm-adjusted)", "exact match", "baseline exact match",
+                   "trainable params (variant / baseline)", "seeds x items", "seeds for MDE = margin")
+
+
 def _summary_rows(studies: list[tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
-    """Every compared variant of every study against its own baseline, Holm-adjusted verdicts (exact match)."""
+    """Every compared variant of every study against its own baseline, Holm-adjusted verdicts (exact match).
+
+    The first columns are what a reader looks at first (study, variant, baseline, the verdict word, the paired
+    difference with its unadjusted 95% interval, the MDE of the verdict); the long text columns come after."""
     rows = []
     for study, table in studies:
         if "diff_exact_match" not in table:
             continue
         by_name = table.set_index("variant")
         study_design = design(table)
-        mde = study_design["mde"].get("exact_match", float("nan"))
         for _, row in table[table["diff_exact_match"].notna()].iterrows():
             baseline = by_name.loc[row["baseline"]]
+            mde = row.get("mde_exact_match", float("nan"))
             rows.append({
                 "study": study["name"], "variant": row["variant"], "baseline": row["baseline"],
-                "trainable params (variant / baseline)": f"{_params(row)} / {_params(baseline) or '0 (untuned)'}",
-                "exact match": _ci(row), "baseline exact match": _ci(baseline),
-                "difference [95% CI]": f"{row['diff_exact_match']:+.2f} [{row['diff_exact_match_low']:+.2f}, "
-                                       f"{row['diff_exact_match_high']:+.2f}]",
+                "verdict": verdict(row) or "", "difference [95% CI]": _diff(row),
+                "MDE": "" if pd.isna(mde) else f"{mde:.3f}",
                 "verdict (Holm-adjusted)": verdict_text(row),
-                "study MDE": f"{mde:.3f}", "seeds x items": study_design["seeds x items"],
+                "exact match": _ci(row), "baseline exact match": _ci(baseline),
+                "trainable params (variant / baseline)": f"{_params(row)} / {_params(baseline) or '0 (untuned)'}",
+                "seeds x items": study_design["seeds x items"],
+                "seeds for MDE = margin": _seeds_needed(row),
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def _verdict_table(frame: pd.DataFrame) -> str:
+    """The compact summary table: fixed layout within the page width, long cells wrapped, the verdict coloured."""
+    return _html_table(frame, table_class="verdicts",
+                       cell_class=lambda c, v: f"verdict v-{v}" if c == "verdict" and v else "")
+
+
+# ---------------------------------------------------------------- controls
+
+def _is_plain(name) -> bool:
+    return isinstance(name, str) and name.startswith("plain")
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _control_kind(row, table: pd.DataFrame) -> str | None:
+    """"positive" (known to be worse than its baseline: `half_steps`, or a variant of a plain baseline trained
+    with fewer steps), "negative" (`shuffled`: a variant trained on shuffled rewards, or any variant compared with
+    another variant than a plain* baseline or the untuned base), else None."""
+    base = row.get("baseline")
+    if pd.isna(row.get("diff_exact_match", float("nan"))) or not isinstance(base, str):
+        return None
+    if row["variant"] == "half_steps":
+        return "positive"
+    if _is_plain(base) and "steps" in table:
+        mine = _number(row.get("steps"))
+        theirs = _number(table.loc[table["variant"] == base, "steps"].iloc[0]) if (table["variant"] == base).any() \
+            else float("nan")
+        if mine < theirs:
+            return "positive"
+    if row["variant"] == "shuffled" or str(row.get("reward_control", "")) == "shuffled":
+        return "negative"
+    if not _is_plain(base) and base != BASE:
+        return "negative"
+    return None
+
+
+def _controls(studies: list[tuple[dict, pd.DataFrame]]) -> tuple[list[tuple[dict, object]], list[tuple[dict, object]],
+                                                                 bool]:
+    """The positive and negative controls of every study (study meta, table row), and whether a study named
+    `controls` exists."""
+    positive, negative, named = [], [], False
+    for study, table in studies:
+        named = named or study["name"] == "controls"
+        for _, row in table.iterrows():
+            kind = _control_kind(row, table)
+            if kind == "positive":
+                positive.append((study, row))
+            elif kind == "negative":
+                negative.append((study, row))
+    return positive, negative, named
+
+
+WARNING = "the harness could not see a known effect at this design"
+
+NEGATIVE_MEANING = {
+    "worse": "the learned policy beats a policy trained on shuffled rewards: what it learned matters.",
+    "equivalent": "the learned policy is no better than one trained on shuffled rewards (within the margin): what "
+                  "it chose is not shown to matter.",
+    "better": "the policy trained on shuffled rewards beats the learned one: what the learned policy chose hurts.",
+    "inconclusive": "this design cannot tell whether what the policy learned matters (neither a difference nor "
+                    "equivalence within the margin).",
+}
+
+
+def _control_line(study: dict, row) -> str:
+    return (f"{row['variant']} vs {row['baseline']} (study {study['name']}): {verdict(row) or 'not compared'}, "
+            f"difference {_diff(row)}, MDE {row.get('mde_exact_match', float('nan')):.3f}; {verdict_text(row)}")
+
+
+def controls_text(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, str]] | None:
+    """The controls paragraph as (kind, text) lines, kind in {"ok", "warning", "note"}; None when the setup
+    ran no control."""
+    positive, negative, named = _controls(studies)
+    if not (positive or negative or named):
+        return None
+    lines = []
+    if not positive:
+        lines.append(("warning", "No positive control ran (half_steps: plain fine-tuning with half the steps, "
+                                 "compared with plain): whether this design can see a known effect is untested."))
+    for study, row in positive:
+        word = verdict(row)
+        text = "Positive control, " + _control_line(study, row) + "."
+        if word == "worse":
+            lines.append(("ok", text + " It came out worse, as it must: the harness sees a known effect of this "
+                                       "size at this design."))
+        else:
+            lines.append(("warning", text + f" It did not come out worse: warning, {WARNING} (half the training "
+                                            "steps); no verdict of this setup should be trusted until it can "
+                                            "(more seeds or items: see 'seeds for MDE = margin')."))
+    if not negative:
+        lines.append(("note", "No negative control ran (shuffled: GRPO on shuffled rewards, compared with the "
+                              "learned policy)."))
+    for study, row in negative:
+        word = verdict(row)
+        meaning = NEGATIVE_MEANING.get(word, "") if (row["variant"] == "shuffled"
+                                                     or str(row.get("reward_control", "")) == "shuffled") else ""
+        lines.append(("note", "Negative control, " + _control_line(study, row) + "." + (f" So {meaning}"
+                                                                                         if meaning else "")))
+    return lines
+
+
+def _controls_html(studies: list[tuple[dict, pd.DataFrame]]) -> str:
+    lines = controls_text(studies)
+    if lines is None:
+        return ""
+    failed = any(kind == "warning" for kind, _ in lines)
+    parts = []
+    for kind, text in lines:
+        if kind == "warning" and WARNING in text:
+            head, tail = text.split(f"warning, {WARNING}", 1)
+            parts.append(f'<p>{_e(head)}<span class="warning">⚠ Warning: {_e(WARNING)}</span>{_e(tail)}</p>')
+        elif kind == "warning":
+            parts.append(f'<p class="warning">⚠ {_e(text)}</p>')
+        else:
+            parts.append(f"<p>{'✓ ' if kind == 'ok' else ''}{_e(text)}</p>")
+    return (f'<div class="controls{" failed" if failed else ""}" id="controls"><h3>Controls</h3>'
+            + "".join(parts) + "</div>")
+
+
+def _summary_section(loaded: list[tuple[dict, pd.DataFrame, dict, Path]]) -> str:
+    """Controls first, then per study: its verdict table and its forest plot right under it."""
+    pairs = [(s, t) for s, t, _, _ in loaded]
+    parts = ["<h2 id=\"summary\">Summary</h2><p>Every compared variant of each study against its own baseline "
+             "(plain fine-tuning, D=1, with the same trainable layers, or the variant a control is compared with), "
+             "held-out exact match, paired over the same seed ids and held-out items. Verdicts are Holm-adjusted "
+             "over each study's compared variants (Holm 1979): <b>better</b>/<b>worse</b> where the adjusted p "
+             "&lt; 0.05; else <b>equivalent</b> where two one-sided tests (Holm-adjusted) place the difference "
+             "within the study's ±margin; else <b>inconclusive</b>. The 95% intervals are unadjusted. MDE: the "
+             "smallest true difference the verdict shown detects with 80% power (two-sided 0.05 / m, m compared "
+             "variants); 'inconclusive' says nothing about smaller effects. 'seeds for MDE = margin': the seeds "
+             "that would bring the MDE down to the margin at the same items.</p>",
+             _controls_html(pairs)]
+    shown = _summary_rows(pairs)
+    if shown.empty:
+        parts.append("<p>No study compares a variant with a baseline.</p>")
+    for study, table, _, plots in loaded:
+        rows = shown[shown["study"] == study["name"]]
+        if rows.empty:
+            continue
+        d = design(table)
+        name = study["name"]
+        parts.append(f'<h3 id="summary-{_e(name)}"><a href="#study-{_e(name)}">{_e(name)}</a></h3>'
+                     f'<p class="note">{_e(d["seeds x items"])}, {d["compared"]} compared variant(s), equivalence '
+                     f'margin ±{d["margin"]:g}.</p>')
+        parts.append(_verdict_table(rows))
+        png = plots / "forest.png"
+        if png.exists():
+            parts.append(f"<figure>{_image(png, f'{name}: forest')}<figcaption>{_e(CAPTIONS['forest'])} "
+                         f"(SVG: {_e(str(plots / 'forest.svg'))})</figcaption></figure>")
+    return "\n".join(parts)
 
 
 def _browser(frame: pd.DataFrame) -> str:
@@ -127,6 +325,12 @@ def _split_browser(frame: pd.DataFrame) -> str:
             + "</details>")
 
 
+def _study_cell_class(column: str, value) -> str:
+    if "vs baseline" in column and str(value).endswith("*"):
+        return "sig"
+    return f"verdict v-{value}" if column.endswith(" verdict") and value else ""
+
+
 def _study_section(study: dict, table: pd.DataFrame, files: dict[str, Path], plots: Path) -> str:
     shown = display_table(table)
     name = study["name"]
@@ -134,7 +338,7 @@ def _study_section(study: dict, table: pd.DataFrame, files: dict[str, Path], plo
              "<details><summary>Study YAML</summary><pre>" + _e(study["yaml"]) + "</pre></details>",
              f"<p>{_e(design_text(table))}</p>",
              _html_table(shown, row_class=lambda i, r: "baseline" if r["baseline"] in ("", "(baseline)") else "",
-                         cell_class=lambda c, v: "sig" if "vs baseline" in c and str(v).endswith("*") else ""),
+                         cell_class=_study_cell_class),
              f'<p class="note">{_e(NOTE)}</p>']
     for plot in PLOT_ORDER:
         png = plots / f"{plot}.png"
@@ -210,16 +414,20 @@ def _where(studies: list[dict]) -> str:
 
 
 def summary_markdown(studies: list[tuple[dict, pd.DataFrame]]) -> str:
-    """results/<setup>/summary.md: the report's summary table, where it ran, and how to regenerate it."""
+    """results/<setup>/summary.md: the controls, the report's summary table, where it ran, how to regenerate it."""
     setup = studies[0][0]["setup"] if studies else "?"
     frame = _summary_rows(studies)
     table = frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else \
         "No study compares a variant with a baseline."
+    lines = controls_text(studies)
+    controls = ("## Controls\n\n" + "\n".join(f"- {'**WARNING**: ' if kind == 'warning' else ''}{text}"
+                                                for kind, text in lines) + "\n\n") if lines else ""
     return (f"# MAWT ablations, {setup} setup: every compared variant against its own baseline\n\n"
             f"Written by `snakemake --config setup={setup}` (rule `report`) from the study folders' table.csv. "
-            f"Runs recorded: {_where([s for s, _ in studies])}.\n\n{table}\n\n"
-            "Held-out exact match, paired over the same seed ids and items; verdicts Holm-adjusted per study, "
-            "intervals unadjusted; study MDE: 80% power at two-sided alpha 0.05.\n")
+            f"Runs recorded: {_where([s for s, _ in studies])}.\n\n{controls}{table}\n\n"
+            "Held-out exact match, paired over the same seed ids and items; verdicts Holm-adjusted per study "
+            "(better/worse: Holm p < 0.05; equivalent: Holm-adjusted TOST within the margin; else inconclusive), "
+            "intervals unadjusted; MDE: 80% power at two-sided 0.05 / m (m compared variants of the study).\n")
 
 
 def build_report(study_dirs: list[Path], setup_file: Path, bench_dir: Path, out_html: Path, tidy_out: Path,
@@ -238,21 +446,17 @@ def build_report(study_dirs: list[Path], setup_file: Path, bench_dir: Path, out_
     for suffix in (".csv", ".parquet"):
         write_table(tidy, tidy_out.with_suffix(suffix))
 
-    summary = _summary_rows([(s, t) for s, t, _, _ in loaded])
+    pairs = [(s, t) for s, t, _, _ in loaded]
     if summary_md is not None:
-        write_text(Path(summary_md), summary_markdown([(s, t) for s, t, _, _ in loaded]))
+        write_text(Path(summary_md), summary_markdown(pairs))
     per_rule, jobs = _jobs(bench_dir)
-    nav = " · ".join(f'<a href="#study-{_e(s["name"])}">{_e(s["name"])}</a>' for s, _, _, _ in loaded)
+    nav = " · ".join(['<a href="#summary">summary</a>']
+                     + (['<a href="#controls">controls</a>'] if controls_text(pairs) is not None else [])
+                     + [f'<a href="#study-{_e(s["name"])}">{_e(s["name"])}</a>' for s, _, _, _ in loaded])
     body = [
         f"<h1>MAWT ablations: {_e(setup_name)} setup</h1>",
         f"<p>{nav} · <a href=\"#environment\">environment</a> · <a href=\"#jobs\">jobs</a></p>",
-        "<h2>Summary</h2><p>Every compared variant of each study against its own baseline (plain fine-tuning, D=1, "
-        "with the same trainable layers), held-out exact match, paired over the same seed ids and held-out items. "
-        "Verdicts are Holm-adjusted over each study's compared variants (Holm 1979; better/worse only where the "
-        "adjusted p &lt; 0.05); the 95% intervals are unadjusted. Study MDE: the smallest true difference the "
-        "study detects with 80% power at two-sided alpha 0.05 for its seeds x items (median over its compared "
-        "variants); 'not distinguishable' says nothing about smaller effects.</p>",
-        _html_table(summary) if not summary.empty else "<p>No study compares a variant with a baseline.</p>",
+        _summary_section(loaded),
         *[_study_section(s, t, f, p) for s, t, f, p in loaded],
         _environment([s for s, _, _, _ in loaded], Path(setup_file).read_text() if setup_file else ""),
         "<h2 id=\"jobs\">Jobs: time and memory</h2><p>From Snakemake's <code>benchmark:</code> files "

@@ -35,6 +35,7 @@ import pandas as pd
 
 from . import layout
 from .config import LEARNED_MIXERS, is_mawt, uses_grpo
+from .stats import DEFAULT_MARGIN
 
 # per-item scores with intervals (0/1, or with n_samples > 1 the item's mean over its samples: pass@1);
 # the same keys in heldout.json's items, its aggregates and the tables
@@ -45,7 +46,7 @@ REASONING = {"closed_think_rate": ("closed think", "{:.2f}"), "truncation_rate":
 BASELINE = "plain"  # the default baseline when an index entry has no `baseline` key
 BASE = "base (untuned)"
 AXES = ("depth", "mixer", "gate", "layers", "trainable", "families", "credit", "advantage", "selector_input",
-        "group_size", "learning_rate", "steps")
+        "reward_control", "group_size", "learning_rate", "steps")
 TRAIN_BATCH = "train_batch_"  # prefix of selector statistics from run.json's final_selection (fallback)
 N_SUFFIX = "__n"  # `<column>__n`: how many of the variant's runs have a value, when not all do
 
@@ -94,6 +95,7 @@ class StudyResults:
     dirs: dict[str, str] = field(default_factory=dict)  # run id -> run directory
     baselines: dict[str, str | None] = field(default_factory=dict)  # variant -> its baseline variant (None: none)
     environments: dict[str, dict] = field(default_factory=dict)  # "run id (train|eval)" -> environment dict
+    margin: float = DEFAULT_MARGIN  # the study's equivalence margin of exact match (mawt.studies)
 
     @property
     def variants(self) -> list[str]:
@@ -221,7 +223,8 @@ def load_results(index_path) -> StudyResults:
             "depth": mawt.get("depth"), "mixer": mawt.get("mixer"), "gate": mawt.get("gate"),
             "layers": str(mawt.get("layers")), "families": "+".join(cfg.get("data", {}).get("families") or []),
             # GRPO knobs only where the GRPO objective trains (plain, softmax, ... ignore them)
-            **({"credit": cfg["train"].get("credit"), "advantage": cfg["train"].get("advantage")}
+            **({"credit": cfg["train"].get("credit"), "advantage": cfg["train"].get("advantage"),
+                "reward_control": cfg["train"].get("reward_control", "none")}
                if uses_grpo(mawt) else {}),
             # what a learned selector observes (stats | hidden | both), where there is one
             **({"selector_input": mawt.get("selector_input", "stats")}
@@ -245,6 +248,7 @@ def load_results(index_path) -> StudyResults:
                              "re-run their evaluation")
     return StudyResults(index["study"], index["setup"], index.get("description", ""), index.get("yaml", ""),
                  runs, items, metrics, index.get("attention"),
-                 {r["run_id"]: r["dir"] for r in index["runs"]}, baselines, environments)
+                 {r["run_id"]: r["dir"] for r in index["runs"]}, baselines, environments,
+                 float(index.get("margin", DEFAULT_MARGIN)))
 
 

@@ -43,6 +43,9 @@ class TrainConfig:
     credit: str = "token"
     # Advantage normalisation: grpo (mean/std) | dr_grpo (Liu et al. 2025) | rloo (leave-one-out).
     advantage: str = "grpo"
+    # none | shuffled. Negative control: a policy trained on rewards permuted within each group learns nothing
+    # about which depth helps; compare the learned policy with it (GRPO only; mawt/grpo.py).
+    reward_control: str = "none"
     logging_steps: int = 10  # steps between metrics.jsonl lines: resolution of the curves vs. file size
     save_steps: int = 50  # Trainer checkpoints (resume after a kill); 0 = none, a kill restarts the run
     device: str = "auto"  # auto | cpu | cuda: where training runs (auto: cuda when visible)
@@ -51,6 +54,7 @@ class TrainConfig:
     # allowed values (class constants, not fields: no annotation)
     CREDITS = ("token", "sequence", "exact")
     ADVANTAGES = ("grpo", "dr_grpo", "rloo")
+    REWARD_CONTROLS = ("none", "shuffled")
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "max_length", "group_size", "logging_steps")
@@ -69,6 +73,9 @@ class TrainConfig:
         if self.advantage not in self.ADVANTAGES:
             raise ValueError(f"train.advantage={self.advantage!r} is invalid: allowed are "
                              f"{', '.join(self.ADVANTAGES)}")
+        if self.reward_control not in self.REWARD_CONTROLS:
+            raise ValueError(f"train.reward_control={self.reward_control!r} is invalid: allowed are "
+                             f"{', '.join(self.REWARD_CONTROLS)}")
 
 
 @dataclass

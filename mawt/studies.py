@@ -27,6 +27,7 @@ import yaml
 
 from .baselines import BASELINES, GATED, baseline_name, plainized
 from .runconfig import RunConfig, _build, yaml_problem
+from .stats import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
 
 ROOT = Path(__file__).resolve().parents[1]  # a checkout's root (its ablations/ folder)
 PACKAGE = Path(__file__).resolve().parent
@@ -87,7 +88,8 @@ class StudySpec:
     seeds: list[int]
     description: str
     variants: dict[str, dict]  # variant -> run overrides (defaults merged in)
-    baselines: dict[str, str | None]  # variant -> the plain variant it is compared with (None: a plain one)
+    baselines: dict[str, str | None]  # variant -> the variant it is compared with (None: a baseline itself)
+    margin: float = DEFAULT_MARGIN  # equivalence margin of the primary metric (absolute, exact match)
 
     @property
     def text(self) -> str:
@@ -133,14 +135,27 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
                          f"{', '.join(BASELINES)} and plain_* counterparts itself)")
     if not own:
         raise StudyError(f"{path}: key variants: the study defines no variant besides the baselines")
+    compare = data.get("compare") or {}
+    unknown = sorted(set(compare) - set(own))
+    if unknown:
+        raise StudyError(f"{path}: key compare: {unknown} are not variants of this study; allowed are {sorted(own)}")
+    for name, target in compare.items():
+        if target not in (*own, *BASELINES) or target == name:
+            raise StudyError(f"{path}: key compare.{name}: {target!r} is not another variant of this study; "
+                             f"allowed are {sorted({*own, *BASELINES} - {name})}")
     variants = {"plain": plainized(defaults), "gated": deep_merge(plainized(defaults), GATED)}
     variants.update({name: deep_merge(defaults, over) for name, over in own.items()})
-    study = StudySpec(data["name"], path, list(data["seeds"]), data.get("description", ""), variants, {})
+    seeds = list(setup.get("seeds") or data["seeds"])  # a setup's `seeds` replaces every study's (its power plan)
+    margin = float(data.get("margin", setup.get("margin", DEFAULT_MARGIN)))
+    study = StudySpec(data["name"], path, seeds, data.get("description", ""), variants, {}, margin)
     seed = study.seeds[0]
     resolved = {v: run_config(setup, study, v, seed) for v in variants}  # every run must resolve before any job
     # plain counterparts: one per distinct plain-ized resolved config
     plain_ids = {run_id(resolved["plain"]): "plain"}
     for name, over in own.items():
+        if name in compare:  # an explicit comparison (a control: a variant against the policy it controls)
+            study.baselines[name] = compare[name]
+            continue
         counterpart = plainized(variants[name])
         study.variants["_probe"] = counterpart
         config = run_config(setup, study, "_probe", seed)

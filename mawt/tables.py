@@ -53,11 +53,11 @@ def browser(study: StudyResults) -> pd.DataFrame:
     return pd.concat(blocks, ignore_index=True)
 
 
-def study_table(index_path: Path, out_dir: Path, n_boot: int = 2000,
+def study_table(index_path: Path, out_dir: Path,
                 plots: Path | None = None) -> pd.DataFrame:
     """Write every file of the study folder (see the module docstring); returns table.csv's frame."""
     study = load_results(index_path)
-    table = summarise(study, n_boot=n_boot)
+    table = summarise(study)
     files = study_outputs(out_dir)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     write_table(study.runs, files["runs"])

@@ -16,6 +16,11 @@ Frozen-prefix reuse (MAWT_SPEC section 3): when every decoder layer below the
 first trainable one is frozen, the prefix runs once per step without grad and
 only the trainable suffix runs on the G rollouts, so a GRPO step does not cost G
 full forward passes.
+
+`train.reward_control: shuffled` (a negative control, mawt/grpo.py) permutes
+the rewards within each group before the advantages, with a generator of its
+own seeded from train.seed and the optimiser step (`reward_generator`), so the
+global RNG (data order, sampled choices) runs as in the unshuffled run.
 """
 
 from __future__ import annotations
@@ -140,6 +145,11 @@ class MAWTTrainer(Trainer):
         self._ref = {i: copy.deepcopy(m.selector.mlp).requires_grad_(False)
                      for i, m in mawt_layers(self.model).items() if m.selector.mlp is not None}
         self.prefix_calls = 0  # how many times the frozen prefix ran (tests count it)
+        self._control_key: tuple | None = None  # (step, training) of the current reward-control generator
+        self._control_gen: torch.Generator | None = None
+        if run.reward_control != "none" and not use_grpo:
+            logger.warning("train.reward_control=%r has no effect: only the GRPO objective (mixer grpo) reads "
+                           "rewards", run.reward_control)
         if use_grpo:
             n_layers = len(self.model.model.layers)
             patched = sorted(mawt_layers(self.model))
@@ -151,6 +161,19 @@ class MAWTTrainer(Trainer):
                                below, n_layers - 1)
 
     # ------------------------------------------------------------------ loss
+    def reward_generator(self) -> torch.Generator:
+        """The CPU generator of the reward permutation (`train.reward_control: shuffled`):
+        seeded from train.seed and the optimiser step, so the permutations are determined
+        by them (a resumed run draws the same ones); further micro-batches of the same step
+        (gradient accumulation, or direct compute_loss calls) continue its stream. It is
+        never the global RNG. Training and evaluation calls get separate streams."""
+        key = (self.state.global_step, bool(self.model.training))
+        if self._control_key != key:
+            self._control_key = key
+            self._control_gen = torch.Generator(device="cpu").manual_seed(
+                self.run.seed * 1_000_003 + self.state.global_step)
+        return self._control_gen
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # train.dtype bfloat16: bf16 autocast over every path (the Trainer's own mixed precision
         # wraps only model.forward, which the GRPO losses bypass); the trainable weights are
@@ -222,13 +245,19 @@ class MAWTTrainer(Trainer):
         if run.credit == "sequence":
             # choices after the last answer cell cannot change the reward, whatever the layer
             acts = rep(mask).bool() & grpo.upto_last_answer(labels)
-            advantages = grpo.group_advantages(-ce.detach(), G, mode=run.advantage)
+            r_seq = -ce.detach()
+            if run.reward_control == "shuffled":  # negative control: which rollout got which reward, at random
+                r_seq = grpo.shuffle_within_groups(r_seq, G, self.reward_generator())
+            advantages = grpo.group_advantages(r_seq, G, mode=run.advantage)
             pg = grpo.policy_loss(advantages, log_pi, acts, run.advantage) if sels else zero
             zero_spread = grpo.zero_spread_frac(-ce.detach(), G)
         else:  # token: reward of the choice at t = -CE at t, answer cells only
             acts = cells
             r_tok = F.pad(-tok.detach(), (0, 1)) * acts  # (B*G, L), 0 off the answer cells
-            advantages = grpo.group_advantages(r_tok, G, mode=run.advantage, cells=acts)
+            r_adv = r_tok
+            if run.reward_control == "shuffled":  # negative control: a permutation per (group, position)
+                r_adv = grpo.shuffle_within_groups(r_tok, G, self.reward_generator(), cells=acts)
+            advantages = grpo.group_advantages(r_adv, G, mode=run.advantage, cells=acts)
             pg = grpo.token_policy_loss(advantages, log_pi, acts) if sels else zero
             zero_spread = grpo.zero_spread_frac(r_tok, G, cells=acts)
         kl = sum((grpo.categorical_kl(s.log_probs, F.log_softmax(self._ref[i](s.observation).float(), -1), acts)
@@ -270,7 +299,10 @@ class MAWTTrainer(Trainer):
         lp = log_probs[:, :-1]
         rewards = -tok.detach()
         pi = lp.detach().exp()
-        pg = grpo.exact_policy_loss(lp, rewards, cells, run.advantage)
+        r_adv = rewards
+        if run.reward_control == "shuffled":  # negative control: r_t(d) permuted across d at each cell
+            r_adv = grpo.shuffle_depths(rewards, self.reward_generator())
+        pg = grpo.exact_policy_loss(lp, r_adv, cells, run.advantage)
         ce = grpo.masked_mean((pi * tok).sum(-1), cells)  # (B,): pi-weighted expected answer CE, pi detached
         ref = F.log_softmax(self._ref[n_layers - 1](sel.observation[::D]).float(), -1)[:, :-1]
         kl = grpo.categorical_kl(lp, ref, cells)

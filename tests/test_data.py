@@ -1,13 +1,19 @@
 """Data sources, the split protocol, puzzles and tokenisation."""
 
+import inspect
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mawt import puzzles
-from mawt.data import DataConfig, content_hash, deduplicate, load_rows, normalise_challenge, split, write_split
+from mawt.data import (DataConfig, content_hash, deduplicate, hub_load_kwargs, load_rows, normalise_challenge, split,
+                       write_split)
 from mawt.prompts import encode_example
 from mawt.micro import train_tokenizer
 
@@ -131,11 +137,133 @@ def test_bad_sources_say_what_is_wrong(tmp_path):
         split(_rows(10), DataConfig())
 
 
+PAPER_REVISION = "d2c354d207a571e4b4f02d7d6f57dc24c35d0565"  # mawt/setups/paper.yaml's pin
+
+
 def test_hub_id_offline_points_to_a_local_file(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(ValueError, match="nuprl/verbal-reasoning-challenge.*point data.source at a local"):
-        load_rows(DataConfig(source="nuprl/verbal-reasoning-challenge"))
+        load_rows(DataConfig(source="nuprl/verbal-reasoning-challenge", revision=PAPER_REVISION))
+
+
+def _nuprl_rows(n, start=0):
+    """Rows in the schema of nuprl/verbal-reasoning-challenge (ID, url, date, challenge, answer)."""
+    return [{"ID": i, "url": f"https://www.npr.org/2020/01/{i:02d}/puzzle", "date": "2020-01-05 04:01:00",
+             "challenge": f"Think of a word with {i} letters. What is it?", "answer": f"word{i}"}
+            for i in range(start, start + n)]
+
+
+def test_null_n_heldout_holds_out_every_distinct_row_not_trained_on(tmp_path, capsys):
+    rows = _nuprl_rows(90)
+    dups = [{**r, "ID": 1000 + r["ID"], "challenge": r["challenge"].upper() + "!!"} for r in rows[:7]]
+    path = tmp_path / "vrc.parquet"
+    pd.DataFrame(rows[:40] + dups + rows[40:]).to_parquet(path)
+    cfg = DataConfig(source=str(path), n_train=60, n_heldout=None)
+    parts = split(load_rows(cfg), cfg)
+    train, heldout = parts
+    assert parts.duplicates_removed == 7 and "7 duplicate challenges" in capsys.readouterr().err
+    assert (len(train), len(heldout)) == (60, 90 - 60)  # distinct rows - n_train
+    assert _distinct_and_disjoint(train, heldout)
+    assert {r["ID"] for r in train + heldout} == set(range(90))  # every distinct row, the first occurrence kept
+    assert split(load_rows(cfg), cfg) == parts  # deterministic
+    # the integer protocol is unchanged: the same first n_train rows, then exactly n_heldout of the rest
+    fixed_train, fixed_heldout = split(load_rows(cfg), DataConfig(source=str(path), n_train=60, n_heldout=10))
+    assert fixed_train == train and fixed_heldout == heldout[:10]
+    write_split(train, heldout, cfg, tmp_path / "split", duplicates_removed=parts.duplicates_removed)
+    manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    assert (manifest["n_train"], manifest["n_heldout"], manifest["data"]["n_heldout"]) == (60, 30, None)
+    assert len(set(manifest["heldout_hashes"])) == 30 and not set(manifest["train_hashes"]) & set(
+        manifest["heldout_hashes"])
+    assert manifest["revision"] is None and manifest["commit"] is None  # a local file has no hub revision
+    assert len((tmp_path / "split" / "heldout.jsonl").read_text().splitlines()) == 30
+    # nothing left to hold out: refused, naming the count and the key
+    with pytest.raises(ValueError, match=r"has 60 distinct rows \(7 duplicates removed\), not more than "
+                                         r"data.n_train = 60: nothing is left to hold out \(data.n_heldout: null\)"):
+        split(rows[:60] + dups, DataConfig(source=str(path), n_train=60, n_heldout=None))
+    assert len(split(rows[:61], cfg).heldout) == 1
+
+
+def test_null_n_heldout_is_refused_for_synthetic_data():
+    with pytest.raises(ValueError, match=r"data.n_heldout=null .*synthetic data has none: set data.n_heldout to "
+                                         r"a number"):
+        DataConfig(n_heldout=None)
+    with pytest.raises(ValueError, match=r"data.n_heldout=0 is invalid: must be an integer >= 1 or null"):
+        DataConfig(source="x.csv", n_heldout=0)
+    with pytest.raises(ValueError, match=r"data.n_heldout='all' is invalid"):
+        DataConfig(source="x.csv", n_heldout="all")
+    assert DataConfig(source="x.csv", n_heldout=None).n_heldout is None
+
+
+def test_a_hub_source_needs_a_revision_and_it_reaches_load_dataset(tmp_path):
+    with pytest.raises(ValueError, match=r"data.revision is required for the Hugging Face dataset "
+                                         r"data.source='nuprl/verbal-reasoning-challenge'"):
+        DataConfig(source="nuprl/verbal-reasoning-challenge")
+    with pytest.raises(ValueError, match=r"data.revision=' main' is invalid"):
+        DataConfig(source="nuprl/verbal-reasoning-challenge", revision=" main")
+    DataConfig(source=str(tmp_path / "local.parquet"))  # local files and synthetic data need none
+    cfg = DataConfig(source="nuprl/verbal-reasoning-challenge", revision=PAPER_REVISION)
+    kwargs = hub_load_kwargs(cfg)
+    assert kwargs == {"path": "nuprl/verbal-reasoning-challenge", "split": "test", "revision": PAPER_REVISION}
+    import datasets
+
+    params = inspect.signature(datasets.load_dataset).parameters  # named parameters, not swallowed by **kwargs
+    assert all(k in params for k in kwargs), sorted(params)
+    # the paper setup pins a full commit sha and holds out the rest
+    from mawt.studies import load_setup
+
+    paper = DataConfig(**load_setup("paper")["data"])
+    assert (paper.revision, paper.n_train, paper.n_heldout) == (PAPER_REVISION, 300, None)
+    assert re.fullmatch(r"[0-9a-f]{40}", paper.revision)
+
+
+def cached_hub_copy(tmp_path: Path, commit: str, n: int = 12) -> dict:
+    """A Hugging Face cache under tmp_path/hf holding hub dataset `mawt_pinned` (split test, n rows) at
+    `commit`, laid out as a download leaves it (datasets/<name>/<config>/<version>/<commit>/): built by
+    `datasets` from a local parquet, its build folder named after the commit. Returns the environment of
+    an offline process that reads this cache."""
+    import datasets
+
+    data = tmp_path / "src" / "mawt_pinned" / "data"
+    data.mkdir(parents=True)
+    pd.DataFrame(_nuprl_rows(n)).to_parquet(data / "test-00000-of-00001.parquet")
+    ds = datasets.load_dataset(str(data.parent), split="test", cache_dir=str(tmp_path / "hf" / "datasets"))
+    built = Path(ds.cache_files[0]["filename"]).parent
+    assert built.parts[-4:-1] == ("mawt_pinned", "default", "0.0.0")
+    built.rename(built.parent / commit)
+    return {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+LOAD_PINNED = """
+import json, sys
+from pathlib import Path
+from mawt.data import DataConfig, load_hub, split, write_split
+cfg = DataConfig(source="mawt_pinned", revision=sys.argv[1], n_train=8, n_heldout=None)
+try:
+    rows, commit = load_hub(cfg)
+except ValueError as err:
+    sys.exit(str(err))
+write_split(*split(rows, cfg), cfg, Path(sys.argv[2]))
+print(json.dumps({"rows": len(rows), "commit": commit}))
+"""
+
+
+def test_offline_the_pinned_commit_is_read_and_another_cached_commit_refused(tmp_path):
+    pinned, other = "1" * 40, "2" * 40
+    env = cached_hub_copy(tmp_path, pinned)
+    run = lambda rev: subprocess.run([sys.executable, "-c", LOAD_PINNED, rev, str(tmp_path / "split")],  # noqa: E731
+                                     capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    ok = run(pinned)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads(ok.stdout.splitlines()[-1]) == {"rows": 12, "commit": pinned}
+    manifest = json.loads((tmp_path / "split" / "manifest.json").read_text())
+    assert (manifest["revision"], manifest["commit"], manifest["data"]["revision"]) == (pinned, pinned, pinned)
+    assert (manifest["n_train"], manifest["n_heldout"]) == (8, 4)
+    # offline, `datasets` would read the cached copy whatever the revision asked for: refused
+    bad = run(other)
+    assert bad.returncode == 1
+    assert (f"data.revision='{other}' is pinned, but the Hugging Face cache gave commit {pinned}" in bad.stderr
+            and "python -m mawt fetch" in bad.stderr), bad.stderr[-2000:]
 
 
 def test_puzzles_are_deterministic_and_verifiable():

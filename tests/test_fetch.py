@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from mawt.fetch import needs
@@ -33,3 +34,65 @@ def test_offline_fetch_fails_in_one_line_naming_every_missing_item(tmp_path):
     assert proc.returncode == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert "model mawt-tests/no-such-model" in err and "dataset mawt-tests/no-such-dataset" in err
     assert "python -m mawt fetch --setup offline" in err
+
+
+def _setup_with_cached_dataset(tmp_path, commit):
+    """A setup whose only Hub item is dataset `mawt_pinned`, and an offline environment whose
+    Hugging Face cache (tmp_path/hf) holds that dataset at `commit`, laid out as a download leaves
+    it: the `datasets` build under datasets/mawt_pinned/default/0.0.0/<commit>/ and, in the hub
+    cache, branch `main` pointing at `commit`."""
+    import datasets
+
+    data = tmp_path / "src" / "mawt_pinned" / "data"
+    data.mkdir(parents=True)
+    pd.DataFrame({"ID": range(12), "challenge": [f"Puzzle {i}?" for i in range(12)],
+                  "answer": [f"a{i}" for i in range(12)]}).to_parquet(data / "test-00000-of-00001.parquet")
+    ds = datasets.load_dataset(str(data.parent), split="test", cache_dir=str(tmp_path / "hf" / "datasets"))
+    built = Path(ds.cache_files[0]["filename"]).parent
+    built.rename(built.parent / commit)
+    repo = tmp_path / "hf" / "hub" / "datasets--mawt_pinned"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "README.md").write_text("---\n---\n")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    setup = yaml.safe_load(Path(load_setup("paper")["path"]).read_text())
+    setup.update(name="pinned", base_model="standin", lm_eval={"tasks": ["verbal_heldout"]})
+    setup["data"].update(source="mawt_pinned")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    return setup, env
+
+
+def _fetch(tmp_path, setup, env, revision, *flags):
+    setup["data"]["revision"] = revision
+    path = tmp_path / f"pinned-{revision[:8]}.yaml"
+    path.write_text(yaml.safe_dump(setup))
+    return subprocess.run([sys.executable, "-m", "mawt", "fetch", "--setup", str(path), *flags],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+
+
+def test_fetch_names_the_pinned_revision_and_prints_the_commit_it_finds(tmp_path):
+    commit, other = "3" * 40, "4" * 40
+    setup, env = _setup_with_cached_dataset(tmp_path, commit)
+    assert needs(setup) == [("dataset", "mawt_pinned")]
+    # --check: the caches only; the pinned sha, or the branch resolved through the hub cache's refs
+    for revision in (commit, "main"):
+        proc = _fetch(tmp_path, setup, env, revision, "--check")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip() == f"dataset mawt_pinned@{revision}: commit {commit} (cached)"
+    # fetching (here from the cache, offline): the commit and the row count; a branch: the sha to pin
+    proc = _fetch(tmp_path, setup, env, commit)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == f"dataset mawt_pinned@{commit}: commit {commit}: 12 rows in split 'test'"
+    proc = _fetch(tmp_path, setup, env, "main")
+    assert proc.stdout.strip() == (f"dataset mawt_pinned@main: commit {commit}: 12 rows in split 'test'; "
+                                   f"pin data.revision: {commit}")
+    # another commit: not in the cache, one line naming the revision
+    for flags in (["--check"], []):
+        proc = _fetch(tmp_path, setup, env, other, *flags)
+        lines = proc.stderr.strip().splitlines()  # `datasets` logs which cached copy it read, then our line
+        err = lines[-1]
+        assert proc.returncode == 2 and err.startswith("error: ") and "Traceback" not in proc.stderr, lines
+        assert [line for line in lines if line.startswith("error")] == [err]
+        assert f"dataset mawt_pinned@{other} (ValueError: " in err
+        assert (f"commit {other} is not in the datasets cache" if flags else
+                f"data.revision='{other}' is pinned, but the Hugging Face cache gave commit {commit}") in err

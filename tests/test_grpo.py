@@ -377,3 +377,152 @@ def test_token_credit_below_the_last_layer_is_labelled_an_approximation(caplog):
     with caplog.at_level(logging.WARNING, logger="mawt.trainer"):
         _tiny_grpo("token")  # last layer: exact, nothing to warn about
     assert "APPROXIMATION" not in caplog.text
+
+
+# ---------------------------------------------------------------- negative control: shuffled rewards
+def _permutation_of(before: torch.Tensor, after: torch.Tensor) -> list:
+    """The order in which the distinct values of `before` appear in `after` (1-D)."""
+    return [before.tolist().index(v) for v in after.tolist()]
+
+
+def test_shuffles_keep_each_group_and_are_deterministic():
+    B, G, T, D = 5, 4, 6, 3
+    seq = torch.randn(B * G, generator=torch.Generator().manual_seed(0))
+    tok = torch.randn(B * G, T, generator=torch.Generator().manual_seed(1))
+    cells = torch.rand(B * G, T, generator=torch.Generator().manual_seed(2)) > 0.3
+    dep = torch.randn(B, T, D, generator=torch.Generator().manual_seed(3))
+    gen = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
+
+    s = grpo.shuffle_within_groups(seq, G, gen(7))
+    assert torch.equal(s.view(B, G).sort(1).values, seq.view(B, G).sort(1).values)  # each group's multiset
+    assert not torch.equal(s, seq)  # some group's order changed
+    assert torch.equal(s, grpo.shuffle_within_groups(seq, G, gen(7)))  # same seed, same permutation
+    assert not torch.equal(s, grpo.shuffle_within_groups(seq, G, gen(8)))
+
+    t = grpo.shuffle_within_groups(tok, G, gen(7), cells=cells)
+    assert torch.equal(t[~cells], tok[~cells])  # outside the cells nothing moves
+    assert torch.equal(t, grpo.shuffle_within_groups(tok, G, gen(7), cells=cells))
+    perms = set()
+    for b in range(B):
+        for j in range(T):
+            inside = cells[b * G:(b + 1) * G, j]
+            before, after = tok[b * G:(b + 1) * G, j][inside], t[b * G:(b + 1) * G, j][inside]
+            assert torch.equal(before.sort().values, after.sort().values)  # each cell's multiset
+            if inside.all():
+                perms.add(tuple(_permutation_of(before, after)))
+    assert len(perms) > 3  # an independent permutation per (group, position), not one per group
+    full = grpo.shuffle_within_groups(tok, G, gen(7))  # no cells: every position is one
+    assert torch.equal(full.view(B, G, T).sort(1).values, tok.view(B, G, T).sort(1).values)
+    assert not torch.equal(full, tok)
+
+    d = grpo.shuffle_depths(dep, gen(7))
+    assert torch.equal(d.sort(-1).values, dep.sort(-1).values)  # each (row, position) keeps its D rewards
+    assert (d != dep).any(-1).float().mean() > 0.5  # the order changed in most cells
+    assert len({tuple(_permutation_of(dep[b, j], d[b, j])) for b in range(B) for j in range(T)}) > 3
+    assert torch.equal(d, grpo.shuffle_depths(dep, gen(7)))
+    assert not torch.equal(d, grpo.shuffle_depths(dep, gen(8)))
+
+    state = torch.random.get_rng_state()
+    grpo.shuffle_within_groups(tok, G, gen(7), cells=cells)
+    grpo.shuffle_depths(dep, gen(7))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is never drawn from
+
+
+@pytest.mark.parametrize("mode", ["grpo", "dr_grpo", "rloo"])
+def test_shuffled_rewards_give_no_expected_gradient_towards_the_good_depth(mode):
+    """Depth 0 is the best at every cell. The exact-credit policy gradient pushes its logit up;
+    with the rewards shuffled across depths (K independent permutations of the same table, one
+    exact_policy_loss call) the average gradient has no direction: E[r_sigma(d)] is the same for
+    every d. (With grpo and a non-uniform pi the std division leaves a small per-cell bias that
+    depends on pi, not on which depth was good; summed over random policies it is tiny.)"""
+    g = torch.Generator().manual_seed(0)
+    N, L, D, K = 4, 8, 4, 3000
+    logits = 1.5 * torch.randn(N, L, D, generator=g)
+    rewards = -(0.5 + torch.rand(N, L, D, generator=g))
+    rewards[..., 0] = 0.0  # depth 0: always the best
+    cells = torch.rand(N, L, generator=g) > 0.2
+
+    def per_depth_grad(table, copies):
+        z = logits.repeat(copies, 1, 1).requires_grad_(True)
+        loss = grpo.exact_policy_loss(torch.log_softmax(z, -1), table, cells.repeat(copies, 1), mode)
+        grad, = torch.autograd.grad(loss, z)
+        return grad.view(copies, N, L, D).sum((0, 1, 2))  # mean over cells and permutations: (D,)
+
+    plain = per_depth_grad(rewards, 1)
+    assert plain[0] < -0.1 and (plain[1:] > 0).all()  # descent raises depth 0's logit, lowers the others
+    shuffled = per_depth_grad(grpo.shuffle_depths(rewards.repeat(K, 1, 1), torch.Generator().manual_seed(1)), K)
+    assert shuffled.abs().max() < 0.03 * plain.abs().max(), (plain, shuffled)
+
+
+def _tiny_trainer(reward_control, credit, out, steps=4):
+    from conftest import tiny_model
+    from transformers import TrainingArguments
+
+    from mawt import MAWTConfig, patch_model
+    from mawt.runconfig import TrainConfig
+    from mawt.trainer import MAWTTrainer
+
+    model = patch_model(tiny_model("qwen2"), MAWTConfig(depth=3, init_noise=0.3)).train()
+    batch = _labelled_batch()
+    rows = [{k: v[i] for k, v in batch.items()} for i in range(2)] * 2
+    run = TrainConfig(steps=steps, batch_size=2, group_size=4, credit=credit, reward_control=reward_control,
+                      seed=0, logging_steps=1, learning_rate=3e-2, warmup_steps=0)
+    args = TrainingArguments(output_dir=str(out), report_to=[], use_cpu=True, max_steps=steps,
+                             per_device_train_batch_size=2, learning_rate=run.learning_rate, logging_steps=1,
+                             save_strategy="no", seed=0, data_seed=0, lr_scheduler_type="constant")
+    return model, MAWTTrainer(model=model, args=args, run=run, use_grpo=True, train_dataset=rows)
+
+
+def _train_log(reward_control, credit, out):
+    from mawt import mawt_layers
+
+    model, trainer = _tiny_trainer(reward_control, credit, out)
+    trainer.train()
+    logs = [entry for entry in trainer.state.log_history if "loss_pg" in entry]
+    selector = {n: p.detach().clone() for n, p in mawt_layers(model)[1].selector.named_parameters()}
+    return logs, selector
+
+
+@pytest.mark.parametrize("credit", ["token", "sequence", "exact"])
+def test_shuffled_training_runs_and_differs_from_the_real_run(credit, tmp_path):
+    plain_logs, plain_sel = _train_log("none", credit, tmp_path / "none")
+    logs, sel = _train_log("shuffled", credit, tmp_path / "shuffled")
+    assert len(logs) == len(plain_logs) == 4
+    # step 1: same weights, same data, same sampled choices (the permutation uses its own generator,
+    # never the global RNG), so the same CE and the same true rewards; only the policy loss differs
+    for key in ("loss_ce", "reward_mean", "reward_std", "kl"):
+        assert logs[0][key] == plain_logs[0][key], key
+    assert logs[0]["loss_pg"] != plain_logs[0]["loss_pg"]
+    assert any(not torch.equal(sel[n], plain_sel[n]) for n in sel)  # the policies trained differently
+    again, again_sel = _train_log("shuffled", credit, tmp_path / "again")  # deterministic given the seed
+    assert again == logs and all(torch.equal(again_sel[n], sel[n]) for n in sel)
+
+
+def test_reward_generator_is_seeded_from_seed_and_step(tmp_path):
+    _, trainer = _tiny_trainer("shuffled", "token", tmp_path)
+    first = trainer.reward_generator()
+    assert trainer.reward_generator() is first  # the same step continues its stream
+    a = torch.rand(5, generator=first)
+    trainer.state.global_step = 3
+    b = torch.rand(5, generator=trainer.reward_generator())
+    assert torch.equal(a, torch.rand(5, generator=torch.Generator().manual_seed(0 * 1_000_003 + 0)))
+    assert torch.equal(b, torch.rand(5, generator=torch.Generator().manual_seed(0 * 1_000_003 + 3)))
+    # a shuffled loss leaves the global RNG where the real one does (data order, later choices unchanged)
+    states = {}
+    for control in ("none", "shuffled"):
+        model, trainer = _tiny_trainer(control, "token", tmp_path)
+        torch.manual_seed(0)
+        trainer.compute_loss(model, _labelled_batch())
+        states[control] = torch.random.get_rng_state()
+    assert torch.equal(states["none"], states["shuffled"])
+
+
+def test_reward_control_is_validated_and_shares_the_plain_baseline():
+    from mawt.baselines import plainized
+    from mawt.runconfig import TrainConfig
+
+    assert TrainConfig().reward_control == "none" and TrainConfig(reward_control="shuffled")
+    with pytest.raises(ValueError, match=r"^train.reward_control='permuted' is invalid: allowed are none, shuffled$"):
+        TrainConfig(reward_control="permuted")
+    over = {"mawt": {"mixer": "grpo"}, "train": {"reward_control": "shuffled", "steps": 5}}
+    assert plainized(over) == plainized({"mawt": {"mixer": "grpo"}, "train": {"steps": 5}})

@@ -131,6 +131,7 @@ def study_index(wildcards):
     att = attention_run(name)
     first = study_data(name)[0]
     return json.dumps({"study": study.name, "setup": SETUP["name"], "description": study.description,
+                       "margin": study.margin,
                        "yaml": study.text, "base": bases[first], "bases": bases, "runs": runs,
                        "attention": L.run_file(att, layout.ATTENTION) if att else None},
                       indent=2, sort_keys=True)

@@ -1,0 +1,109 @@
+"""Calibration tier of mawt.stats: its intervals, p-values, MDE and verdicts on studies with a known truth.
+
+`mawt.simulate` draws (seeds x items) 0/1 score matrices from a probit model that
+never calls `mawt.stats` (item difficulty shared by seeds and variants, per-run
+seed effects, heterogeneous item effects), with the true difference known in
+closed form; `calibrate` runs `mawt.stats` on each simulated study and counts
+how often its interval holds the truth, how often it calls a null difference
+significant, and how often the Holm verdict finds an effect of the MDE it reports.
+
+A subset of the grid that `benchmarks/calibration.py` tabulates in full (seeds
+{2, 3, 5} x items {50, 400} x base rate {0.05, 0.17, 0.5} x latent seed SD
+{0, 0.3, 0.6} x heterogeneous effects {0, 0.5}), sized to run in well under a
+minute on two cores. Every cell has its own fixed random seed; the bounds allow
+for the Monte Carlo error of n_sims studies (2.5 binomial SDs).
+"""
+
+from __future__ import annotations
+
+import zlib
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from mawt import stats
+from mawt.simulate import Cell, calibrate, simulate
+
+N_SIMS = 1000
+ALPHA = 0.05
+
+
+def slack(p: float = ALPHA, n: int = N_SIMS) -> float:
+    """2.5 Monte Carlo SDs of a proportion p estimated from n studies."""
+    return 2.5 * float(np.sqrt(p * (1 - p) / n))
+
+
+def seed_sd(latent: float, base_rate: float, tau: float = 1.0) -> float:
+    """The accuracy-scale seed SD (`Cell.seed_sd`) of a latent (probit-scale) seed SD at `base_rate`:
+    latent * phi(Phi^-1(p)) / sqrt(1 + tau^2), i.e. latent * density / sqrt(2) at the default tau = 1
+    (the inverse of `Cell.sigma_u`'s conversion)."""
+    density = NormalDist().pdf(NormalDist().inv_cdf(base_rate))
+    return latent * density / float(np.sqrt(1 + tau**2))
+
+
+def _rng(cell: Cell, salt: str = "") -> np.random.Generator:
+    """A fixed seed per cell (crc32 of its repr: the same on every machine and run)."""
+    return np.random.default_rng(zlib.crc32((repr(cell) + salt).encode()))
+
+
+def _cells() -> list:
+    """(cell, margin): every seeds x items x base rate with two seed / heterogeneity levels, plus a
+    correlated-seeds and a pass@1-over-4-samples cell. Margin 0.03 on the 5 x 400 cells."""
+    out = []
+    for S in (2, 3, 5):
+        for N in (50, 400):
+            for p in (0.05, 0.17, 0.5):
+                for latent, effect_sd in ((0.0, 0.5), (0.6, 0.0)):
+                    cell = Cell(seeds=S, items=N, base_rate=p, seed_sd=seed_sd(latent, p), effect_sd=effect_sd)
+                    margin = 0.03 if (S, N) == (5, 400) else None
+                    out.append(pytest.param(cell, margin, id=f"S{S}-N{N}-p{p}-lat{latent}-het{effect_sd}"))
+    out.append(pytest.param(Cell(3, 400, 0.17, seed_sd(0.3, 0.17), rho_seed=0.5), None, id="S3-N400-p0.17-lat0.3-rho0.5"))
+    out.append(pytest.param(Cell(3, 400, 0.17, seed_sd(0.3, 0.17), samples=4), None, id="S3-N400-p0.17-lat0.3-K4"))
+    return out
+
+
+def test_seed_sd_helper_is_the_inverse_of_the_simulators_conversion():
+    for latent in (0.0, 0.3, 0.6):
+        for p in (0.05, 0.17, 0.5):
+            assert Cell(base_rate=p, seed_sd=seed_sd(latent, p)).sigma_u == pytest.approx(latent, abs=1e-12)
+    assert seed_sd(0.6, 0.5) == pytest.approx(0.6 * 0.398942 / np.sqrt(2), rel=1e-6)  # phi(0) = 0.398942
+
+
+@pytest.mark.parametrize("cell, margin", _cells())
+def test_calibration_cell(cell: Cell, margin: float | None):
+    r = calibrate(cell, N_SIMS, _rng(cell), family=3, alpha=ALPHA, power=0.80, margin=margin)
+    # coverage of the 95% interval. With 2 seeds the degrees of freedom are about 1 and the median-unbiased seed
+    # mean square in them widens the interval: conservative (up to ~0.99 with 2 seeds and 50 items); near-nominal
+    # once there are 3+ seeds and about 8+ expected correct answers per run
+    assert 0.925 <= r["coverage"] <= 0.995, r
+    if cell.seeds >= 3 and cell.items * cell.base_rate >= 8:
+        assert 0.925 <= r["coverage"] <= 0.975, r
+    assert r["type_1"] <= 0.06 + slack(0.05), r
+    assert r["mde"] > 0, r
+    if not np.isnan(r["power"]):  # NaN: the MDE exceeds what the accuracy scale allows (2 seeds: df about 1)
+        assert 0.68 <= r["power"] <= 0.92, r
+        assert r["false_verdicts"] <= 0.06 + slack(0.06), r
+    else:
+        assert not 0 < cell.base_rate + r["mde"] < 1, r
+    if margin is not None:
+        # claiming "equivalent within +-margin" when the truth is exactly +margin: an error, at most alpha
+        assert r["equivalent_at_margin"] <= 0.05 + slack(0.05), r
+        assert 0.0 <= r["equivalent_at_0"] <= 1.0
+
+
+def test_the_bootstraps_null_failure_is_fixed():
+    """The issue: under no difference, with a seed SD of 0.04 (accuracy scale; a run's accuracy over seeds),
+    3 seeds x 400 items and a base rate of 0.17, the old two-level bootstrap said p < .05 in 11.5% of studies."""
+    cell = Cell(seeds=3, items=400, base_rate=0.17, seed_sd=0.04)
+    n = 4000
+    variants, baseline = simulate(cell, n, _rng(cell, "issue"))
+    diff = variants[:, 0] - baseline
+    V, df, _ = stats.variance_of_mean(diff)
+    p = stats.t_p_value(diff.mean((-2, -1)), np.sqrt(V), df)
+    # the vectorised path is paired_difference's, study by study
+    for k in range(3):
+        assert stats.paired_difference(variants[k, 0], baseline[k]).p == pytest.approx(float(p[k]), rel=1e-12)
+    rate = float(np.mean(p < 0.05))
+    assert rate <= 0.06 + slack(0.05, n), rate
+    assert rate < 0.115 - 5 * slack(0.115, n) / 2.5  # far below the bootstrap's 11.5%
