@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import markdown  # noqa: E402  (benchmarks/markdown.py)
 from mawt.atomic import write_text  # noqa: E402
-from mawt.comparisons import verdict  # noqa: E402
+from mawt.comparisons import design, verdict  # noqa: E402
+from mawt.display import fmt_p  # noqa: E402
 from mawt.environment import environment  # noqa: E402
 from mawt.results import read_benchmark  # noqa: E402
 
@@ -42,6 +43,8 @@ from mawt.results import read_benchmark  # noqa: E402
 RULE_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "peak_rss_mb"]
 STUDY_COLUMNS = ["study", "variant", "trainable params", "exact match [95% CI]", "answer loss", "vs baseline", "Holm p",
                  "verdict", "MDE", "selector entropy"]
+PLAN_COLUMNS = ["study", "compared", "measured MDE (median)", "planned from the other studies", "ratio",
+                "planned from its own run", "seeds for MDE <= margin"]
 
 
 def per_rule(bench: Path) -> pd.DataFrame:
@@ -83,10 +86,34 @@ def study_rows(results: Path) -> pd.DataFrame:
                 entry.update({
                     "vs baseline": f"{row['diff_exact_match']:+.3f} [{row['diff_exact_match_low']:+.3f}, "
                                    f"{row['diff_exact_match_high']:+.3f}] ({row['baseline']})",
-                    "Holm p": f"{row['diff_exact_match_p_holm']:.3g}",
+                    "Holm p": fmt_p(row["diff_exact_match_p_holm"]),
                     "verdict": verdict(row, "exact_match"), "MDE": f"{row['mde_exact_match']:.3f}"})
             rows.append(entry)
     return pd.DataFrame(rows, columns=STUDY_COLUMNS).fillna("")
+
+
+def plan_check(results: Path, setup_name: str = "micro") -> pd.DataFrame:
+    """Each study's measured MDE (median over its comparisons) against `mawt plan`'s prediction from the
+    OTHER studies' variance components (a pilot predicting a new study), and from its own."""
+    from mawt.plan import plan
+    from mawt.studies import load_setup, load_studies
+
+    setup = load_setup(setup_name)
+    studies = load_studies(setup, setup.get("studies"))
+    others = plan(setup, studies, root=str(results), source="others").set_index("study")
+    own = plan(setup, studies, root=str(results), source="auto").set_index("study")
+    rows = []
+    for csv in sorted((results / setup_name / "studies").glob("*/table.csv")):
+        d = design(pd.read_csv(csv))
+        name = csv.parent.name
+        if name not in others.index or "exact_match" not in d["mde"]:
+            continue
+        measured, predicted = d["mde"]["exact_match"], others.loc[name, "planned MDE"]
+        rows.append({"study": name, "compared": d["compared"], "measured MDE (median)": f"{measured:.3f}",
+                     "planned from the other studies": f"{predicted:.3f}", "ratio": f"{predicted / measured:.2f}",
+                     "planned from its own run": f"{own.loc[name, 'planned MDE']:.3f}",
+                     "seeds for MDE <= margin": d["seeds_needed"] or "> 100"})
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
 def compare(a: Path, b: Path) -> pd.DataFrame:
@@ -143,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
               + (f"as the jobs recorded them ({first})" if first else "as this process sees them (no run.json)"), "",
               "## Jobs (Snakemake benchmark files)", "", per_rule(Path("results/benchmarks")).to_markdown(index=False),
               "", "## Studies (exact match; verdicts Holm-adjusted)", "",
-              study_rows(Path("results")).to_markdown(index=False), ""]
+              study_rows(Path("results")).to_markdown(index=False), "",
+              "## Power plan vs measurement (`python -m mawt plan --setup micro`)", "",
+              plan_check(Path("results")).to_markdown(index=False), ""]
     text = markdown.document("Full workflow run", "\n".join(lines), markdown.command(__file__, argv), env=machine)
     write_text(Path(a.out), text)
     print(text)

@@ -45,7 +45,7 @@ def fmt_p(p, alpha: float = ALPHA) -> str:
         return ""
     if p < 0.001:
         return "<0.001"
-    for digits in (2, 3, 4, 5, 6):
+    for digits in ((2, 3, 4, 5, 6) if p >= 0.1 else (3, 4, 5, 6)):
         text = f"{p:.{digits}f}"
         if (float(text) < alpha) == (p < alpha):
             return text

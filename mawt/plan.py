@@ -3,8 +3,10 @@
 For each study of the setup: the number of compared variants m (its Holm family),
 the planned minimum detectable effect of its verdicts (80% power at 0.05 / m,
 `mawt.stats.planned`) at the chosen seeds x held-out items x samples, and its
-jobs (distinct trainings, shared runs counted once across the studies, and
-held-out evaluations) with estimated GPU-hours.
+jobs (trainings and held-out evaluations; a run shared by several studies is
+counted once, in the first) with GPU-hours estimated from the setup's `plan:`
+costs (`train_gpu_s`, `job_gpu_s`, `eval_gpu_s_per_item`, taken from
+`benchmarks/paper_cost.py`'s estimate for the paper setup).
 
 Variance components (seed, item, cell; of a paired difference of exact match)
 come from, in this order:
@@ -105,14 +107,14 @@ def plan(setup: dict, studies: dict, seeds: int | None = None, heldout: int | No
         ids = {run_id(run_config(setup, study, v, 0)) for v in study.variants}
         new = ids - trained
         trained |= ids
-        train_jobs, eval_jobs = len(new) * S, len(ids) * S
+        train_jobs = eval_jobs = len(new) * S  # a run shared with an earlier study is trained and evaluated once
         hours = (train_jobs * float(plan_cfg.get("train_gpu_s", 0.0))
                  + eval_jobs * (float(plan_cfg.get("job_gpu_s", 0.0))
                                 + items * samples * float(plan_cfg.get("eval_gpu_s_per_item", 0.0)))) / 3600
         rows.append({"study": name, "compared (Holm m)": m, "seeds": S, "held-out items": items, "samples": samples,
                      "components from": origin, "seed var": comp.seed, "item var": comp.item,
                      "cell var": comp.cell / samples, "planned SE": design["se"], "df": design["df"],
-                     "planned MDE": design["mde"], "new trainings": train_jobs, "evaluations": eval_jobs,
+                     "planned MDE": design["mde"], "new trainings": train_jobs, "new evaluations": eval_jobs,
                      "GPU-hours (estimate)": hours if plan_cfg.get("eval_gpu_s_per_item") else float("nan")})
     return pd.DataFrame(rows)
 
@@ -153,7 +155,7 @@ def render(setup: dict, frame: pd.DataFrame, target: float) -> str:
     meets = (frame["planned MDE"] <= target).all()
     lines = [shown.to_markdown(index=False, disable_numparse=True), "",
              f"Target MDE {target:g}: {'met by every study' if meets else 'NOT met by every study'}. "
-             f"Jobs: {int(frame['new trainings'].sum())} trainings, {int(frame['evaluations'].sum())} held-out "
-             f"evaluations" + ("" if pd.isna(total) else f"; about {total:.1f} GPU-hours (estimate: setup's plan "
+             f"Jobs: {int(frame['new trainings'].sum())} trainings, {int(frame['new evaluations'].sum())} held-out "
+             f"evaluations (lm-eval and the untuned base not counted)" + ("" if pd.isna(total) else f"; about {total:.1f} GPU-hours (estimate: setup's plan "
                                                            "keys, from benchmarks/paper_cost.py)") + "."]
     return "\n".join(lines)

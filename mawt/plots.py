@@ -18,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -54,7 +55,8 @@ def _zoom(ax, values, pad: float = 0.08, min_span: float = 0.05) -> tuple[float,
 
     The padding is `pad` of the span each side (at least 0.01); a span under `min_span` is widened to it
     around the data's centre, so that noise is not blown up to the full height. Data inside [0, 1] never
-    gets limits beyond [-0.02, 1.02]."""
+    gets limits beyond [-0.02, 1.02], and no limit goes beyond [-0.05, 1.05]: a score lies in [0, 1], and
+    an interval that reaches past it (a t interval from two seeds can) runs off the axis."""
     v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(x)])
     if v.size == 0:
         ax.set_ylim(-0.02, 1.02)
@@ -69,6 +71,7 @@ def _zoom(ax, values, pad: float = 0.08, min_span: float = 0.05) -> tuple[float,
         lower = max(lower, -0.02)
     if v.max() <= 1:
         upper = min(upper, 1.02)
+    lower, upper = max(lower, -0.05), min(upper, 1.05)
     ax.set_ylim(lower, upper)
     return lower, upper
 
@@ -117,7 +120,10 @@ def forest(study, table: pd.DataFrame, out_dir: Path, metric: str = "exact_match
                           + ([[-margin, margin]] if np.isfinite(margin) else []))
     ends = ends[np.isfinite(ends)]
     span = max(float(ends.max() - ends.min()), 0.02)
-    ax.set_xlim(ends.min() - 0.06 * span, ends.max() + 0.06 * span)
+    # a difference of scores lies in [-1, 1]: an interval reaching past it (few seeds) runs off the axis
+    ax.set_xlim(max(ends.min() - 0.06 * span, -1.05), min(ends.max() + 0.06 * span, 1.05))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=7))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:+.2f}"))
     ax.set_xlabel(f"{LABELS.get(metric, metric)}: variant - baseline (paired, 95% CI)")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     fig.suptitle(f"{name}: difference to each variant's baseline, Holm-adjusted verdicts", fontsize=10)
@@ -145,8 +151,9 @@ def comparison(study: StudyResults, table: pd.DataFrame, out_dir: Path) -> list[
         for i in range(len(variants)):
             ax.errorbar(x[i], mean[i], yerr=[[mean[i] - low[i]], [high[i] - mean[i]]], fmt="o", color=colours[i],
                         capsize=4, ms=6)
-            if verdict(rows.loc[variants[i]], metric) in ("better", "worse"):
-                ax.annotate("*", (x[i], high[i]), ha="center", va="bottom", fontsize=14)
+            if verdict(rows.loc[variants[i]], metric) in ("better", "worse"):  # next to the mean: always in view
+                ax.annotate("*", (x[i], mean[i]), xytext=(5, 0), textcoords="offset points", ha="left",
+                            va="center", fontsize=14)
         ax.set_xticks(x, variants, rotation=30, ha="right")
         ax.set_title(LABELS[metric])
         lower, upper = _zoom(ax, shown)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .atomic import write_text
 from .comparisons import design, verdict
-from .display import NOTE, design_text, display_table, fmt_p, verdict_text
+from .display import NOTE, design_text, display_table, verdict_text
 from .layout import PLOTS, study_outputs
 from .plots import VERDICT_COLOURS
 from .results import BASE, read_benchmark
@@ -54,6 +54,8 @@ CAPTIONS = {
     "attention": "The 5D attention of one held-out example (prompt + gold answer): one map per depth d for "
                  "the head whose depths differ most, first MAWT layer of the study's first MAWT variant, seed 0.",
 }
+# the summary table's column widths (%, SUMMARY_COLUMNS' order): the verdict within the first third of the page
+SUMMARY_WIDTHS = (5.5, 8, 7, 10, 11.5, 5, 15, 9.5, 9.5, 8, 5.5, 5.5)
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;
 color:#1a1a1a;line-height:1.45}
@@ -65,11 +67,10 @@ figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{f
 pre{background:#f6f8fa;padding:.7em;overflow-x:auto;font-size:12px}.note{font-size:13px;color:#555}
 details{margin:.6em 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:auto}
 table.verdicts{table-layout:fixed;width:100%;max-width:100%}
-table.verdicts th,table.verdicts td{white-space:normal;word-break:break-word;overflow-wrap:anywhere;
+table.verdicts th,table.verdicts td{white-space:normal;word-break:normal;overflow-wrap:break-word;
 vertical-align:top;text-align:left}
 td.verdict{font-weight:700}""" + "".join(f"td.v-{word}{{color:{colour}}}" for word, colour in VERDICT_COLOURS.items()) \
-    + "".join(f"table.verdicts th:nth-child({i}){{width:{w}%}}"  # the compact columns; the rest share what is left
-              for i, w in enumerate((7, 9, 8, 8.5, 11.5, 4.5, 22), start=1)) + """
+    + "".join(f"table.verdicts th:nth-child({i}){{width:{w}%}}" for i, w in enumerate(SUMMARY_WIDTHS, start=1)) + """
 .controls{border:1px solid #ccc;border-left:6px solid #0072B2;background:#f7fafc;padding:.4em 1em;margin:1em 0}
 .controls.failed{border-left-color:#D55E00;background:#fff4ee}
 .warning{color:#D55E00;font-weight:700;font-size:1.1em}h3{margin-bottom:.2em}
@@ -81,16 +82,18 @@ def _e(value) -> str:
 
 
 def _html_table(frame: pd.DataFrame, row_class=None, cell_class=None, table_class: str = "") -> str:
+    def attr(cls: str) -> str:
+        return f' class="{_e(cls)}"' if cls else ""
+
     head = "".join(f"<th>{_e(c)}</th>" for c in frame.columns)
     body = []
     for i, (_, row) in enumerate(frame.iterrows()):
         cls = row_class(i, row) if row_class else ""
-        cells = "".join(f"<td{' class=' + repr(cell_class(c, row[c])) if cell_class and cell_class(c, row[c]) else ''}>"
-                        f"{_e(row[c])}</td>" for c in frame.columns)
-        body.append(f"<tr{' class=' + repr(cls) if cls else ''}>{cells}</tr>")
-    attr = f' class="{table_class}"' if table_class else ""
-    return (f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
-            "</table></div>")
+        cells = "".join(f"<td{attr(cell_class(c, row[c]) if cell_class else '')}>{_e(row[c])}</td>"
+                        for c in frame.columns)
+        body.append(f"<tr{attr(cls)}>{cells}</tr>")
+    return (f'<div class="scroll"><table{attr(table_class)}><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def _image(path: Path, alt: str) -> str:
@@ -190,8 +193,7 @@ def _control_kind(row, table: pd.DataFrame) -> str | None:
     return None
 
 
-def _controls(studies: list[tuple[dict, pd.DataFrame]]) -> tuple[list[tuple[dict, object]], list[tuple[dict, object]],
-                                                                 bool]:
+def _controls(studies: list[tuple[dict, pd.DataFrame]]) -> tuple[list, list, bool]:
     """The positive and negative controls of every study (study meta, table row), and whether a study named
     `controls` exists."""
     positive, negative, named = [], [], False
@@ -451,7 +453,7 @@ def build_report(study_dirs: list[Path], setup_file: Path, bench_dir: Path, out_
         write_text(Path(summary_md), summary_markdown(pairs))
     per_rule, jobs = _jobs(bench_dir)
     nav = " · ".join(['<a href="#summary">summary</a>']
-                     + (['<a href="#controls">controls</a>'] if controls_text(pairs) is not None else [])
+                     + (['<a href="#controls">control verdicts</a>'] if controls_text(pairs) is not None else [])
                      + [f'<a href="#study-{_e(s["name"])}">{_e(s["name"])}</a>' for s, _, _, _ in loaded])
     body = [
         f"<h1>MAWT ablations: {_e(setup_name)} setup</h1>",

@@ -228,16 +228,17 @@ def detectable_ncp(df: float, alpha: float = ALPHA, power: float = POWER) -> flo
 
 def t_power(ncp: float, df: float, alpha: float = ALPHA) -> float:
     """Power of the two-sided t test at `alpha` with `df` degrees of freedom when the true effect is
-    `ncp` standard errors: E_W[P(|Z + ncp| > c sqrt(W))], W ~ chi2_df / df (the noncentral t, integrated
+    `ncp` standard errors: E_R[P(|Z + ncp| > c R / sqrt(df))], R ~ chi_df (the noncentral t, integrated
     directly: scipy's nct is unstable in the far tail that a Holm level reaches)."""
     crit = sps.t.ppf(1 - alpha / 2, df)
+    root = np.sqrt(df)
 
-    def integrand(x: float) -> float:
-        c = crit * np.sqrt(x / df)
-        return (sps.norm.sf(c - ncp) + sps.norm.cdf(-c - ncp)) * sps.chi2.pdf(x, df)
+    def integrand(r: float) -> float:  # r = chi_df, the estimated SE is true SE * r / sqrt(df)
+        c = crit * r / root
+        return (sps.norm.sf(c - ncp) + sps.norm.cdf(-c - ncp)) * sps.chi.pdf(r, df)
 
-    lo, hi = sps.chi2.ppf([1e-12, 1 - 1e-12], df)
-    return float(integrate.quad(integrand, lo, hi, points=[df], limit=200)[0])
+    lo, hi = sps.chi.ppf([1e-12, 1 - 1e-12], df)
+    return float(integrate.quad(integrand, lo, hi, points=[root], limit=200)[0])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -299,6 +300,8 @@ def planned(comp: Components, seeds: int, items: int, alpha: float = ALPHA, powe
     V = su / S + sv / N + se2 / (S * N)
     if S == 1:
         df = float(N - 1)
+    elif V == 0.0:  # no variance at all (identical runs): nothing to estimate, nothing to detect
+        df = float(S - 1)
     else:
         ms_s, ms_i, ms_r = se2 + N * su, se2 + S * sv, se2
         df = (ms_s + ms_i - ms_r) ** 2 / (ms_s**2 / (S - 1) + ms_i**2 / (N - 1) + ms_r**2 / ((S - 1) * (N - 1)))

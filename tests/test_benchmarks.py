@@ -145,6 +145,17 @@ def test_readme_shows_what_the_precision_memory_benchmark_computes_now(tmp_path,
     assert len(table) >= 3 and all(line in README for line in table)
 
 
+def test_calibration_benchmark_writes_its_table(tmp_path, bench):
+    """One cell of the calibration grid, few studies: the table has the script's columns and one row."""
+    out = tmp_path / "calibration.md"
+    args = ["--sims", "30", "--seeds", "5", "--items", "50", "--base-rates", "0.5", "--latent-seed-sd", "0.6",
+            "--effect-sd", "0", "--out", out]
+    proc = _run("calibration.py", *args, cwd=tmp_path)
+    table = _check_markdown(out, proc.stdout, "calibration.py", args, bench("calibration").COLUMNS)
+    assert len(table) == 3 and table[2].startswith("| 5 | 50 | 0.5 | ")
+    assert "1 cell, 30 simulated studies each" in proc.stdout
+
+
 def _standin_results(root: Path) -> Path:
     """A finished stand-in run as paper_cost.py reads it: base config + tokenizer, a split, two runs, evaluations."""
     res = root / "results" / "paper_standin"

@@ -11,6 +11,8 @@ import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from mawt.evaluate import score_items
@@ -18,14 +20,15 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from scipy import stats as sps
 
-from mawt import MAWTConfig, patch_model
+from mawt import MAWTConfig, patch_model, plots
 from mawt.micro import MicroConfig, build_model, train_tokenizer
-from mawt.report import build_report
+from mawt.report import WARNING, build_report, controls_text
 from mawt.evaluate import attention_example
 from mawt.stats import holm, paired_difference
-from mawt.comparisons import summarise
-from mawt.display import display_table
+from mawt.comparisons import VERDICTS, summarise
+from mawt.display import display_table, fmt_p, verdict_text
 from mawt.results import BASE, load_results
 from mawt.tables import study_table
 
@@ -202,7 +205,7 @@ def test_attention_example_refuses_a_model_without_mawt(tmp_path):
 def test_study_table_has_intervals_differences_and_costs(results):
     root, indexes = results
     out = root / "tables" / "depths"
-    table = study_table(indexes[0], out, n_boot=500).set_index("variant")
+    table = study_table(indexes[0], out).set_index("variant")
     assert list(table.index) == ["base (untuned)", "plain", "depth-2", "depth-4"]
     for v in table.index:
         assert table.loc[v, "exact_match_low"] <= table.loc[v, "exact_match"] <= table.loc[v, "exact_match_high"]
@@ -215,15 +218,20 @@ def test_study_table_has_intervals_differences_and_costs(results):
     assert list(table["baseline"].fillna("-")) == ["-", "-", "plain", "plain"]
     assert bool(table.loc["plain", "is_baseline"]) and not bool(table.loc["depth-4", "is_baseline"])
     assert pd.isna(table.loc["plain", "diff_exact_match"]) and pd.isna(table.loc["plain", "diff_exact_match_p"])
-    # p-values, Holm over the two compared variants, significance = Holm-adjusted p < 0.05, MDE
+    # p-values, Holm over the two compared variants, verdicts from the Holm-adjusted p (and TOST), MDE
     for metric in ("exact_match", "challenge_metric"):
         p = table.loc[["depth-2", "depth-4"], f"diff_{metric}_p"].to_numpy()
         assert table.loc[["depth-2", "depth-4"], f"diff_{metric}_p_holm"].to_numpy() == pytest.approx(holm(p))
         for v in ("depth-2", "depth-4"):
-            assert bool(table.loc[v, f"diff_{metric}_significant"]) == (table.loc[v, f"diff_{metric}_p_holm"] < 0.05)
-            assert table.loc[v, f"mde_{metric}"] == pytest.approx(2.8016 * table.loc[v, f"diff_{metric}_se"], rel=1e-3)
-    assert bool(table.loc["depth-4", "diff_exact_match_significant"])  # 0.9 vs 0.4 on 60 paired item-seeds
-    assert table.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(2 / 500)  # floor 1/500, x2 (Holm, m=2)
+            word = table.loc[v, f"verdict_{metric}"]
+            assert word in VERDICTS
+            assert (word in ("better", "worse")) == (table.loc[v, f"diff_{metric}_p_holm"] < 0.05)
+            # the verdict's MDE is at Holm's first-step level 0.05 / 2: larger than one comparison's at 0.05
+            assert table.loc[v, f"mde_{metric}"] > table.loc[v, f"mde_{metric}_single"] > 0
+    assert table.loc["depth-4", "verdict_exact_match"] == "better"  # 0.9 vs 0.4 on 60 paired item-seeds
+    assert table.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(
+        2 * table.loc["depth-4", "diff_exact_match_p"])  # the smaller of two p-values, x2 (Holm, m=2)
+    assert table.loc["depth-2", "verdict_exact_match"] == "inconclusive"
     assert table.loc["depth-4", "peak_mem_mb"] == 540 and table.loc["depth-4", "trainable_parameters"] == 4000
     # selector statistics from heldout.json's `selection`, not from run.json's final_selection
     assert table.loc["depth-4", "selector_entropy"] == pytest.approx(1.0)
@@ -235,7 +243,8 @@ def test_study_table_has_intervals_differences_and_costs(results):
     assert pd.isna(table.loc["depth-4", "lm_eval:verbal_heldout:exact_match__n"])
     assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match_stderr"] == 0.05
     csv = pd.read_csv(out / "table.csv").set_index("variant")
-    assert {"diff_exact_match_p", "diff_exact_match_p_holm", "mde_exact_match", "mde_challenge_metric",
+    assert {"diff_exact_match_p", "diff_exact_match_p_holm", "diff_exact_match_p_equiv_holm", "mde_exact_match",
+            "mde_challenge_metric", "verdict_exact_match", "seeds_needed_exact_match", "margin",
             "baseline"} <= set(csv.columns)
     assert csv.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(
         table.loc["depth-4", "diff_exact_match_p_holm"])
@@ -244,7 +253,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
     assert "EM vs baseline [95% CI]" in md and "EM Holm p" in md and "vs plain" not in md
     assert "0.450 ± 0.050 (n=1 of 2)" in md  # depth-2's lm-eval score: only seed 0 has one
     assert "2 seeds x 30 items" in md and "Minimum detectable effect" in md and "Holm-adjusted" in md
-    assert "intervals are not adjusted" in md
+    assert "unadjusted 95% interval" in md and "not distinguishable" not in md and "bootstrap" not in md
     mde = np.median(table.loc[["depth-2", "depth-4"], "mde_exact_match"])
     assert f"exact match {mde:.3f}" in md
     shown = display_table(table.reset_index()).set_index("variant")
@@ -258,7 +267,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
 
 def test_selector_statistics_fall_back_to_the_training_batch_and_are_labelled(results):
     root, indexes = results
-    table = study_table(indexes[1], root / "tables" / "mixing", n_boot=200).set_index("variant")
+    table = study_table(indexes[1], root / "tables" / "mixing").set_index("variant")
     # gumbel: seed 0 has held-out statistics, seed 1 only run.json's final_selection (the last training batch);
     # the two are kept apart, each shown with its count, never averaged together
     assert table.loc["gumbel", "selector_entropy"] == pytest.approx(1.0)
@@ -284,10 +293,10 @@ def test_variants_are_paired_by_seed_id(tmp_path):
     index = _write_study(out, "pairs", {
         "plain": {"seeds": (0, 1, 2), "per_seed": {s: {"correct": c} for s, c in runs.items()}},
         "copy": {"seeds": (2, 0, 1), "per_seed": {s: {"correct": c} for s, c in runs.items()}}}, items)
-    table = summarise(load_results(index), n_boot=300).set_index("variant")
+    table = summarise(load_results(index)).set_index("variant")
     d = table.loc["copy"]
     assert (d["diff_exact_match"], d["diff_exact_match_low"], d["diff_exact_match_high"]) == (0.0, 0.0, 0.0)
-    assert d["diff_exact_match_p"] == 1.0 and not bool(d["diff_exact_match_significant"])
+    assert d["diff_exact_match_p"] == 1.0 and d["verdict_exact_match"] == "equivalent"  # exactly 0, within any margin
 
 
 @pytest.mark.parametrize("seeds", [(0, 1, 3), (0, 1)])
@@ -296,7 +305,7 @@ def test_different_seed_sets_are_refused_with_a_clear_message(tmp_path, seeds):
         "plain": {"seeds": (0, 1, 2)}, "depth-4": {"depth": 4, "mixer": "grpo", "seeds": seeds}})
     study = load_results(index)
     with pytest.raises(ValueError) as err:
-        summarise(study, n_boot=50)
+        summarise(study)
     message = str(err.value)
     assert all(part in message for part in ("'pairs'", "'depth-4'", str(list(seeds)), "'plain'", "[0, 1, 2]"))
     # and through the CLI (the workflow's `table` rule): one line, the same message, no table written
@@ -317,16 +326,17 @@ def test_each_variant_is_compared_with_its_own_baseline(tmp_path):
         "vs_base": {"depth": 2, "mixer": "grpo", "baseline": BASE, "skill": 0.3},
     })
     study = load_results(index)
-    table = summarise(study, n_boot=300).set_index("variant")
+    table = summarise(study).set_index("variant")
     m = {v: study.score_matrix(v, "exact_match") for v in study.variants}
     assert table.loc["grpo", "diff_exact_match"] == pytest.approx((m["grpo"] - m["plain"]).mean())
     assert table.loc["grpo_last2", "diff_exact_match"] == pytest.approx((m["grpo_last2"] - m["plain_last2"]).mean())
     assert table.loc["grpo_last2", "diff_exact_match"] != pytest.approx((m["grpo_last2"] - m["plain"]).mean())
     # the untuned base (one row, no seed) is broadcast to every seed
     assert table.loc["vs_base", "diff_exact_match"] == pytest.approx((m["vs_base"] - m[BASE]).mean())
-    direct = paired_difference(m["grpo_last2"], m["plain_last2"], n_boot=300)
-    assert table.loc["grpo_last2", "diff_exact_match_p"] == direct.p
-    assert table.loc["grpo_last2", "diff_exact_match_low"] == direct.low
+    direct = paired_difference(m["grpo_last2"], m["plain_last2"], margin=study.margin)
+    assert table.loc["grpo_last2", "diff_exact_match_p"] == pytest.approx(direct.p)
+    assert table.loc["grpo_last2", "diff_exact_match_low"] == pytest.approx(direct.low)
+    assert table.loc["grpo_last2", "diff_exact_match_p_equiv"] == pytest.approx(direct.p_equivalent)
     # the Holm family is the three compared variants
     compared = ["grpo", "grpo_last2", "vs_base"]
     assert table.loc[compared, "diff_exact_match_p_holm"].to_numpy() == pytest.approx(
@@ -352,32 +362,35 @@ def test_a_baseline_that_is_not_in_the_study_or_differs_between_seeds_is_refused
 
 
 def test_only_the_holm_adjusted_p_value_earns_a_star(tmp_path):
-    # one seed, 200 items, plain always wrong. "moderate" is right on 4 items: its bootstrap p is about
-    # 2 * (196/200)^200 = 0.035 and its unadjusted 95% interval excludes 0; Holm over 3 compared variants
-    # (m = 3; it is the second smallest) multiplies it by 2: 0.07, not below 0.05. "sure" (right on every item)
-    # stays significant; "same" (plain's answers) has p = 1.
+    # one seed, 200 items, plain always wrong: the comparison is the t test over items (df 199). "moderate" is
+    # right on 4 items: p about 0.045 and its unadjusted 95% interval excludes 0; Holm over 3 compared variants
+    # (it is the second smallest) multiplies it by 2: about 0.09, not below 0.05, and it is not within the margin
+    # 0.03 either: "inconclusive". "sure" (right on 150) stays "better"; "one" (right on 1) has a large p.
     n = 200
     items = _items(n)
     wrong = [False] * n
     index = _write_study(tmp_path / "results" / "s", "holm", {
         "plain": {"seeds": (0,), "correct": wrong},
-        "sure": {"seeds": (0,), "depth": 2, "correct": [True] * n},
+        "sure": {"seeds": (0,), "depth": 2, "correct": [True] * 150 + [False] * (n - 150)},
         "moderate": {"seeds": (0,), "depth": 2, "correct": [True] * 4 + [False] * (n - 4)},
-        "same": {"seeds": (0,), "depth": 2, "correct": wrong}}, items)
-    table = summarise(load_results(index), n_boot=20000).set_index("variant")
+        "one": {"seeds": (0,), "depth": 2, "correct": [True] + [False] * (n - 1)}}, items)
+    table = summarise(load_results(index)).set_index("variant")
     moderate = table.loc["moderate"]
-    assert moderate["diff_exact_match_p"] == pytest.approx(2 * (196 / 200) ** 200, abs=0.006)
+    d = np.array([1.0] * 4 + [0.0] * (n - 4))
+    expected = 2 * sps.t.sf(d.mean() / (d.std(ddof=1) / np.sqrt(n)), n - 1)
+    assert moderate["diff_exact_match_p"] == pytest.approx(expected, rel=1e-6) and 0.04 < expected < 0.05
     assert moderate["diff_exact_match_low"] > 0 and moderate["diff_exact_match_p"] < 0.05  # unadjusted: "yes"
     assert moderate["diff_exact_match_p_holm"] == pytest.approx(2 * moderate["diff_exact_match_p"])
-    assert not bool(moderate["diff_exact_match_significant"])
-    assert bool(table.loc["sure", "diff_exact_match_significant"])
-    assert table.loc["sure", "diff_exact_match_p_holm"] == pytest.approx(3 / 20000)
-    assert table.loc["same", "diff_exact_match_p_holm"] == 1.0
+    assert moderate["verdict_exact_match"] == "inconclusive"
+    assert table.loc["sure", "verdict_exact_match"] == "better"
+    assert table.loc["sure", "diff_exact_match_p_holm"] == pytest.approx(3 * table.loc["sure", "diff_exact_match_p"])
+    assert table.loc["one", "diff_exact_match_p_holm"] == pytest.approx(table.loc["one", "diff_exact_match_p"])
     shown = display_table(table.reset_index()).set_index("variant")
     assert shown.loc["sure", "EM vs baseline [95% CI]"].endswith(" *")
     assert not shown.loc["moderate", "EM vs baseline [95% CI]"].endswith("*")
-    assert shown.loc["moderate", "EM Holm p"] == f"{moderate['diff_exact_match_p_holm']:.2f}"
+    assert shown.loc["moderate", "EM Holm p"] == fmt_p(moderate["diff_exact_match_p_holm"])
     assert shown.loc["sure", "EM Holm p"] == "<0.001"
+    assert shown.loc["moderate", "EM verdict"] == "inconclusive" and shown.loc["sure", "EM verdict"] == "better"
 
 
 def _report(root, indexes, tmp_path):
@@ -407,11 +420,16 @@ class _Tags(HTMLParser):
             self.errors.append(tag)
 
 
+def _tables(fragment: str) -> list[list[dict]]:
+    """Every HTML table in `fragment`, each as a list of {header: cell text}."""
+    return [_rows(part) for part in re.split(r"(?=<table[ >])", fragment)[1:]]
+
+
 def _rows(fragment: str) -> list[dict]:
     """The first HTML table in `fragment` as a list of {header: cell text}."""
     import html as html_lib
 
-    table = fragment.split("<table>", 1)[1].split("</table>", 1)[0]
+    table = re.split(r"<table[^>]*>", fragment, maxsplit=1)[1].split("</table>", 1)[0]
     cells = lambda row, tag: [html_lib.unescape(re.sub(r"<[^>]+>", "", c))  # noqa: E731
                               for c in re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", row)]
     head = cells(table.split("</thead>", 1)[0], "th")
@@ -429,32 +447,49 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
     for study in STUDIES:
         assert f'id="study-{study}"' in text
         plots = sorted(p.stem for p in (root / "results" / "fix" / "studies" / study / "plots").glob("*.png"))
-        assert {"comparison", "training_curves", "depth_usage", "attention"} <= set(plots)
+        assert {"forest", "comparison", "training_curves", "depth_usage", "attention"} <= set(plots)
         assert all((root / "results" / "fix" / "studies" / study / "plots" / f"{p}.svg").exists() for p in plots)
     assert "depth_sweep" in [p.stem for p in (root / "results" / "fix" / "studies" / "depths" / "plots").glob("*")]
     images = [attrs for tag, attrs in parser.tags if tag == "img"]
-    assert len(images) == 4 + 5 and all(a["src"].startswith("data:image/png;base64,") for a in images)
+    assert len(images) == 4 + 5 + 2 and all(a["src"].startswith("data:image/png;base64,") for a in images)
     assert not re.search(r"(src|href)=\"(?!data:|#)", text) and "http://" not in text and "https://" not in text
     assert "the depths study &lt;fixture&gt;" in text  # escaped
-    # summary: every compared variant of every study against its baseline, Holm-adjusted verdicts, MDE, design
-    summary = text.split("<h2>Summary</h2>", 1)[1].split("<h2", 1)[0]
-    assert "Holm-adjusted" in summary and "unadjusted" in summary
-    rows = {r["variant"]: r for r in _rows(summary)}
+    assert "not distinguishable" not in text and "bootstrap" not in text
+    # summary, right after the title: per study a compact verdict table and its forest plot right under it
+    assert text.index("<h2") == text.index('<h2 id="summary">') > text.index("<h1")
+    summary = text.split('<h2 id="summary">Summary</h2>', 1)[1].split("<h2", 1)[0]
+    assert "Holm-adjusted" in summary and "unadjusted" in summary and "inconclusive" in summary
+    assert 'id="controls"' not in text  # no control in these studies
+    tables = _tables(summary)
+    assert len(tables) == 2 and summary.count('<table class="verdicts">') == 2
+    rows = {r["variant"]: r for table in tables for r in table}
     assert set(rows) == {"depth-2", "depth-4", "grpo", "softmax", "gumbel"}
+    assert list(rows["depth-4"])[:6] == ["study", "variant", "baseline", "verdict", "difference [95% CI]", "MDE"]
     for study in ("depths", "mixing"):
         table = pd.read_csv(root / "results" / "fix" / "studies" / study / "table.csv").set_index("variant")
-        mde = np.median(table["mde_exact_match"].dropna())
         for variant, row in table[table["diff_exact_match"].notna()].iterrows():
             shown = rows[variant]
             assert shown["study"] == study and shown["baseline"] == "plain"
-            assert shown["study MDE"] == f"{mde:.3f}" and shown["seeds x items"] == "2 seeds x 30 items"
-            p = row["diff_exact_match_p_holm"]
-            word = ("not distinguishable from" if p >= 0.05 else
-                    "better than" if row["diff_exact_match"] > 0 else "worse than")
-            assert shown["verdict (Holm-adjusted)"].startswith(f"{word} plain (Holm-adjusted p")
-    assert rows["depth-4"]["verdict (Holm-adjusted)"] == "better than plain (Holm-adjusted p=0.001)"  # 2/2000
-    assert rows["softmax"]["verdict (Holm-adjusted)"].startswith("not distinguishable from plain")
+            assert shown["verdict"] == row["verdict_exact_match"] in VERDICTS
+            assert shown["verdict (Holm-adjusted)"] == verdict_text(row)
+            assert shown["MDE"] == f"{row['mde_exact_match']:.3f}" and shown["seeds x items"] == "2 seeds x 30 items"
+            assert shown["difference [95% CI]"] == (f"{row['diff_exact_match']:+.2f} "
+                                                    f"[{row['diff_exact_match_low']:+.2f}, "
+                                                    f"{row['diff_exact_match_high']:+.2f}]")
+        start = summary.index(f'id="summary-{study}"')
+        assert start < summary.index('<table class="verdicts">', start) < summary.index(f'alt="{study}: forest"', start)
+    assert rows["depth-4"]["verdict"] == "better" and rows["softmax"]["verdict"] == "inconclusive"
+    p = pd.read_csv(root / "results" / "fix" / "studies" / "depths" / "table.csv").set_index("variant").loc[
+        "depth-4", "diff_exact_match_p_holm"]
+    assert rows["depth-4"]["verdict (Holm-adjusted)"] == f"better than plain (Holm p={fmt_p(p)})"
+    assert rows["softmax"]["verdict (Holm-adjusted)"].startswith("inconclusive vs plain: neither different")
     assert rows["depth-4"]["trainable params (variant / baseline)"] == "4,000 / 1,000"
+    # the verdict word comes before the difference in every summary table, coloured by its class, and the table
+    # is laid out within the page width (fixed layout, long cells wrapped), not behind a horizontal scroll bar
+    for head in re.findall(r'<table class="verdicts"><thead>(.*?)</thead>', summary):
+        assert head.index("<th>verdict</th>") < head.index("<th>difference [95% CI]</th>")
+    assert '<td class="verdict v-better">better</td>' in summary
+    assert "table.verdicts{table-layout:fixed;width:100%" in text and "overflow-wrap:break-word" in text
     # each study section states its design and MDE; the table marks '*' by the Holm-adjusted p
     section = text.split('id="study-depths"', 1)[1].split("<h2", 1)[0]
     assert "2 seeds x 30 items" in section and "Minimum detectable effect" in section
@@ -469,6 +504,137 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
     assert "prepare_data" in text and "Held-out browser" in text
     tidy = pd.read_parquet(tmp_path / "all_runs.parquet")
     assert set(tidy["study"]) == set(STUDIES) and len(tidy) == len(pd.read_csv(tmp_path / "all_runs.csv"))
+
+
+# ---------------------------------------------------------------- forest plot, zoomed axes, controls
+
+def _compared(variant: str, baseline: str, diff: float, half: float, p_holm: float, p_equiv_holm: float,
+              **extra) -> dict:
+    """One compared row of table.csv, built directly (what `mawt.comparisons.summarise` writes)."""
+    return {"variant": variant, "baseline": baseline, "is_baseline": False, "seeds": 3, "runs": 3, "items": 40,
+            "margin": 0.03, "depth": 1, "mixer": "fixed", "steps": 100, "reward_control": "none",
+            "exact_match": 0.6 + diff, "exact_match_low": 0.55 + diff, "exact_match_high": 0.65 + diff,
+            "trainable_parameters": 1000,
+            "diff_exact_match": diff, "diff_exact_match_low": diff - half, "diff_exact_match_high": diff + half,
+            "diff_exact_match_se": half / 2, "diff_exact_match_df": 2.0, "diff_exact_match_p": p_holm,
+            "diff_exact_match_p_holm": p_holm, "diff_exact_match_p_equiv": p_equiv_holm,
+            "diff_exact_match_p_equiv_holm": p_equiv_holm, "mde_exact_match": 0.08, "mde_exact_match_single": 0.06,
+            "seeds_needed_exact_match": 7, **extra}
+
+
+def _reference(variant: str, **extra) -> dict:
+    return {"variant": variant, "baseline": None, "is_baseline": True, "seeds": 3, "runs": 3, "items": 40,
+            "margin": 0.03, "depth": 1, "mixer": "fixed", "steps": 100, "reward_control": "none",
+            "exact_match": 0.6, "exact_match_low": 0.55, "exact_match_high": 0.65, "trainable_parameters": 1000,
+            **extra}
+
+
+def _controls_table(positive_worse: bool) -> pd.DataFrame:
+    """The `controls` study's table: half_steps vs plain (worse or not), shuffled vs grpo (worse), gated."""
+    half_steps = (_compared("half_steps", "plain", -0.12, 0.05, 0.002, 1.0, steps=50) if positive_worse
+                  else _compared("half_steps", "plain", -0.01, 0.05, 0.71, 0.31, steps=50))
+    rows = [_reference("plain"), _compared("gated", "plain", 0.0, 0.02, 1.0, 0.004),
+            _reference("grpo", depth=4, mixer="grpo", is_baseline=True), half_steps,
+            _compared("shuffled", "grpo", -0.09, 0.04, 0.004, 1.0, depth=4, mixer="grpo",
+                      reward_control="shuffled")]
+    frame = pd.DataFrame(rows)
+    frame["verdict_exact_match"] = [None, "equivalent", None, "worse" if positive_worse else "inconclusive", "worse"]
+    return frame
+
+
+def _study_folder(folder: Path, name: str, table: pd.DataFrame) -> Path:
+    """A study folder as `mawt table` leaves it, around a table built directly."""
+    folder.mkdir(parents=True)
+    table.to_csv(folder / "table.csv", index=False)
+    (folder / "study.json").write_text(json.dumps({"name": name, "setup": "fix", "description": f"the {name} study",
+                                                   "yaml": f"name: {name}\n", "design": {}, "environments": {}}))
+    pd.DataFrame([{"study": name, "setup": "fix", "variant": v, "seed": 0, "metric": "exact_match", "value": 0.5}
+                  for v in table["variant"]]).to_csv(folder / "long.csv", index=False)
+    pd.DataFrame([{"data": "d", "#": 0, "challenge": "c", "gold": "g", **{v: "g (1/1)" for v in table["variant"]}}]
+                 ).to_csv(folder / "browser.csv", index=False)
+    plots.forest(name, table, folder / "plots")
+    return folder
+
+
+def test_forest_plot_has_a_row_per_compared_variant_with_its_verdict(tmp_path):
+    # (the fixture's studies get theirs from `mawt table --plots`: test_report_has_every_study_table_and_image...)
+    paths = plots.forest("controls", _controls_table(positive_worse=False), tmp_path)
+    assert [p.name for p in paths] == ["forest.png", "forest.svg"]
+    svg = (tmp_path / "forest.svg").read_text()  # svg.fonttype none: the labels are text
+    for label in ("gated vs plain", "half_steps vs plain", "shuffled vs grpo", f"equivalent (TOST p={fmt_p(0.004)})",
+                  "inconclusive", f"worse (p={fmt_p(0.004)})", "±0.03: equivalence margin"):
+        assert label in svg
+    assert "grpo vs" not in svg and "plain vs" not in svg  # baselines are not rows
+    for colour in (plots.VERDICT_COLOURS["worse"], plots.VERDICT_COLOURS["equivalent"]):
+        assert colour.lower() in svg.lower()
+    assert plots.forest("x", pd.DataFrame([_reference("plain")]), tmp_path / "none") == []
+
+
+def test_accuracy_axes_zoom_to_the_data(monkeypatch, tmp_path):
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, name: figures.append(fig) or [])
+    table = pd.DataFrame([_reference(BASE, exact_match=0.05, exact_match_low=0.02, exact_match_high=0.08,
+                                     is_baseline=False),
+                          _reference("plain", exact_match=0.84, exact_match_low=0.81, exact_match_high=0.87),
+                          _compared("a", "plain", 0.03, 0.02, 0.04, 0.5),
+                          _compared("b", "plain", 0.05, 0.02, 0.01, 0.9)])
+    for metric in ("challenge_metric",):
+        for col in ("", "_low", "_high"):
+            table[f"{metric}{col}"] = table[f"exact_match{col}"]
+    table.loc[2:, ["exact_match", "exact_match_low", "exact_match_high"]] = [[0.87, 0.85, 0.89], [0.89, 0.86, 0.92]]
+    plots.comparison(SimpleNamespace(name="zoom"), table, tmp_path)
+    ax = figures[0].axes[0]
+    low, high = ax.get_ylim()
+    assert 0.7 < low < 0.81 and 0.92 < high <= 1.0  # zoomed to 0.81-0.92, not 0-1
+    labels = ax.get_legend_handles_labels()[1]
+    assert "untuned base 0.05 (off the axis)" in labels
+    ax = plots.plt.figure().add_subplot()
+    assert plots._zoom(ax, [0.5, 0.5, 0.5]) == pytest.approx((0.465, 0.535))  # at least 0.05 wide, padded
+    assert plots._zoom(ax, [0.0, 1.0]) == pytest.approx((-0.02, 1.02))  # never past the 0-1 range the data has
+    assert plots._zoom(ax, [-0.1, 0.4]) == pytest.approx((-0.05, 0.44))  # a t interval past 0 runs off the axis
+
+
+@pytest.mark.parametrize("positive_worse", [True, False])
+def test_report_leads_with_the_controls(tmp_path, positive_worse):
+    folder = _study_folder(tmp_path / "studies" / "controls", "controls", _controls_table(positive_worse))
+    (tmp_path / "setup.yaml").write_text("name: fix\n")
+    (tmp_path / "bench").mkdir()
+    html = build_report([folder], tmp_path / "setup.yaml", tmp_path / "bench", tmp_path / "report.html",
+                        tmp_path / "all_runs", tmp_path / "summary.md")
+    text = html.read_text()
+    parser = _Tags()
+    parser.feed(text)
+    assert not parser.errors and not parser.stack
+    summary = text.split('<h2 id="summary">Summary</h2>', 1)[1].split("<h2", 1)[0]
+    controls = summary.split('id="controls"', 1)[1].split("</div>", 1)[0]
+    assert summary.index('id="controls"') < summary.index("<table")  # before the verdict tables
+    assert "Positive control, half_steps vs plain" in controls and "Negative control, shuffled vs grpo" in controls
+    assert "what it learned matters" in controls  # shuffled came out worse than the learned policy
+    assert "gated" not in controls  # the gated baseline vs plain is no control
+    md = (tmp_path / "summary.md").read_text()
+    if positive_worse:
+        assert "came out worse, as it must" in controls and WARNING not in text and "WARNING" not in md
+        assert '<div class="controls" id="controls">' in summary
+    else:
+        assert f'<span class="warning">⚠ Warning: {WARNING}</span>' in controls
+        assert "half_steps vs plain (study controls): inconclusive" in controls
+        assert '<div class="controls failed" id="controls">' in summary
+        assert "**WARNING**" in md and WARNING in md
+    assert '<a href="#controls">control verdicts</a>' in text
+    rows = {r["variant"]: r for r in _rows(summary.split('id="summary-controls"', 1)[1])}
+    assert rows["half_steps"]["verdict"] == ("worse" if positive_worse else "inconclusive")
+    assert rows["shuffled"]["baseline"] == "grpo" and rows["shuffled"]["verdict"] == "worse"
+    assert 'alt="controls: forest"' in summary and text.count("<img") == 1
+
+
+def test_controls_are_found_without_a_controls_study():
+    plain = pd.DataFrame([_reference("plain"), _compared("grpo", "plain", 0.05, 0.02, 0.01, 1.0)])
+    assert controls_text([({"name": "mixing"}, plain)]) is None  # no control: no paragraph
+    shuffled = pd.concat([plain, pd.DataFrame([_compared("rand", "grpo", 0.0, 0.02, 0.9, 0.01,
+                                                         reward_control="shuffled")])], ignore_index=True)
+    lines = controls_text([({"name": "policy"}, shuffled)])
+    assert lines[0][0] == "warning" and "No positive control ran" in lines[0][1]  # untested: said so
+    assert lines[1][0] == "note" and "rand vs grpo" in lines[1][1] and "not shown to matter" in lines[1][1]
 
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -497,4 +663,24 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     assert pixels.shape == (1600, 1280) and pixels.std() > 10, "the page rendered content, not a blank canvas"
     dom = subprocess.run(args + ["--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=180)
     assert dom.returncode == 0 and all(f'id="study-{s}"' in dom.stdout for s in STUDIES)
-    assert dom.stdout.count("<img") == 9
+    assert dom.stdout.count("<img") == 11
+    # at 1400 px the summary tables' verdict column is on screen and nothing needs a horizontal scroll bar:
+    # a copy of the page with a script that writes the layout into the DOM (the report itself has no script)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.read_text().replace("</body>", """<script>
+const out = [];
+for (const table of document.querySelectorAll('table.verdicts')) {
+  const th = [...table.querySelectorAll('th')].find(e => e.textContent === 'verdict');
+  const box = table.parentElement;
+  out.push([th.getBoundingClientRect().right, table.getBoundingClientRect().right, box.scrollWidth - box.clientWidth]);
+}
+document.body.setAttribute('data-layout', JSON.stringify({tables: out, page: document.documentElement.scrollWidth}));
+</script></body>"""))
+    wide = [a if not a.startswith("--window-size") else "--window-size=1400,900" for a in args]
+    dom = subprocess.run(wide + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=180)
+    import html as html_lib
+
+    layout = json.loads(html_lib.unescape(re.search(r'data-layout="([^"]*)"', dom.stdout).group(1)))
+    assert len(layout["tables"]) == 2 and layout["page"] <= 1400
+    for verdict_right, table_right, overflow in layout["tables"]:
+        assert verdict_right < table_right <= 1400 and overflow == 0

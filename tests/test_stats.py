@@ -1,44 +1,36 @@
-"""mawt.stats: two-level bootstrap intervals, paired differences, p-values, Holm, minimum detectable effect."""
+"""mawt.stats: crossed random-effects intervals, paired differences, p-values, TOST, Holm, minimum detectable effect.
 
-from statistics import NormalDist
+Checked against independent truths: the classic one-sample t interval (one seed or
+one item), mean squares of a 2 x 3 matrix worked out by hand, the seed-level t test
+when the effect is the same on every item, scipy's noncentral t, and the textbook
+z-sum. `tests/test_stats_calibration.py` checks the method on simulated studies.
+"""
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
-from mawt.stats import (bootstrap_ci, bootstrap_replicates, bootstrap_p_value, holm, minimum_detectable_effect, paired_difference,
-                        paired_difference_ci, z_sum)
+from mawt.stats import (components, detectable_ncp, holm, interval, mean_squares, minimum_detectable_effect,
+                        paired_difference, t_power, tost_p_value, variance_of_mean)
 
-
-def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
-    rng = np.random.default_rng(0)
-    small = rng.binomial(1, 0.6, size=(2, 40))
-    large = rng.binomial(1, 0.6, size=(8, 640))
-    a, b = bootstrap_ci(small), bootstrap_ci(large)
-    assert a.low <= a.mean <= a.high and b.low <= b.mean <= b.high
-    assert a.mean == pytest.approx(small.mean()) and b.mean == pytest.approx(large.mean())
-    assert (b.high - b.low) < (a.high - a.low) / 3
-    assert 0.55 < b.mean < 0.65 and b.low < 0.6 < b.high
-
-
-def test_bootstrap_hand_checked_values():
-    # all-equal scores: no variability, zero-width interval at the value
-    assert bootstrap_ci(np.ones((3, 10))) == bootstrap_ci(np.ones((3, 10)))
-    ci = bootstrap_ci(np.ones((3, 10)))
-    assert (ci.mean, ci.low, ci.high) == (1.0, 1.0, 1.0)
-    # one seed, items [1, 0, 1, 1]: mean 0.75; a 4-item resample mean is k/4, so the bounds are on that grid
-    ci = bootstrap_ci([[1, 0, 1, 1]])
-    assert ci.mean == 0.75 and ci.low in (0.25, 0.5) and ci.high == 1.0
-    # seed-level spread is in the interval: seed 0 all wrong, seed 1 all right
-    ci = bootstrap_ci([[0] * 50, [1] * 50])
-    assert ci.mean == 0.5 and ci.low == 0.0 and ci.high == 1.0
-    # deterministic for a given seed
-    assert bootstrap_ci([[1, 0, 1, 0, 0]], seed=3) == bootstrap_ci([[1, 0, 1, 0, 0]], seed=3)
+# ---------------------------------------------------------------- identical runs, pairing, shapes, inputs
 
 
 def test_paired_difference_of_identical_runs_is_exactly_zero():
     scores = np.random.default_rng(1).binomial(1, 0.5, size=(2, 50))
-    d = paired_difference_ci(scores, scores.copy())
+    d = paired_difference(scores, scores.copy(), margin=0.02)
     assert (d.mean, d.low, d.high) == (0.0, 0.0, 0.0) and not d.excludes_zero
+    assert d.se == 0.0 and d.p == 1.0 and d.mde == 0.0
+    assert d.p_equivalent == 0.0  # no variability and a difference of 0: inside any margin
+    assert d.interval == interval(np.zeros((2, 50)))
+
+
+def test_all_equal_scores_have_a_zero_width_interval():
+    ci = interval(np.ones((3, 10)))
+    assert (ci.mean, ci.low, ci.high) == (1.0, 1.0, 1.0)
+    # a constant difference on every cell: SE 0, p 0, the interval is the point
+    d = paired_difference(np.ones((3, 10)), np.zeros((3, 10)))
+    assert (d.mean, d.low, d.high, d.se, d.p) == (1.0, 1.0, 1.0, 0.0, 0.0) and d.excludes_zero
 
 
 def test_paired_difference_is_paired_and_checks_shapes():
@@ -46,62 +38,234 @@ def test_paired_difference_is_paired_and_checks_shapes():
     base = rng.binomial(1, 0.5, size=(2, 60))
     better = base.copy()
     better[:, :30] = 1  # strictly better on half the items, never worse
-    d = paired_difference_ci(better, base)
+    d = paired_difference(better, base)
     assert d.mean == pytest.approx((better - base).mean()) and d.low > 0 and d.excludes_zero
     # an unpaired view of the same data would be far wider: pairing removes the item variance
-    unpaired = bootstrap_ci(better).low - bootstrap_ci(base).high
-    assert d.low > unpaired
-    # the untuned base (one row) is compared with every seed
-    one = paired_difference_ci(base, base[:1])
-    assert one.mean == pytest.approx((base - base[:1]).mean())
+    assert d.low > interval(better).low - interval(base).high
+    assert (d.components.seeds, d.components.items) == (2, 60)
     with pytest.raises(ValueError, match="same items"):
-        paired_difference_ci(base, base[:, :10])
+        paired_difference(base, base[:, :10])
     with pytest.raises(ValueError, match="same seeds"):
-        paired_difference_ci(np.zeros((3, 60)), base)
+        paired_difference(np.zeros((3, 60)), base)
 
 
-
-# ---------------------------------------------------------------- p-values
-
-
-def test_p_value_inverts_the_percentile_interval():
-    # frac(reps <= 0) = 1/4, frac(reps >= 0) = 3/4: p = 2 * 1/4
-    assert bootstrap_p_value([-1.0, 1.0, 2.0, 3.0]) == 0.5
-    assert bootstrap_p_value([0.0] * 10) == 1.0  # no difference at all
-    assert bootstrap_p_value([-2.0, -1.0, 1.0, 2.0]) == 1.0  # symmetric around 0: capped at 1
-    assert bootstrap_p_value(np.arange(1, 2001)) == 1 / 2000  # never 0: floored at 1 / n_boot
-    assert bootstrap_p_value(-np.arange(1, 101)) == 1 / 100
-    with pytest.raises(ValueError):
-        bootstrap_p_value([1.0, np.nan])
+def test_single_row_base_is_broadcast_to_every_seed():
+    rng = np.random.default_rng(4)
+    tuned = rng.binomial(1, 0.6, size=(3, 80))
+    base = rng.binomial(1, 0.4, size=(1, 80))  # the untuned base: one row, no seeds
+    d = paired_difference(tuned, base)
+    same = paired_difference(tuned, np.repeat(base, 3, axis=0))
+    assert d.mean == pytest.approx((tuned - base).mean())
+    assert (d.mean, d.low, d.high, d.se, d.df, d.p) == (same.mean, same.low, same.high, same.se, same.df, same.p)
+    assert d.components.seeds == 3
+    flipped = paired_difference(base, tuned)  # either side may be the single row
+    assert flipped.mean == pytest.approx(-d.mean) and flipped.se == pytest.approx(d.se)
 
 
-def test_paired_p_value_matches_the_exact_bootstrap_tail():
-    # one seed, 60 items, the variant right and the baseline wrong on 4 of them, equal elsewhere. A replicate's
-    # difference is (count of those 4 items drawn) / 60, which is <= 0 only when none is drawn:
-    # P = (56/60)^60, so the two-sided p is 2 * (56/60)^60 = 0.0317...
-    base = np.zeros((1, 60))
-    better = base.copy()
-    better[0, :4] = 1
-    exact = 2 * (56 / 60) ** 60
-    d = paired_difference(better, base, n_boot=20000)
-    assert d.mean == pytest.approx(4 / 60)
-    assert d.p == pytest.approx(exact, abs=0.006)  # Monte Carlo SD of the estimate: 0.0018
-    # the interval agrees: its 2.5% quantile is above 0 because P(no such item drawn) < 2.5%
-    assert d.low > 0 and d.excludes_zero
-    # identical runs: p = 1; an effect on every item: the floor
-    assert paired_difference(base, base).p == 1.0
-    assert paired_difference(np.ones((2, 30)), np.zeros((2, 30)), n_boot=500).p == 1 / 500
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_scores_are_rejected(bad):
+    scores = np.zeros((2, 5))
+    scores[1, 3] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        interval(scores)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        paired_difference(scores, np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        paired_difference(np.zeros((2, 5)), scores)
+    with pytest.raises(ValueError, match="non-empty"):
+        interval(np.zeros((2, 0)))
 
 
-def test_paired_p_value_agrees_with_the_normal_approximation_on_many_items():
-    rng = np.random.default_rng(5)
-    diff = rng.normal(0.0, 0.5, size=(1, 2000))
-    diff += 0.025 - diff.mean()  # sample mean exactly 0.025; the bootstrap SE is sd / sqrt(2000), about 0.011
-    z = 0.025 / (diff.std() / np.sqrt(2000))
-    expected = 2 * (1 - NormalDist().cdf(z))  # about 0.025
-    assert 0.01 < expected < 0.5
-    d = paired_difference(diff, np.zeros_like(diff), n_boot=20000)
-    assert d.p == pytest.approx(expected, abs=0.015)
+# ---------------------------------------------------------------- independent truths for the interval
+
+
+def test_one_seed_is_the_classic_one_sample_t_interval():
+    rng = np.random.default_rng(7)
+    x = rng.binomial(1, 0.3, size=(1, 120)).astype(float) - rng.binomial(1, 0.2, size=(1, 120))
+    N = x.shape[1]
+    low, high = sps.t.interval(0.95, N - 1, loc=x.mean(), scale=sps.sem(x[0]))
+    ci = interval(x)
+    assert (ci.low, ci.high) == (pytest.approx(low, rel=1e-10), pytest.approx(high, rel=1e-10))
+    # the paired difference of one seed: the same interval and the one-sample t test's p-value
+    d = paired_difference(x, np.zeros_like(x))
+    assert d.df == N - 1 and d.se == pytest.approx(sps.sem(x[0]), rel=1e-12)
+    assert (d.low, d.high) == (pytest.approx(low, rel=1e-10), pytest.approx(high, rel=1e-10))
+    assert d.p == pytest.approx(sps.ttest_1samp(x[0], 0.0).pvalue, rel=1e-10)
+    # a 1-D vector is one seed
+    assert interval(x[0]) == ci
+
+
+def test_one_item_is_the_one_sample_t_interval_over_seeds():
+    seeds = np.array([[0.42], [0.55], [0.47], [0.61]])  # four seeds' scores on one item
+    low, high = sps.t.interval(0.95, 3, loc=seeds.mean(), scale=sps.sem(seeds[:, 0]))
+    ci = interval(seeds)
+    assert (ci.low, ci.high) == (pytest.approx(low, rel=1e-10), pytest.approx(high, rel=1e-10))
+    assert components(seeds).df == 3
+
+
+def test_mean_squares_and_interval_of_a_2x3_matrix_by_hand():
+    m = np.array([[1.0, 0.0, 2.0],
+                  [3.0, 4.0, 5.0]])
+    # grand mean 2.5; row means 1, 4; column means 2, 2, 3.5
+    # SS_seed = N * sum (row - grand)^2 = 3 * (2.25 + 2.25) = 13.5       -> MS_seed = 13.5 / (S-1 = 1) = 13.5
+    # SS_item = S * sum (col - grand)^2 = 2 * (0.25 + 0.25 + 1) = 3       -> MS_item = 3 / (N-1 = 2) = 1.5
+    # residuals m - row - col + grand = [[0.5, -0.5, 0], [-0.5, 0.5, 0]]: SS = 1 -> MS_resid = 1 / 2 = 0.5
+    # (SS_total = sum (m - 2.5)^2 = 17.5 = 13.5 + 3 + 1)
+    ms_s, ms_i, ms_r = mean_squares(m)
+    assert (float(ms_s), float(ms_i), float(ms_r)) == pytest.approx((13.5, 1.5, 0.5), abs=1e-12)
+    c = components(m)
+    # V = (13.5 + 1.5 - 0.5) / (S N = 6) = 14.5 / 6; seed (13.5 - 0.5) / 3; item (1.5 - 0.5) / 2; cell 0.5
+    assert c.variance == pytest.approx(14.5 / 6, abs=1e-12)
+    assert (c.seed, c.item, c.cell) == pytest.approx((13 / 3, 0.5, 0.5), abs=1e-12)
+    # df: Satterthwaite with MS_seed at its median-unbiased value 13.5 * 1 / chi2_1(0.5) = 13.5 / 0.454936 = 29.674
+    up = 13.5 / 0.4549364231195724
+    df = (up + 1.5 - 0.5) ** 2 / (up**2 / 1 + 1.5**2 / 2 + 0.5**2 / 2)  # = 30.674^2 / 881.80 = 1.0670
+    assert c.df == pytest.approx(df, rel=1e-9) and c.df == pytest.approx(1.0670, abs=1e-4)
+    ci = interval(m)
+    half = sps.t.ppf(0.975, df) * np.sqrt(14.5 / 6)
+    assert (ci.mean, ci.low, ci.high) == pytest.approx((2.5, 2.5 - half, 2.5 + half), rel=1e-9)
+
+
+def test_vectorised_mean_squares_match_the_single_matrix_path():
+    rng = np.random.default_rng(9)
+    batch = rng.normal(size=(5, 3, 40))
+    V, df, _ = variance_of_mean(batch)
+    for k in range(5):
+        c = components(batch[k])
+        assert (V[k], df[k]) == (pytest.approx(c.variance, rel=1e-12), pytest.approx(c.df, rel=1e-12))
+
+
+def test_variance_of_the_mean_is_unbiased_under_the_crossed_model():
+    # d = mu + u_s + v_i + e_si with known components: E[V] = s_u^2/S + s_v^2/N + s_e^2/(SN)
+    rng = np.random.default_rng(10)
+    S, N, n = 4, 30, 20000
+    su, sv, se = 0.3, 0.5, 1.0
+    d = (rng.normal(0, su, (n, S, 1)) + rng.normal(0, sv, (n, 1, N)) + rng.normal(0, se, (n, S, N)))
+    truth = su**2 / S + sv**2 / N + se**2 / (S * N)
+    V, _, _ = variance_of_mean(d)
+    assert V.mean() == pytest.approx(truth, rel=0.03)  # relative MC SD about 0.6%
+    assert d.mean((-2, -1)).var() == pytest.approx(truth, rel=0.05)  # the simulation itself
+
+
+def test_no_item_heterogeneity_reduces_to_the_seed_level_t_test():
+    """diff = seed effect + iid noise (s_v^2 = 0 by construction). V is always
+    (MS_seed + MS_item - MS_resid) / (S N); with s_v^2 = 0, MS_item and MS_resid both estimate s_e^2, so for many
+    items V -> MS_seed / (S N) = var(row means) / S (the seed-level t test's squared SE) and the Satterthwaite df ->
+    S - 1 (MS_item and MS_resid have ~N degrees of freedom): the p-value is the one-sample t test's on the S seed
+    means."""
+    rng = np.random.default_rng(12)
+    S, N = 4, 20000
+    diff = 0.05 + rng.normal(0, 0.1, (S, 1)) + rng.normal(0, 1.0, (S, N))
+    ms_s, ms_i, ms_r = (float(v) for v in mean_squares(diff))
+    rows = diff.mean(axis=1)
+    assert ms_s == pytest.approx(N * rows.var(ddof=1), rel=1e-12)  # MS_seed is N x the variance of the row means
+    d = paired_difference(diff, np.zeros_like(diff))
+    assert d.se**2 == pytest.approx((ms_s + ms_i - ms_r) / (S * N), rel=1e-12)
+    seed_level = sps.ttest_1samp(rows, 0.0)
+    assert d.se == pytest.approx(sps.sem(rows), rel=0.01)
+    assert d.df == pytest.approx(S - 1, abs=0.01)
+    assert d.mean == pytest.approx(rows.mean(), rel=1e-12)
+    assert d.p == pytest.approx(seed_level.pvalue, rel=0.02)
+    low, high = sps.t.interval(0.95, S - 1, loc=rows.mean(), scale=sps.sem(rows))
+    assert (d.low, d.high) == (pytest.approx(low, rel=0.02), pytest.approx(high, rel=0.02))
+
+
+def test_samples_are_not_extra_items():
+    """n samples per item (temperature > 0): the item's score is its samples' mean (pass@1) and the
+    (seeds x items) SE estimates the spread of the mean over new seeds, items AND samples (their noise is
+    inside the item means). Treating samples as independent items would claim an SE ~3x too small here."""
+    rng = np.random.default_rng(0)
+    S, N, K = 3, 150, 4
+
+    def draw():
+        p_item = rng.beta(0.6, 0.9, N)  # items differ in difficulty
+        p = np.clip(p_item[None, :] + rng.normal(0, 0.03, (S, 1)), 0, 1)  # seeds shift a little
+        return rng.random((S, N, K)) < p[..., None]  # (seeds, items, samples) 0/1
+
+    truth = np.std([draw().mean() for _ in range(600)])  # the estimator's spread over new designs
+    ours = [components(draw().mean(-1)).se for _ in range(40)]
+    naive = [components(draw().reshape(1, -1).astype(float)).se for _ in range(40)]
+    assert 0.75 < np.mean(ours) / truth < 1.35
+    assert np.mean(naive) / truth < 0.6
+
+
+# ---------------------------------------------------------------- power, MDE
+
+
+@pytest.mark.parametrize("df", [5, 10, 30])
+@pytest.mark.parametrize("ncp", [1.0, 2.0, 3.0, 4.0])
+def test_t_power_is_the_noncentral_t(df, ncp):
+    crit = sps.t.ppf(0.975, df)
+    expected = sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp)
+    assert t_power(ncp, df) == pytest.approx(expected, abs=1e-6)
+    assert t_power(ncp, df, alpha=0.01) == pytest.approx(
+        sps.nct.sf(sps.t.ppf(0.995, df), df, ncp) + sps.nct.cdf(-sps.t.ppf(0.995, df), df, ncp), abs=1e-6)
+
+
+def test_detectable_ncp_tends_to_the_z_sum():
+    assert detectable_ncp(1e6) == pytest.approx(1.959964 + 0.841621, abs=1e-5)
+    # few degrees of freedom need a larger effect; the ncp detected with 80% power has power 0.8
+    assert detectable_ncp(5) > detectable_ncp(30) > detectable_ncp(1e6)
+    assert t_power(detectable_ncp(10), 10) == pytest.approx(0.8, abs=1e-4)
+    # Holm's first step of 3 comparisons: z_{1 - 0.05/6} + z_{0.8}
+    assert detectable_ncp(1e6, alpha=0.05 / 3) == pytest.approx(
+        sps.norm.ppf(1 - 0.05 / 6) + sps.norm.ppf(0.8), abs=1e-5)
+
+
+def test_mde_is_ncp_times_the_debiased_se():
+    # c4(df) = sqrt(2 / df) Gamma((df + 1) / 2) / Gamma(df / 2)
+    # c4(4) = sqrt(1/2) Gamma(5/2) / Gamma(2) = 3 sqrt(pi) / (4 sqrt(2)) = 0.939986
+    c4 = 0.9399856029866254
+    assert minimum_detectable_effect(0.1, 4) == pytest.approx(detectable_ncp(4) * 0.1 / c4, rel=1e-9)
+    assert minimum_detectable_effect(0.1, 1e6) == pytest.approx(0.1 * (1.959964 + 0.841621), abs=1e-5)
+    assert minimum_detectable_effect(0.0, 10) == 0.0 and np.isnan(minimum_detectable_effect(np.nan, 10))
+    # paired_difference reports it at its alpha, or at mde_alpha (a Holm family's first step)
+    rng = np.random.default_rng(3)
+    diff = rng.binomial(1, 0.3, size=(3, 400)) - rng.binomial(1, 0.2, size=(3, 400))
+    d = paired_difference(diff, np.zeros_like(diff))
+    assert d.mde == pytest.approx(minimum_detectable_effect(d.se, d.df), rel=1e-12)
+    holm3 = paired_difference(diff, np.zeros_like(diff), mde_alpha=0.05 / 3)
+    assert holm3.mde == pytest.approx(minimum_detectable_effect(d.se, d.df, 0.05 / 3), rel=1e-12)
+    assert holm3.mde > d.mde and (holm3.low, holm3.high, holm3.p) == (d.low, d.high, d.p)
+
+
+def test_mde_with_a_base_rate_accounts_for_the_variance_under_the_alternative():
+    se, df = 0.02, 40
+    plain = minimum_detectable_effect(se, df)
+    assert minimum_detectable_effect(se, df, base_rate=None) == plain
+    at_17 = minimum_detectable_effect(se, df, base_rate=0.17)
+    assert at_17 > plain
+    # the fixed point: MDE = m0 sqrt((p' (1 - p') + q) / (2 q)) at p' = 0.17 + MDE, q = 0.17 * 0.83
+    q = 0.17 * 0.83
+    p1 = 0.17 + at_17
+    assert at_17 == pytest.approx(plain * np.sqrt((p1 * (1 - p1) + q) / (2 * q)), rel=1e-7)
+    # at 0.5 a 0/1 score's variance is largest already: no change
+    assert minimum_detectable_effect(se, df, base_rate=0.5) == pytest.approx(plain, rel=1e-12)
+
+
+# ---------------------------------------------------------------- equivalence (TOST)
+
+
+@pytest.mark.parametrize("df", [3, 12, 200])
+def test_tost_is_equivalent_exactly_when_the_1_minus_2alpha_interval_lies_within_the_margin(df):
+    se, margin, alpha = 0.01, 0.03, 0.05
+    half = sps.t.ppf(1 - alpha, df) * se  # the (1 - 2 alpha) t interval's half-width
+    means = np.linspace(-0.06, 0.06, 241)
+    p = tost_p_value(means, se, df, margin)
+    inside = (means - half > -margin) & (means + half < margin)
+    assert inside.any() and not inside.all()
+    boundary = np.isclose(np.abs(means) + half, margin, atol=1e-12)
+    assert ((p < alpha) == inside)[~boundary].all()
+    # at the boundary p = alpha; the p-value is the larger one-sided p
+    edge = margin - half
+    assert float(tost_p_value(edge, se, df, margin)) == pytest.approx(alpha, rel=1e-9)
+    assert float(tost_p_value(0.0, se, df, margin)) == pytest.approx(sps.t.sf(margin / se, df), rel=1e-12)
+    # paired_difference uses the same test
+    rng = np.random.default_rng(df)
+    diff = rng.normal(0.0, 0.2, size=(3, 500))
+    d = paired_difference(diff, np.zeros_like(diff), margin=margin)
+    assert d.p_equivalent == pytest.approx(float(tost_p_value(d.mean, d.se, d.df, margin)), rel=1e-12)
+    assert d.margin == margin and np.isnan(paired_difference(diff, np.zeros_like(diff)).p_equivalent)
 
 
 # ---------------------------------------------------------------- Holm
@@ -120,78 +284,3 @@ def test_holm_against_a_hand_computed_example():
     assert np.isnan(holm([np.nan])).all()
     with pytest.raises(ValueError):
         holm([1.5])
-
-
-# ---------------------------------------------------------------- minimum detectable effect
-
-
-def _two_level_se(diff: np.ndarray) -> float:
-    """The exact SE of the two-level bootstrap mean of a (S x N) matrix.
-
-    With D[s, j] = m + a_s + b_j + g_sj (row effects, column effects, interaction; each with zero means), a
-    replicate draws S rows and N columns independently with replacement; the cross terms vanish in expectation
-    and Var = var(a)/S + var(b)/N + var(g)/(S N) (population variances over the matrix).
-    """
-    S, N = diff.shape
-    m = diff.mean()
-    a = diff.mean(axis=1) - m
-    b = diff.mean(axis=0) - m
-    g = diff - m - a[:, None] - b[None, :]
-    return float(np.sqrt((a**2).mean() / S + (b**2).mean() / N + (g**2).mean() / (S * N)))
-
-
-def test_z_sum_is_the_textbook_constant():
-    assert z_sum() == pytest.approx(1.959964 + 0.841621, abs=1e-5)
-    assert minimum_detectable_effect(0.1) == pytest.approx(0.28016, abs=1e-4)
-
-
-@pytest.mark.parametrize("seeds", [1, 3, 6])
-def test_mde_is_z_sum_times_the_analytic_se_of_the_paired_difference(seeds):
-    # simulated seeds x items scores of a variant and its baseline: a true difference of 0.1, seed effects,
-    # item difficulty shared by both (which the pairing cancels), and per-(seed, item) noise
-    rng = np.random.default_rng(11 + seeds)
-    n_items, delta = 300, 0.1
-    difficulty = rng.normal(0, 1.0, n_items)
-    base = 0.5 + difficulty + rng.normal(0, 0.3, (seeds, 1)) + rng.normal(0, 0.4, (seeds, n_items))
-    variant = base + delta + rng.normal(0, 0.05, (seeds, 1)) + rng.normal(0, 0.4, (seeds, n_items))
-    d = paired_difference(variant, base, n_boot=4000)
-    se = _two_level_se(variant - base)
-    assert se > 0
-    # the bootstrap SE is an SD of 4000 replicates: relative SD about 1.1%; 8% holds for any draw we might make
-    assert d.se == pytest.approx(se, rel=0.08)
-    assert d.mde == pytest.approx(z_sum() * se, rel=0.08)
-    assert d.mde == pytest.approx(z_sum() * d.se)
-    assert abs(d.mean - delta) < 4 * se  # the estimate is near the true difference
-    # the pairing matters: the variant's own SE carries the item difficulty, which the paired difference cancels
-    assert _two_level_se(variant) > 1.5 * se
-
-
-def test_mde_of_one_seed_is_z_sum_times_sd_over_sqrt_n():
-    rng = np.random.default_rng(3)
-    diff = rng.binomial(1, 0.3, size=(1, 400)) - rng.binomial(1, 0.2, size=(1, 400))
-    d = paired_difference(diff, np.zeros_like(diff), n_boot=4000)
-    assert d.mde == pytest.approx(z_sum() * diff.std() / np.sqrt(400), rel=0.08)
-    assert paired_difference(diff, diff).mde == 0.0  # identical runs: zero SE
-
-
-def test_pass_at_1_items_bootstrap_to_the_design_standard_error_and_samples_are_not_extra_items():
-    """n samples per item (temperature > 0): the item's score is its samples' mean (pass@1) and the
-    (seeds x items) bootstrap of those means estimates the standard error of the mean over new seeds,
-    items AND samples (their noise is inside the item means). Treating samples as independent items
-    would claim an interval ~3x too narrow here (items differ far more than samples of one item)."""
-    rng = np.random.default_rng(0)
-    S, N, K = 3, 150, 4
-
-    def draw():
-        p_item = rng.beta(0.6, 0.9, N)  # items differ in difficulty
-        p = np.clip(p_item[None, :] + rng.normal(0, 0.03, (S, 1)), 0, 1)  # seeds shift a little
-        return rng.random((S, N, K)) < p[..., None]  # (seeds, items, samples) 0/1
-
-    truth = np.std([draw().mean() for _ in range(600)])  # the estimator's spread over new designs
-    ours, naive = [], []
-    for i in range(10):
-        d = draw()
-        ours.append(bootstrap_replicates(d.mean(-1), n_boot=400, seed=i).std())
-        naive.append(bootstrap_replicates(d.reshape(1, -1).astype(float), n_boot=400, seed=i).std())
-    assert 0.75 < np.mean(ours) / truth < 1.35  # measured 0.90
-    assert np.mean(naive) / truth < 0.6  # measured 0.33

@@ -279,7 +279,7 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     assert info["config"]["train"]["dtype"] == "bfloat16" and info["trainable_dtype"] == "float32"
     (ev,) = run.glob("eval-*")
     held = json.loads((ev / "heldout.json").read_text())
-    assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 50
+    assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 60  # 360 rows - 300 trained
     assert held["items"][0]["answer"] and "ID" in held["items"][0]
     assert (tmp_path / "results" / "report.html").stat().st_size > 0
 
