@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from .results import AXES, N_SUFFIX, SCORES, StudyResults
-from .stats import ALPHA, Components, holm, interval, minimum_detectable_effect, paired_difference, seeds_needed
+from .stats import (ALPHA, Components, holm, interval, minimum_detectable_effect, paired_difference, seed_share,
+                    seeds_needed)
 
 VERDICTS = ("better", "worse", "equivalent", "inconclusive")
 
@@ -46,7 +47,9 @@ def _compare(row: dict, metric: str, variant: np.ndarray, base: np.ndarray, marg
     c = diff.components
     row.update({f"diff_{metric}": diff.mean, f"diff_{metric}_low": diff.low, f"diff_{metric}_high": diff.high,
                 f"diff_{metric}_se": diff.se, f"diff_{metric}_df": diff.df, f"diff_{metric}_p": diff.p,
-                f"diff_{metric}_p_equiv": diff.p_equivalent, f"mde_{metric}_single": diff.mde,
+                f"diff_{metric}_p_equiv": diff.p_equivalent,
+                f"mde_{metric}_single": minimum_detectable_effect(diff.se, diff.df, ALPHA, seed_share=seed_share(c),
+                                                                  base_rate=float(base.mean()) if _binary(base) else None),
                 f"var_seed_{metric}": c.seed, f"var_item_{metric}": c.item, f"var_cell_{metric}": c.cell,
                 f"base_rate_{metric}": float(base.mean()) if _binary(base) else np.nan})
 
@@ -65,11 +68,11 @@ def _family(table: pd.DataFrame, metric: str, margin: float) -> None:
         verdicts.append(verdict(row, metric))
         rate = row[f"base_rate_{metric}"]
         rate = None if pd.isna(rate) else float(rate)
-        mdes.append(minimum_detectable_effect(row[f"diff_{metric}_se"], row[f"diff_{metric}_df"], ALPHA / m,
-                                              base_rate=rate))
         comp = Components(int(row["seeds"]) or 1, int(row["items"]), row[f"var_seed_{metric}"],
                           row[f"var_item_{metric}"], row[f"var_cell_{metric}"], row[f"diff_{metric}_se"] ** 2,
                           row[f"diff_{metric}_df"])
+        mdes.append(minimum_detectable_effect(row[f"diff_{metric}_se"], row[f"diff_{metric}_df"], ALPHA / m,
+                                              base_rate=rate, seed_share=seed_share(comp)))
         need = seeds_needed(comp, int(row["items"]), margin, ALPHA / m, base_rate=rate)
         needed.append(np.nan if need is None else need)
     table[f"verdict_{metric}"] = pd.Series(verdicts, index=table.index, dtype=object)

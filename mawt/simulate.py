@@ -110,53 +110,62 @@ def _erf(x: np.ndarray) -> np.ndarray:
 def _estimates(diff: np.ndarray, alpha: float, margin: float | None = None):
     from . import stats
 
-    V, df, _ = stats.variance_of_mean(diff)
+    V, df, comps = stats.variance_of_mean(diff)
     se = np.sqrt(V)
     mean = diff.mean((-2, -1))
     low, high = stats.t_interval(mean, se, df, alpha)
     p = stats.t_p_value(mean, se, df)
     p_eq = stats.tost_p_value(mean, se, df, margin) if margin is not None else None
-    return mean, se, df, low, high, p, p_eq
+    return mean, se, df, low, high, p, p_eq, comps
 
 
 def calibrate(cell: Cell, n_sims: int, rng: np.random.Generator, family: int = 3, alpha: float = 0.05,
-              power: float = 0.80, margin: float | None = None) -> dict:
+              power: float = 0.80, margin: float | None = None, n_mde: int = 400) -> dict:
     """Coverage, type I error, MDE and power at that MDE of `mawt.stats` on simulated studies of `cell`.
 
     * coverage: the (1 - alpha) interval of a paired difference holds the true difference (cell.effect);
     * type_1: P(p < alpha) for a variant whose true difference is 0;
-    * mde: the mean MDE `mawt.stats` reports for the verdict shown (Holm over `family` comparisons:
-      alpha / family) on null studies (the first 400);
-    * power: studies of `family` variants, one with true difference = that MDE and the others 0: how often its
-      Holm-adjusted verdict says "better" (the verdict shown);
-    * with `margin`: equivalent_at_0 (TOST + Holm says "equivalent" when the truth is 0) and
-      equivalent_at_margin (the same when the truth is +margin: an error, at most alpha).
+    * mde: the mean MDE that `mawt.stats` reports for the verdict shown (Holm over `family` comparisons:
+      alpha / family; each study's own baseline accuracy and variance components) on the first `n_mde`
+      null studies;
+    * power: studies of `family` variants, one with true difference = that MDE and the others 0: how often
+      its Holm-adjusted verdict says "better" (the verdict shown); NaN where the MDE leaves the 0-1 scale;
+    * false_verdicts: in those studies, how often a null variant is called better or worse;
+    * with `margin`: equivalent_at_0 (TOST says "equivalent" and the test no difference, one comparison,
+      when the truth is 0) and equivalent_at_margin (the same when the truth is +margin: an error, at most
+      alpha).
     """
     from . import stats
 
     variants, baseline = simulate(cell, n_sims, rng)
-    mean, se, df, low, high, p, _ = _estimates(variants[:, 0] - baseline, alpha)
+    mean, se, df, low, high, p, _, (seed, item, cell_var) = _estimates(variants[:, 0] - baseline, alpha)
     truth = cell.effect
     out = {"coverage": float(np.mean((low <= truth) & (truth <= high))),
            "type_1": float(np.mean(p < alpha)) if truth == 0 else float("nan")}
-    mdes = [stats.minimum_detectable_effect(s, d, alpha / family, power, base_rate=float(baseline.mean())) for s, d in zip(se[:400], df[:400])]
+    rates = baseline.mean((-2, -1))
+    mdes = []
+    for k in range(min(n_mde, n_sims)):
+        comp = stats.Components(cell.seeds, cell.items, seed[k], item[k], cell_var[k], se[k] ** 2, df[k])
+        mdes.append(stats.minimum_detectable_effect(se[k], df[k], alpha / family, power, base_rate=float(rates[k]),
+                                                    seed_share=stats.seed_share(comp)))
     mde = float(np.mean(mdes))
     out["mde"] = mde
-    if not 0.0 < cell.base_rate + mde < 1.0:  # the design cannot detect any effect the scale allows
-        return {**out, "power": float("nan"), "false_verdicts": float("nan")}
-    effects = [mde] + [0.0] * (family - 1)
-    variants, baseline = simulate(cell.with_effect(0.0), n_sims, rng, n_variants=family, effects=effects)
-    ps, means = [], []
-    for k in range(family):
-        mean, se, df, *_, p, _ = _estimates(variants[:, k] - baseline, alpha)
-        ps.append(p)
-        means.append(mean)
-    adjusted = np.stack([stats.holm(row) for row in np.stack(ps, axis=1)])
-    out["power"] = float(np.mean((adjusted[:, 0] < alpha) & (means[0] > 0)))
-    out["false_verdicts"] = float(np.mean((adjusted[:, 1:] < alpha).any(axis=1))) if family > 1 else float("nan")
+    out["power"] = out["false_verdicts"] = float("nan")
+    if 0.0 < cell.base_rate + mde < 1.0:  # else the design cannot detect any effect the scale allows
+        effects = [mde] + [0.0] * (family - 1)
+        variants, baseline = simulate(cell.with_effect(0.0), n_sims, rng, n_variants=family, effects=effects)
+        ps, means = [], []
+        for k in range(family):
+            mean, _, _, _, _, p, _, _ = _estimates(variants[:, k] - baseline, alpha)
+            ps.append(p)
+            means.append(mean)
+        adjusted = np.stack([stats.holm(row) for row in np.stack(ps, axis=1)])
+        out["power"] = float(np.mean((adjusted[:, 0] < alpha) & (means[0] > 0)))
+        if family > 1:
+            out["false_verdicts"] = float(np.mean((adjusted[:, 1:] < alpha).any(axis=1)))
     if margin is not None:
         for name, eff in (("equivalent_at_0", 0.0), ("equivalent_at_margin", margin)):
             variants, baseline = simulate(cell.with_effect(eff), n_sims, rng)
-            *_, p, p_eq = _estimates(variants[:, 0] - baseline, alpha, margin)
+            _, _, _, _, _, p, p_eq, _ = _estimates(variants[:, 0] - baseline, alpha, margin)
             out[name] = float(np.mean((p_eq < alpha) & (p >= alpha)))
     return out

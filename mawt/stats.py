@@ -26,16 +26,19 @@ is an unbiased estimate of Var(mean), and the interval is mean +- t * sqrt(V)
 with the Satterthwaite (1946) degrees of freedom of that linear combination:
 the quasi-F approach to designs with two random factors (Clark 1973, "The
 language-as-fixed-effect fallacy"). One change to the textbook formula: in the
-degrees of freedom (not in V) MS_seed is replaced by its median-unbiased value
-MS_seed * (S - 1) / chi2_{S-1}(0.5). Plain Satterthwaite reads a seed mean
-square that is small by chance as many degrees of freedom, just when V is too
-small already; with 2 seeds its "95%" intervals covered 92%. The degrees of
-freedom are at least S - 1: with few seeds and real seed variance they are
+degrees of freedom (not in V) MS_seed is replaced by the upper value
+MS_seed * (S - 1) / chi2_{S-1}(0.25), which E[MS_seed] exceeds with
+probability 0.25 only. Plain Satterthwaite reads a seed mean square that is
+small by chance as many degrees of freedom, just when V is too small already:
+with 2 seeds its "95%" intervals covered 92%, and with the median instead of
+the 0.25 quantile 93%. The level 0.25 is chosen by the calibration
+(docs/statistics.md): coverage >= 0.94 on every cell of its grid. The degrees
+of freedom are at least S - 1: with few seeds and real seed variance they are
 close to S - 1 and the interval is wide (two training runs cannot say much
 about a third, and the t quantile says so). Where V would not be positive, the
 larger of MS_seed and MS_item is used (conservative). When the effect is the
-same on every item (s_v^2 = 0) the pivot is exactly the seed-level t with
-S - 1 degrees of freedom (normal theory), whatever the seed variance.
+same on every item (s_v^2 = 0) the pivot is close to the seed-level t with
+S - 1 degrees of freedom (exactly that t if V were MS_seed / (S N) alone).
 
 This replaces a two-level bootstrap (resampling seeds and items), which counted
 the cell noise 1 + 2 (S - 1) / S times, shrank the seed variance by (S - 1) / S
@@ -76,8 +79,11 @@ POWER = 0.80
 DEFAULT_MARGIN = 0.03  # equivalence margin (absolute, on a 0-1 score) when neither study nor setup sets one
 
 
-def _chi2_median(df: int) -> float:
-    return float(sps.chi2.ppf(0.5, df))
+SEED_MS_QUANTILE = 0.25  # the degrees of freedom read MS_seed * dfs / chi2_dfs(this quantile): see above
+
+
+def _chi2_quantile(df: int) -> float:
+    return float(sps.chi2.ppf(SEED_MS_QUANTILE, df))
 
 
 @dataclass(frozen=True)
@@ -179,10 +185,10 @@ def variance_of_mean(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.nd
     combo = ms_s + ms_i - ms_r
     positive = combo > 0
     V = np.where(positive, combo, np.maximum(ms_s, ms_i)) / (S * N)
-    # Satterthwaite's df with the seed mean square at its median-unbiased value MS_seed * dfs / chi2_dfs(0.5):
-    # the plain formula reads a seed mean square that is small by chance as many degrees of freedom, exactly
-    # when the interval is already too narrow (anti-conservative with 2 seeds; see the calibration table)
-    ms_s_up = ms_s * dfs / _chi2_median(dfs)
+    # Satterthwaite's df with the seed mean square at an upper value MS_seed * dfs / chi2_dfs(0.25): the plain
+    # formula reads a seed mean square that is small by chance as many degrees of freedom, exactly when the
+    # interval is already too narrow (anti-conservative with 2 seeds; see the calibration table)
+    ms_s_up = ms_s * dfs / _chi2_quantile(dfs)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (ms_s_up + ms_i - ms_r) ** 2 / (ms_s_up**2 / dfs + ms_i**2 / dfi + ms_r**2 / dfr)
     df = np.where(np.isfinite(df) & positive, np.clip(df, dfs, dfs + dfi + dfr), float(dfs))
@@ -229,8 +235,12 @@ def detectable_ncp(df: float, alpha: float = ALPHA, power: float = POWER) -> flo
 def t_power(ncp: float, df: float, alpha: float = ALPHA) -> float:
     """Power of the two-sided t test at `alpha` with `df` degrees of freedom when the true effect is
     `ncp` standard errors: E_R[P(|Z + ncp| > c R / sqrt(df))], R ~ chi_df (the noncentral t, integrated
-    directly: scipy's nct is unstable in the far tail that a Holm level reaches)."""
+    directly where scipy's nct returns NaN, as it does in the far tail that a Holm level reaches)."""
     crit = sps.t.ppf(1 - alpha / 2, df)
+    with np.errstate(all="ignore"):
+        fast = float(sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp))
+    if np.isfinite(fast) and 0.0 <= fast <= 1.0:  # scipy's noncentral t where it gives a number (fast)
+        return fast
     root = np.sqrt(df)
 
     def integrand(r: float) -> float:  # r = chi_df, the estimated SE is true SE * r / sqrt(df)
@@ -256,35 +266,53 @@ def _se_bias(df: float) -> float:
 
 
 def minimum_detectable_effect(se: float, df: float, alpha: float = ALPHA, power: float = POWER,
-                              base_rate: float | None = None, debias: bool = True) -> float:
+                              base_rate: float | None = None, debias: bool = True, seed_share: float = 0.0) -> float:
     """The true difference detected with `power` by the two-sided test at `alpha`, for an estimated SE.
 
     ncp(df) * SE / c4(df): the noncentral t's effect in SE units, with the estimated SE
     de-biased (an SE from few degrees of freedom under-states the true SE on average; `debias=False`
     for an SE that is an expectation already, as in `planned`).
-    With `base_rate` (the baseline's mean of 0/1 scores) the SE is scaled to the variance
-    under the alternative: a 0/1 score's variance p (1 - p) grows as p moves towards 0.5,
-    so an effect of the MDE's size is measured less precisely than the null SE says. The
-    larger of the two directions is taken (fixed point of MDE = m0 sqrt(f(MDE))).
+
+    With `base_rate` (the baseline's mean of 0/1 scores) the SE is scaled to the variance under
+    the alternative, since an effect of the MDE's size is measured less precisely than the null
+    SE says when the accuracy moves towards 0.5: the cell noise's share of V scales like the 0/1
+    variance p (1 - p), and `seed_share` (the share of V from seed effects, which act on a
+    latent scale: a run is better or worse at everything) like phi(Phi^-1(p))^2, the slope of
+    accuracy in a latent shift (a probit link). The larger of the two directions is taken; the MDE is the fixed point of
+    MDE = m0 sqrt(f(MDE)).
     """
     if not np.isfinite(se) or se == 0.0:
         return 0.0 if se == 0.0 else float("nan")
     m0 = detectable_ncp(df, alpha, power) * float(se) / (_se_bias(df) if debias else 1.0)
     if base_rate is None or not 0.0 < base_rate < 1.0:
         return m0
-    q = base_rate * (1.0 - base_rate)
+    share = float(np.clip(seed_share, 0.0, 1.0))
+
+    def q(p: float) -> float:
+        return p * (1.0 - p)
+
+    def g(p: float) -> float:
+        return 0.0 if p <= 0.0 or p >= 1.0 else float(sps.norm.pdf(sps.norm.ppf(p)) ** 2)
 
     def scale(delta: float) -> float:
-        sides = [p * (1.0 - p) for p in (base_rate + delta, base_rate - delta) if 0.0 <= p <= 1.0]
-        return max([1.0] + [(s + q) / (2.0 * q) for s in sides])
+        sides = [p for p in (base_rate + delta, base_rate - delta) if 0.0 <= p <= 1.0]
+        return max([1.0] + [share * (g(p) + g(base_rate)) / (2 * g(base_rate))
+                            + (1 - share) * (q(p) + q(base_rate)) / (2 * q(base_rate)) for p in sides])
 
     mde = m0
-    for _ in range(50):
+    for _ in range(100):
         new = m0 * np.sqrt(scale(mde))
         if abs(new - mde) < 1e-9:
             break
         mde = new
     return float(mde)
+
+
+def seed_share(comp: Components) -> float:
+    """The share of Var(mean) that the seed effects make up (the rest: item effects and the cells' noise)."""
+    if not comp.variance > 0:
+        return 0.0
+    return float(np.clip(comp.seed / max(comp.seeds, 1) / comp.variance, 0, 1))
 
 
 def planned(comp: Components, seeds: int, items: int, alpha: float = ALPHA, power: float = POWER,
@@ -307,7 +335,8 @@ def planned(comp: Components, seeds: int, items: int, alpha: float = ALPHA, powe
         df = (ms_s + ms_i - ms_r) ** 2 / (ms_s**2 / (S - 1) + ms_i**2 / (N - 1) + ms_r**2 / ((S - 1) * (N - 1)))
         df = float(np.clip(df, S - 1, S * N - 1))
     se = float(np.sqrt(V))
-    mde = minimum_detectable_effect(se, df, alpha, power, base_rate, debias=False)
+    share = su / S / V if V > 0 else 0.0
+    mde = minimum_detectable_effect(se, df, alpha, power, base_rate, debias=False, seed_share=share)
     return {"seeds": S, "items": N, "se": se, "df": df, "mde": mde}
 
 
@@ -349,7 +378,7 @@ def paired_difference(scores, baseline, alpha: float = ALPHA, margin: float | No
     low, high = t_interval(mean, c.se, c.df, alpha)
     p_eq = float(tost_p_value(mean, c.se, c.df, margin)) if margin is not None else float("nan")
     return PairedDifference(mean, float(low), float(high), se=c.se, df=c.df, p=float(t_p_value(mean, c.se, c.df)),
-                            mde=minimum_detectable_effect(c.se, c.df, mde_alpha or alpha),
+                            mde=minimum_detectable_effect(c.se, c.df, mde_alpha or alpha, seed_share=seed_share(c)),
                             p_equivalent=p_eq, margin=float("nan") if margin is None else float(margin),
                             components=c)
 

@@ -117,10 +117,10 @@ def test_mean_squares_and_interval_of_a_2x3_matrix_by_hand():
     # V = (13.5 + 1.5 - 0.5) / (S N = 6) = 14.5 / 6; seed (13.5 - 0.5) / 3; item (1.5 - 0.5) / 2; cell 0.5
     assert c.variance == pytest.approx(14.5 / 6, abs=1e-12)
     assert (c.seed, c.item, c.cell) == pytest.approx((13 / 3, 0.5, 0.5), abs=1e-12)
-    # df: Satterthwaite with MS_seed at its median-unbiased value 13.5 * 1 / chi2_1(0.5) = 13.5 / 0.454936 = 29.674
-    up = 13.5 / 0.4549364231195724
-    df = (up + 1.5 - 0.5) ** 2 / (up**2 / 1 + 1.5**2 / 2 + 0.5**2 / 2)  # = 30.674^2 / 881.80 = 1.0670
-    assert c.df == pytest.approx(df, rel=1e-9) and c.df == pytest.approx(1.0670, abs=1e-4)
+    # df: Satterthwaite with MS_seed at its upper value 13.5 * 1 / chi2_1(0.25) = 13.5 / 0.101531 = 132.96
+    up = 13.5 / 0.10153104426762156
+    df = (up + 1.5 - 0.5) ** 2 / (up**2 / 1 + 1.5**2 / 2 + 0.5**2 / 2)  # = 133.96^2 / 17680.6 = 1.0150
+    assert c.df == pytest.approx(df, rel=1e-9) and c.df == pytest.approx(1.0150, abs=1e-4)
     ci = interval(m)
     half = sps.t.ppf(0.975, df) * np.sqrt(14.5 / 6)
     assert (ci.mean, ci.low, ci.high) == pytest.approx((2.5, 2.5 - half, 2.5 + half), rel=1e-9)
