@@ -320,7 +320,8 @@ def planned(comp: Components, seeds: int, items: int, alpha: float = ALPHA, powe
     """The design (seeds x items) that variance components `comp` predict: SE, df and MDE.
 
     Expected mean squares at the new design: E[MS_seed] = s_e^2 + N s_u^2, E[MS_item] = s_e^2 + S s_v^2,
-    E[MS_resid] = s_e^2; df by Satterthwaite on those expectations. `cell_scale` multiplies s_e^2 (e.g.
+    E[MS_resid] = s_e^2; df by Satterthwaite on those expectations, with E[MS_seed] at the same upper value
+    the analysis reads (`variance_of_mean`), so the plan's df is the one its verdicts will have. `cell_scale` multiplies s_e^2 (e.g.
     about 1/K for pass@1 over K samples where the cell noise is sampling noise).
     """
     S, N = int(seeds), int(items)
@@ -332,6 +333,7 @@ def planned(comp: Components, seeds: int, items: int, alpha: float = ALPHA, powe
         df = float(S - 1)
     else:
         ms_s, ms_i, ms_r = se2 + N * su, se2 + S * sv, se2
+        ms_s = ms_s * (S - 1) / _chi2_quantile(S - 1)  # as variance_of_mean reads it: the df the analysis will use
         df = (ms_s + ms_i - ms_r) ** 2 / (ms_s**2 / (S - 1) + ms_i**2 / (N - 1) + ms_r**2 / ((S - 1) * (N - 1)))
         df = float(np.clip(df, S - 1, S * N - 1))
     se = float(np.sqrt(V))
