@@ -33,7 +33,6 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import markdown  # noqa: E402  (benchmarks/markdown.py)
-from mawt.simulate import Cell, calibrate  # noqa: E402
+from mawt.simulate import Cell, accuracy_seed_sd, calibrate  # noqa: E402
 
 SEEDS = (2, 3, 5)
 ITEMS = (50, 400)
@@ -53,11 +52,7 @@ COLUMNS = ["seeds", "items", "base rate", "seed SD (accuracy)", "heterogeneous (
            "MDE (Holm, 3 comparisons)", "power at MDE", "false verdicts"]
 
 
-def seed_sd(latent: float, base_rate: float, tau: float = 1.0) -> float:
-    """The accuracy-scale seed SD (`Cell.seed_sd`) of a latent seed SD at `base_rate`:
-    latent * phi(Phi^-1(p)) / sqrt(1 + tau^2) (the inverse of `Cell.sigma_u`)."""
-    density = NormalDist().pdf(NormalDist().inv_cdf(base_rate))
-    return latent * density / float(np.sqrt(1 + tau**2))
+seed_sd = accuracy_seed_sd  # latent -> accuracy scale (mawt.simulate)
 
 
 def grid(seeds=SEEDS, items=ITEMS, base_rates=BASE_RATES, latent_seed_sd=LATENT_SEED_SD,

@@ -70,6 +70,12 @@ class Cell:
         return replace(self, effect=float(effect))
 
 
+def accuracy_seed_sd(latent: float, base_rate: float, tau: float = 1.0) -> float:
+    """The accuracy-scale seed SD (`Cell.seed_sd`) of a latent (probit-scale) seed SD at `base_rate`:
+    latent * phi(Phi^-1(p)) / sqrt(1 + tau^2), the inverse of `Cell.sigma_u`'s conversion."""
+    return latent * _N.pdf(_N.inv_cdf(base_rate)) / float(np.sqrt(1 + tau**2))
+
+
 def simulate(cell: Cell, n_sims: int, rng: np.random.Generator, n_variants: int = 1,
              effects: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(variants, baseline): variants (n_sims, n_variants, S, N) and baseline (n_sims, S, N) score arrays.

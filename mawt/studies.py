@@ -30,6 +30,7 @@ from .runconfig import RunConfig, _build, yaml_problem
 from .stats import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
 
 ROOT = Path(__file__).resolve().parents[1]  # a checkout's root (its ablations/ folder)
+DEFAULT_SEEDS = (0, 1, 2)  # when neither the study nor the setup names seeds
 PACKAGE = Path(__file__).resolve().parent
 SCHEMAS = PACKAGE / "schemas"  # package data: an installed mawt finds them
 SETUPS = PACKAGE / "setups"
@@ -145,7 +146,7 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
                              f"allowed are {sorted({*own, *BASELINES} - {name})}")
     variants = {"plain": plainized(defaults), "gated": deep_merge(plainized(defaults), GATED)}
     variants.update({name: deep_merge(defaults, over) for name, over in own.items()})
-    seeds = list(setup.get("seeds") or data["seeds"])  # a setup's `seeds` replaces every study's (its power plan)
+    seeds = list(data.get("seeds") or setup.get("seeds") or DEFAULT_SEEDS)  # the study's own, else the setup's
     margin = float(data.get("margin", setup.get("margin", DEFAULT_MARGIN)))
     study = StudySpec(data["name"], path, seeds, data.get("description", ""), variants, {}, margin)
     seed = study.seeds[0]

@@ -233,3 +233,20 @@ def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, 
     (rules / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
     generated = full_run.per_rule(tmp_path / "benchmarks").to_markdown(index=False)
     assert _cells(generated.splitlines()[0]) == full_run.RULE_COLUMNS
+
+
+def test_docs_calibration_table_is_what_its_generator_writes(bench):
+    """Not only the header: two rows of docs/statistics.md's calibration table, recomputed by the generator with
+    the same streams (2000 studies per cell), are equal cell for cell (the simulation's draws are integers from
+    numpy's generator; the counts it reports do not move with a machine's floats)."""
+    cal = bench("calibration")
+    lines = _table_lines((ROOT / "docs" / "statistics.md").read_text())
+    start = [i for i, line in enumerate(lines) if _cells(line)[:1] == ["seeds"]]
+    assert len(start) == 1 and _cells(lines[start[0]]) == cal.COLUMNS
+    lines = lines[start[0]:]
+    rows = {tuple(_cells(line)[:5]): _cells(line) for line in lines[2:]}
+    assert len(rows) == 108
+    for S, N, p, latent, het in ((3, 50, 0.5, 0.3, 0.0), (5, 50, 0.17, 0.0, 0.5)):
+        cell = cal.Cell(seeds=S, items=N, base_rate=p, seed_sd=cal.seed_sd(latent, p), effect_sd=het)
+        fresh = [str(c) for c in cal.row(cell, cal.calibrate(cell, 2000, cal.rng(cell), family=cal.FAMILY))]
+        assert rows[tuple(fresh[:5])] == fresh

@@ -37,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------- a fixture of run results
 
 STUDIES = {  # "depths": an index without `baseline` fields (every variant vs plain); "mixing": explicit fields
-    "depths": {"plain": {"depth": 1, "mixer": "fixed"}, "depth-2": {"depth": 2, "mixer": "grpo"},
-               "depth-4": {"depth": 4, "mixer": "grpo"}},
+    # 3 seeds: with 2, a t interval has about 1 degree of freedom and even 0.9 vs 0.4 is not established
+    "depths": {"plain": {"depth": 1, "mixer": "fixed", "seeds": (0, 1, 2)},
+               "depth-2": {"depth": 2, "mixer": "grpo", "seeds": (0, 1, 2)},
+               "depth-4": {"depth": 4, "mixer": "grpo", "seeds": (0, 1, 2)}},
     "mixing": {"plain": {"depth": 1, "mixer": "fixed", "baseline": None},
                "grpo": {"depth": 4, "mixer": "grpo", "baseline": "plain"},
                "softmax": {"depth": 4, "mixer": "softmax", "baseline": "plain"},
@@ -228,7 +230,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
             assert (word in ("better", "worse")) == (table.loc[v, f"diff_{metric}_p_holm"] < 0.05)
             # the verdict's MDE is at Holm's first-step level 0.05 / 2: larger than one comparison's at 0.05
             assert table.loc[v, f"mde_{metric}"] > table.loc[v, f"mde_{metric}_single"] > 0
-    assert table.loc["depth-4", "verdict_exact_match"] == "better"  # 0.9 vs 0.4 on 60 paired item-seeds
+    assert table.loc["depth-4", "verdict_exact_match"] == "better"  # 0.9 vs 0.4 on 90 paired item-seeds
     assert table.loc["depth-4", "diff_exact_match_p_holm"] == pytest.approx(
         2 * table.loc["depth-4", "diff_exact_match_p"])  # the smaller of two p-values, x2 (Holm, m=2)
     assert table.loc["depth-2", "verdict_exact_match"] == "inconclusive"
@@ -239,7 +241,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
     assert not any(c.startswith("train_batch_") for c in table.columns)
     # a side metric that one of two seeds lacks: the mean of the one that has it, with its count
     assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match"] == 0.45
-    assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match__n"] == 1
+    assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match__n"] == 2
     assert pd.isna(table.loc["depth-4", "lm_eval:verbal_heldout:exact_match__n"])
     assert table.loc["depth-2", "lm_eval:verbal_heldout:exact_match_stderr"] == 0.05
     csv = pd.read_csv(out / "table.csv").set_index("variant")
@@ -251,8 +253,8 @@ def test_study_table_has_intervals_differences_and_costs(results):
     md = (out / "table.md").read_text()
     assert "| depth-4 " in md and " *" in md and "(baseline)" in md and "0.050" in md
     assert "EM vs baseline [95% CI]" in md and "EM Holm p" in md and "vs plain" not in md
-    assert "0.450 ± 0.050 (n=1 of 2)" in md  # depth-2's lm-eval score: only seed 0 has one
-    assert "2 seeds x 30 items" in md and "Minimum detectable effect" in md and "Holm-adjusted" in md
+    assert "0.450 ± 0.050 (n=2 of 3)" in md  # depth-2's lm-eval score: seed 1 has none
+    assert "3 seeds x 30 items" in md and "Minimum detectable effect" in md and "Holm-adjusted" in md
     assert "unadjusted 95% interval" in md and "not distinguishable" not in md and "bootstrap" not in md
     mde = np.median(table.loc[["depth-2", "depth-4"], "mde_exact_match"])
     assert f"exact match {mde:.3f}" in md
@@ -262,7 +264,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
     assert shown.loc["depth-4", "depth usage (held-out)"] == "0.70 / 0.10 / 0.10 / 0.10"
     long = pd.read_csv(out / "long.csv")
     assert {"study", "variant", "seed", "depth", "mixer", "metric", "value"} <= set(long.columns)
-    assert len(long[(long.metric == "exact_match") & (long.variant == "depth-2")]) == 2
+    assert len(long[(long.metric == "exact_match") & (long.variant == "depth-2")]) == 3  # one row per seed
 
 
 def test_selector_statistics_fall_back_to_the_training_batch_and_are_labelled(results):
@@ -472,7 +474,7 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
             assert shown["study"] == study and shown["baseline"] == "plain"
             assert shown["verdict"] == row["verdict_exact_match"] in VERDICTS
             assert shown["verdict (Holm-adjusted)"] == verdict_text(row)
-            assert shown["MDE"] == f"{row['mde_exact_match']:.3f}" and shown["seeds x items"] == "2 seeds x 30 items"
+            assert shown["MDE"] == f"{row['mde_exact_match']:.3f}" and shown["seeds x items"] == f"{3 if study == 'depths' else 2} seeds x 30 items"
             assert shown["difference [95% CI]"] == (f"{row['diff_exact_match']:+.2f} "
                                                     f"[{row['diff_exact_match_low']:+.2f}, "
                                                     f"{row['diff_exact_match_high']:+.2f}]")
@@ -492,11 +494,11 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
     assert "table.verdicts{table-layout:fixed;width:100%" in text and "overflow-wrap:break-word" in text
     # each study section states its design and MDE; the table marks '*' by the Holm-adjusted p
     section = text.split('id="study-depths"', 1)[1].split("<h2", 1)[0]
-    assert "2 seeds x 30 items" in section and "Minimum detectable effect" in section
+    assert "3 seeds x 30 items" in section and "Minimum detectable effect" in section
     assert "EM vs baseline" in section and "trainable params" in section
     # environment: the CPU keys, and both values where one run differs (another CPU, other kernels)
     env = {(r["key"], r["value"]): r["runs"] for r in _rows(text.split('id="environment"', 1)[1].split("<h2", 1)[0])}
-    assert env[("cpu_threads", "2")] == f"all {2 * 3 + 2 * 4}"
+    assert env[("cpu_threads", "2")] == f"all {3 * 3 + 2 * 4}"  # depths: 3 variants x 3 seeds; mixing: 4 x 2
     assert env[("cpu_capability", "AVX2")] == "mixing-softmax-1 (train)"
     assert env[("cpu_model", "Other CPU")] == "mixing-softmax-1 (train)"
     assert ("cpu_capability", "AVX512") in env and ("cpu_model", "Fixture CPU 9000") in env

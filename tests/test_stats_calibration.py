@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import functools
 import zlib
-from statistics import NormalDist
 
 import numpy as np
 import pytest
 
 from mawt import stats
-from mawt.simulate import Cell, calibrate, simulate
+from mawt.simulate import Cell, accuracy_seed_sd, calibrate, simulate
 
 N_SIMS = 1000
 ALPHA = 0.05
@@ -39,12 +38,7 @@ def slack(p: float = ALPHA, n: int = N_SIMS) -> float:
     return 2.5 * float(np.sqrt(p * (1 - p) / n))
 
 
-def seed_sd(latent: float, base_rate: float, tau: float = 1.0) -> float:
-    """The accuracy-scale seed SD (`Cell.seed_sd`) of a latent (probit-scale) seed SD at `base_rate`:
-    latent * phi(Phi^-1(p)) / sqrt(1 + tau^2), i.e. latent * density / sqrt(2) at the default tau = 1
-    (the inverse of `Cell.sigma_u`'s conversion)."""
-    density = NormalDist().pdf(NormalDist().inv_cdf(base_rate))
-    return latent * density / float(np.sqrt(1 + tau**2))
+seed_sd = accuracy_seed_sd  # a latent (probit-scale) seed SD on the accuracy scale
 
 
 def _rng(cell: Cell, salt: str = "") -> np.random.Generator:

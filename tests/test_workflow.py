@@ -57,22 +57,25 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     proc = snakemake(tmp_path, "-n", setup=setup)
     assert proc.returncode == 0, proc.stderr[-3000:]
     counts = job_counts(proc.stdout)
-    # Distinct run configs x 3 seeds, identical runs of different studies trained once:
+    # Distinct run configs x seeds (3 for micro; paper.yaml's `seeds`, 11, from its power plan), identical runs of
+    # different studies trained once:
     #   shared by every study: plain, gated, GRPO D=4 (token credit, grpo advantage);
     #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: sequence, exact, token + rloo;
     #   selector: hidden, both (its stats variant is the shared GRPO D=4 run);
+    #   controls: half_steps, shuffled (its grpo variant is the shared GRPO D=4 run);
     #   paper: freezing adds last:2, mawt only, all, layer -2 and their 4 plain counterparts
     #   (micro leaves freezing and tasks out of its default studies: mawt/setups/micro.yaml).
-    configs = {"micro": 3 + 2 + 3 + 3 + 2, "paper": 3 + 2 + 3 + 3 + 8 + 2}[setup]
+    configs = {"micro": 3 + 2 + 3 + 3 + 2 + 2, "paper": 3 + 2 + 3 + 3 + 8 + 2 + 2}[setup]
+    seeds = {"micro": 3, "paper": 11}[setup]
     splits = 1
     native = {"micro": 0, "paper": 1}[setup]  # paper.yaml: native_reference (the base thinking natively)
-    assert counts["train"] == counts["run_config"] == 3 * configs
+    assert counts["train"] == counts["run_config"] == seeds * configs
     # every trained run and the untuned base on each split, in their own jobs (eval is not in the run id)
-    assert counts["eval_heldout"] == counts["eval_config"] == 3 * configs + splits + native
-    lm_seeds = {"micro": 1, "paper": 3}[setup]  # micro.yaml: lm_eval.seeds [0]
+    assert counts["eval_heldout"] == counts["eval_config"] == seeds * configs + splits + native
+    lm_seeds = {"micro": 1, "paper": 11}[setup]  # micro.yaml: lm_eval.seeds [0]; paper: every seed
     assert counts["lm_eval"] == lm_seeds * configs + splits
     assert counts["prepare_data"] == counts["data_config"] == splits
-    assert counts["study_table"] == {"micro": 4, "paper": 5}[setup] and counts["report"] == 1
+    assert counts["study_table"] == {"micro": 5, "paper": 6}[setup] and counts["report"] == 1
     # the report's heatmaps: the first MAWT run of each study; mixing's and freezing's are one run
     assert counts["attention_example"] == 3
     assert "pretrain_micro" not in counts  # the micro base is the shipped asset
@@ -123,7 +126,7 @@ def test_lint_is_clean(tmp_path):
 def test_slurm_profile_dry_run(tmp_path):
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), setup="paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout)["train"] == 3 * (3 + 2 + 3 + 3 + 8 + 2)
+    assert job_counts(proc.stdout)["train"] == 11 * (3 + 2 + 3 + 3 + 8 + 2 + 2)  # paper.yaml: 11 seeds
 
 
 @pytest.mark.parametrize(
@@ -231,7 +234,7 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    assert counts["report"] == 1 and counts["train"] == 39 and counts["lm_eval"] == 13 + 1
+    assert counts["report"] == 1 and counts["train"] == 45 and counts["lm_eval"] == 15 + 1
 
 
 STANDIN_STUDY = {"name": "standin", "seeds": [0], "variants": {"grpo2": {"mawt": {"depth": 2, "mixer": "grpo"}}}}
@@ -279,7 +282,7 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     assert info["config"]["train"]["dtype"] == "bfloat16" and info["trainable_dtype"] == "float32"
     (ev,) = run.glob("eval-*")
     held = json.loads((ev / "heldout.json").read_text())
-    assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 60  # 360 rows - 300 trained
+    assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 60  # 360 rows - 300 trained (n_heldout: null, as paper)
     assert held["items"][0]["answer"] and "ID" in held["items"][0]
     assert (tmp_path / "results" / "report.html").stat().st_size > 0
 
