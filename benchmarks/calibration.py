@@ -111,12 +111,8 @@ def main(argv: list[str] | None = None) -> None:
             + "\n\n" + summary(results, a.sims))
     md = markdown.write(a.out, "Calibration of mawt.stats on simulated studies", text, markdown.command(__file__, argv))
     print(text)
-    print(f"\nwrote {_shown(md)} ({time.perf_counter() - started:.0f} s)")
+    print(f"\nwrote {markdown.shown(md)} ({time.perf_counter() - started:.0f} s)")
 
-
-def _shown(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,12 @@ def write(path: str | Path, title: str, body: str, cmd: str, env: dict | None = 
     return write_text(Path(path), document(title, body, cmd, env))
 
 
+def shown(path: str | Path) -> str:
+    """A path as printed: relative to the checkout when it is inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def md_path(json_path: str | Path) -> Path:
     """The Markdown file next to a benchmark's JSON: same stem, `.md`."""
     return Path(json_path).with_suffix(".md")

@@ -71,12 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     md = markdown.write(markdown.md_path(a.out), "Memory of float32 master weights at the 1.5B's geometry", text,
                         markdown.command(__file__, argv))
     print(text)
-    print(f"\nwrote {_shown(a.out)} and {_shown(md)}")
+    print(f"\nwrote {markdown.shown(a.out)} and {markdown.shown(md)}")
 
-
-def _shown(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 if __name__ == "__main__":
     main()
