@@ -228,6 +228,7 @@ def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, 
     full_run = bench("full_run")
     assert _readme_header("rule") == full_run.RULE_COLUMNS
     assert _readme_header("study", "variant", "trainable params") == full_run.STUDY_COLUMNS
+    assert _readme_header("study", "compared") == full_run.PLAN_COLUMNS
     rules = tmp_path / "benchmarks" / "train"
     rules.mkdir(parents=True)
     (rules / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
