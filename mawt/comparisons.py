@@ -45,13 +45,14 @@ def _binary(matrix: np.ndarray) -> bool:
 def _compare(row: dict, metric: str, variant: np.ndarray, base: np.ndarray, margin: float) -> None:
     diff = paired_difference(variant, base, margin=margin)
     c = diff.components
+    rate = float(base.mean()) if _binary(base) else None
     row.update({f"diff_{metric}": diff.mean, f"diff_{metric}_low": diff.low, f"diff_{metric}_high": diff.high,
                 f"diff_{metric}_se": diff.se, f"diff_{metric}_df": diff.df, f"diff_{metric}_p": diff.p,
                 f"diff_{metric}_p_equiv": diff.p_equivalent,
                 f"mde_{metric}_single": minimum_detectable_effect(diff.se, diff.df, ALPHA, seed_share=seed_share(c),
-                                                                  base_rate=float(base.mean()) if _binary(base) else None),
+                                                                  base_rate=rate),
                 f"var_seed_{metric}": c.seed, f"var_item_{metric}": c.item, f"var_cell_{metric}": c.cell,
-                f"base_rate_{metric}": float(base.mean()) if _binary(base) else np.nan})
+                f"base_rate_{metric}": np.nan if rate is None else rate})
 
 
 def _family(table: pd.DataFrame, metric: str, margin: float) -> None:

@@ -40,16 +40,21 @@ from .stats import ALPHA, Components, planned
 TARGET_MDE = 0.06  # the default aim: `plan.target_mde` in the setup overrides it
 
 
-def _measured(table_csv: Path) -> Components | None:
+def _measured(table_csv: Path) -> tuple[Components | None, float | None]:
+    """The median variance components of a finished study's comparisons and its baselines' median 0/1 rate."""
     if not table_csv.is_file():
-        return None
+        return None, None
     table = pd.read_csv(table_csv)
+    rate_col = "base_rate_exact_match"
+    rate = (float(np.median(table[rate_col].dropna())) if rate_col in table and table[rate_col].notna().any()
+            else None)
     cols = ("var_seed_exact_match", "var_item_exact_match", "var_cell_exact_match")
     if not set(cols) <= set(table) or table[cols[0]].notna().sum() == 0:
-        return None
+        return None, rate
     sub = table[table[cols[0]].notna()]
     seed, item, cell = (float(np.median(sub[c])) for c in cols)
-    return Components(int(sub["seeds"].max()), int(sub["items"].iloc[0]), seed, item, cell, float("nan"), float("nan"))
+    comp = Components(int(sub["seeds"].max()), int(sub["items"].iloc[0]), seed, item, cell, float("nan"), float("nan"))
+    return comp, rate
 
 
 def _assumed(setup: dict) -> tuple[Components, float]:
@@ -58,14 +63,6 @@ def _assumed(setup: dict) -> tuple[Components, float]:
     seed_sd = float(plan.get("seed_sd", 0.02))
     item_sd = float(plan.get("item_sd", 0.0))
     return Components(0, 0, 2 * seed_sd**2, item_sd**2, 2 * p * (1 - p), float("nan"), float("nan")), p
-
-
-def _base_rate(table_csv: Path) -> float | None:
-    if not table_csv.is_file():
-        return None
-    table = pd.read_csv(table_csv)
-    col = "base_rate_exact_match"
-    return float(np.median(table[col].dropna())) if col in table and table[col].notna().any() else None
 
 
 SOURCES = ("auto", "others", "assumed")
@@ -84,11 +81,12 @@ def plan(setup: dict, studies: dict, seeds: int | None = None, heldout: int | No
 
     layout = Layout(setup["name"], root)
     tables = {name: Path(layout.study_file(name, STUDY_FILES["table"])) for name in studies}
-    measured = {name: _measured(path) for name, path in tables.items()}
+    found = {name: _measured(path) for name, path in tables.items()}
+    measured = {name: comp for name, (comp, _) in found.items()}
     if source == "assumed":
         measured = dict.fromkeys(measured)
     assumed, assumed_rate = _assumed(setup)
-    rates = [r for r in (_base_rate(p) for p in tables.values()) if r is not None]
+    rates = [rate for _, rate in found.values() if rate is not None]
     base_rate = float(np.median(rates)) if rates else assumed_rate
     plan_cfg = setup.get("plan") or {}
     run = setup.get("run") or {}

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
+from scipy.special import erf
 
 _N = NormalDist()
 
@@ -102,14 +103,7 @@ def simulate(cell: Cell, n_sims: int, rng: np.random.Generator, n_variants: int 
 
 
 def _draw(latent: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    p = 0.5 * (1.0 + _erf(latent / np.sqrt(2.0)))
-    return rng.binomial(samples, p) / samples
-
-
-def _erf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
-
-    return erf(x)
+    return rng.binomial(samples, 0.5 * (1.0 + erf(latent / np.sqrt(2.0)))) / samples
 
 
 # ------------------------------------------------------------------ calibration of mawt.stats against the truth

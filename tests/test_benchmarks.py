@@ -238,8 +238,8 @@ def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, 
 
 def test_docs_calibration_table_is_what_its_generator_writes(bench):
     """Not only the header: two rows of docs/statistics.md's calibration table, recomputed by the generator with
-    the same streams (2000 studies per cell), are equal cell for cell (the simulation's draws are integers from
-    numpy's generator; the counts it reports do not move with a machine's floats)."""
+    the same streams (2000 studies per cell), agree cell for cell (the same design cells exactly; the rates to
+    3 studies in 2000, since another machine's float sums may move a study across a bound)."""
     cal = bench("calibration")
     lines = _table_lines((ROOT / "docs" / "statistics.md").read_text())
     start = [i for i, line in enumerate(lines) if _cells(line)[:1] == ["seeds"]]
@@ -250,4 +250,8 @@ def test_docs_calibration_table_is_what_its_generator_writes(bench):
     for S, N, p, latent, het in ((3, 50, 0.5, 0.3, 0.0), (5, 50, 0.17, 0.0, 0.5)):
         cell = cal.Cell(seeds=S, items=N, base_rate=p, seed_sd=cal.seed_sd(latent, p), effect_sd=het)
         fresh = [str(c) for c in cal.row(cell, cal.calibrate(cell, 2000, cal.rng(cell), family=cal.FAMILY))]
-        assert rows[tuple(fresh[:5])] == fresh
+        shown = rows[tuple(fresh[:5])]
+        # the rates are counts of 2000 studies: another machine's float sums may move a study across a bound,
+        # so allow 3 studies (0.0015) and the table's rounding; the MDE to 0.5%
+        for mine, theirs in zip(fresh[5:], shown[5:], strict=True):
+            assert (mine == theirs == "") or float(mine) == pytest.approx(float(theirs), abs=0.0015 + 0.0005, rel=0.005)
