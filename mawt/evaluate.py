@@ -14,10 +14,31 @@ mawt.scoring: `challenge_metric` (the published checker), `challenge_strict`
 estimated from n samples (DeepSeek-R1's protocol), which the tables then treat
 as the item's score (mawt/stats.py: the samples' noise is inside the item means).
 
+Decoding settings come from the EvalConfig only, never from the checkpoint's
+generation_config.json: greedy is the plain argmax (`do_sample=False`, no logits
+processor: no repetition penalty, n-gram ban, minimum length, banned words, top-k /
+top-p / temperature); sampling uses `eval.temperature` and `eval.top_p` with no
+top-k cut. transformers fills every field a `generate` call leaves unset (None in
+its GenerationConfig) from `model.generation_config`, so passing explicit settings
+alone would still inherit, say, a `repetition_penalty: 1.3` of the checkpoint:
+the items the shortcut below accepts would be scored as argmax decoding, the
+others as penalised decoding. So both: `generate` passes one explicit
+`generation_config` and, for the call, swaps the model's own config for
+`mawt.models.plain_generation_config` (token ids only), whatever model it is
+given; and `load_checkpoint` installs that plain config on every model it loads
+for evaluation, which also covers lm-eval (mawt.lmeval), whose HFLM calls
+`model.generate` itself. `tests/test_honest_eval.py` checks this against a
+hand-written argmax loop on a base whose file sets `repetition_penalty` and
+`no_repeat_ngram_size`.
+
 Greedy exact match is decided by ONE teacher-forced forward pass when the prompt
 leaves no thinking open: greedy decoding reproduces the gold answer exactly iff
 the argmax at every answer position (the final EOS included) is the gold token,
 because each greedy step then sees the same prefix as the teacher-forced pass.
+The gold token must be the UNIQUE argmax: where its logit equals the largest
+other one (exact top-1 ties happen in bf16), which token wins depends on the
+kernel (the cached decoding step need not round like the full forward pass), and
+accepting the tie would only ever inflate a score; such an item is generated.
 Generation runs only for the items where that fails. `tests/test_evaluate.py`
 checks that both give the same decisions on every item. With sampling, or with
 native thinking, every item is generated.
@@ -30,6 +51,7 @@ predict answer tokens (what the tables label "depth usage (held-out)").
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -38,41 +60,64 @@ from . import atomic
 from .data import read_jsonl
 from .prompts import AnswerCollator, encode_example, prompt_text, think_open
 from .environment import environment
-from .models import load_checkpoint
+from .models import load_checkpoint, plain_generation_config
 from .runconfig import EvalConfig
 from .scoring import challenge_metric, challenge_strict, exact_match, think_closed
+
+
+def generation_config(tokenizer, cfg: EvalConfig):
+    """The explicit settings of every `generate` call: greedy is `do_sample=False` and nothing
+    else (plain argmax); sampling is `cfg.temperature` and `cfg.top_p`, no top-k cut. The
+    budget, `cfg.n_samples` per prompt, stopping at the tokenizer's EOS only."""
+    from transformers import GenerationConfig
+
+    sampling = {"do_sample": False} if cfg.greedy else {
+        "do_sample": True, "temperature": float(cfg.temperature), "top_p": float(cfg.top_p), "top_k": 0}
+    return GenerationConfig(max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.n_samples, use_cache=True,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sampling)
+
+
+@contextlib.contextmanager
+def _plain_defaults(model, tokenizer):
+    """The model's own generation config replaced by `plain_generation_config` for the block, so
+    that what `generation_config` leaves unset is never filled from the checkpoint's file."""
+    own = model.generation_config
+    model.generation_config = plain_generation_config(model, tokenizer)
+    try:
+        yield
+    finally:
+        model.generation_config = own
 
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> list[list[dict]]:
     """`cfg.n_samples` answers per prompt: left-padded batches, KV cache on, stopped by EOS or
-    the budget only. Each sample: {"text": decoded answer (special tokens dropped, stripped),
+    the budget only, with `generation_config` and nothing from the model's own generation
+    config. Each sample: {"text": decoded answer (special tokens dropped, stripped),
     "tokens": generated tokens incl. EOS, "eos": whether EOS came within the budget}."""
     model.eval()
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     eos = tokenizer.eos_token_id
+    settings = generation_config(tokenizer, cfg)
     samples: list[list[dict]] = []
     try:
-        for i in range(0, len(prompts), cfg.batch_size):
-            enc = tokenizer(prompts[i : i + cfg.batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(model.device)
-            sampling = {"do_sample": True, "temperature": float(cfg.temperature), "top_p": float(cfg.top_p),
-                        "top_k": 0} if not cfg.greedy else {"do_sample": False}
-            if not cfg.greedy:
-                torch.manual_seed(cfg.seed * 1_000_003 + i)  # a batch's draws depend only on the config
-            out = model.generate(**enc, max_new_tokens=cfg.max_new_tokens, use_cache=True,
-                                 num_return_sequences=cfg.n_samples, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=eos, **sampling)
-            new = out[:, enc["input_ids"].shape[1] :].tolist()
-            for j in range(0, len(new), cfg.n_samples):
-                group = []
-                for ids in new[j : j + cfg.n_samples]:
-                    ended = eos in ids
-                    ids = ids[: ids.index(eos) + 1] if ended else ids
-                    text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-                    group.append({"text": text, "tokens": len(ids), "eos": ended})
-                samples.append(group)
+        with _plain_defaults(model, tokenizer):
+            for i in range(0, len(prompts), cfg.batch_size):
+                enc = tokenizer(prompts[i : i + cfg.batch_size], return_tensors="pt", padding=True,
+                                add_special_tokens=False).to(model.device)
+                if not cfg.greedy:
+                    torch.manual_seed(cfg.seed * 1_000_003 + i)  # a batch's draws depend only on the config
+                out = model.generate(**enc, generation_config=settings)
+                new = out[:, enc["input_ids"].shape[1] :].tolist()
+                for j in range(0, len(new), cfg.n_samples):
+                    group = []
+                    for ids in new[j : j + cfg.n_samples]:
+                        ended = eos in ids
+                        ids = ids[: ids.index(eos) + 1] if ended else ids
+                        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                        group.append({"text": text, "tokens": len(ids), "eos": ended})
+                    samples.append(group)
     finally:
         tokenizer.padding_side = side
     return samples
@@ -102,8 +147,10 @@ def _selection_sums(model, predicts: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 @torch.no_grad()
 def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32):
-    """Per item: answer CE (nats/token) and whether greedy decoding reproduces the gold answer;
-    plus the held-out selector statistics over answer-predicting positions ({} without MAWT)."""
+    """Per item: answer CE (nats/token) and whether greedy decoding surely reproduces the gold
+    answer (the gold token the unique argmax at every answer position: a tie is left to
+    generation); plus the held-out selector statistics over answer-predicting positions
+    ({} without MAWT)."""
     model.eval()
     collate = AnswerCollator(tokenizer.pad_token_id)
     losses, greedy = [], []
@@ -118,7 +165,9 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
         answer = labels != -100  # (B, L-1)
         tok = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
         losses += ((tok * answer).sum(1) / answer.sum(1)).tolist()
-        greedy += ((logits.argmax(-1) == labels) | ~answer).all(1).tolist()
+        top = logits.topk(2, dim=-1)  # (B, L-1, 2): a top-1 tie is no greedy decision
+        unique_gold = (top.indices[..., 0] == labels) & (top.values[..., 0] > top.values[..., 1])
+        greedy += (unique_gold | ~answer).all(1).tolist()
         sums = _selection_sums(model, torch.nn.functional.pad(answer, (0, 1)))
         if sums is not None:
             u, e, n = sums

@@ -134,10 +134,12 @@ def _hflm(model_dir, cfg: EvalConfig, device: str):
 
     from .models import load_checkpoint
 
-    model, tokenizer = load_checkpoint(model_dir, device)  # as eval-heldout: the config's dtype, the pad rule
+    # As eval-heldout: the config's dtype, the pad rule, and mawt.models.plain_generation_config in place of
+    # the checkpoint's generation_config.json (HFLM calls model.generate itself, and transformers fills every
+    # setting a call leaves unset from model.generation_config): greedy is the plain argmax, sampling uses
+    # gen_kwargs' temperature and top_p only, EOS is the tokenizer's.
+    model, tokenizer = load_checkpoint(model_dir, device)
     model.eval()
-    # As mawt.evaluate.generate: EOS is the tokenizer's, whatever the checkpoint's generation config lists.
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
     # HFLM keeps max_length - max_gen_toks tokens of a generation context (left-truncating the rest)
     # and refuses a budget >= max_length; mawt cuts nothing: room for the model's whole window + budget.
     window = resolve_max_length(model.config, tokenizer, default=HFLM._DEFAULT_MAX_LENGTH)

@@ -1,5 +1,6 @@
 """Loading models: the base of a run (with the pad-token rule and float32 master weights)
-and a checkpoint for evaluation; the device choice; the base weights' fingerprint."""
+and a checkpoint for evaluation (with a plain generation config); the device choice; the
+base weights' fingerprint."""
 
 from __future__ import annotations
 
@@ -78,9 +79,28 @@ def load_base(cfg: RunConfig, device: str):
     return model.to(device), with_pad_token(tokenizer)
 
 
+def plain_generation_config(model, tokenizer):
+    """A generation config holding only the token ids (BOS the model's; EOS and pad the
+    tokenizer's, as the evaluation stops and pads): no sampling, penalty or length setting.
+
+    transformers fills every field a `generate` call leaves unset (None) from
+    `model.generation_config`, i.e. from the checkpoint's generation_config.json, so a
+    `repetition_penalty` or `no_repeat_ngram_size` there would silently change "greedy"
+    decoding. With this config in its place, what a call does not set falls back to
+    transformers' global defaults, which add no logits processor."""
+    from transformers import GenerationConfig
+
+    own = getattr(model, "generation_config", None)
+    bos = own.bos_token_id if own is not None and own.bos_token_id is not None else model.config.bos_token_id
+    return GenerationConfig(bos_token_id=bos, eos_token_id=tokenizer.eos_token_id,
+                            pad_token_id=tokenizer.pad_token_id)
+
+
 def load_checkpoint(model_dir: Path, device: str = "auto"):
     """Tokenizer and model of a checkpoint (MAWT or plain), in the dtype its config names
-    (a bf16 run's float32 master weights are evaluated in bf16, as they were trained)."""
+    (a bf16 run's float32 master weights are evaluated in bf16, as they were trained).
+    The checkpoint's own generation_config.json is replaced by `plain_generation_config`:
+    evaluation decodes with its EvalConfig's settings only (mawt.evaluate, mawt.lmeval)."""
     from transformers import AutoTokenizer
 
     from .patching import load_model
@@ -92,4 +112,6 @@ def load_checkpoint(model_dir: Path, device: str = "auto"):
     except OSError as err:
         raise ValueError(f"model {str(model_dir)!r} could not be loaded ({str(err).splitlines()[0][:200]}); "
                          "offline, run `python -m mawt fetch` where there is network first") from None
-    return model.to(device_for(device)), with_pad_token(tokenizer)
+    tokenizer = with_pad_token(tokenizer)
+    model.generation_config = plain_generation_config(model, tokenizer)
+    return model.to(device_for(device)), tokenizer

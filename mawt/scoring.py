@@ -50,7 +50,9 @@ on a response whose thinking is closed, and wrong otherwise.
 then everything up to a remaining `</think>`; an unclosed `<think>` is kept.
 
 `exact_match` is strict: after `drop_think`, the response equals one of the
-`;`-separated gold alternatives once both are NFKC-normalised, case-folded and
+`;`-separated gold alternatives, or the whole gold verbatim (what fine-tuning
+teaches a model to write: "hand; hard" is credited for the gold "hand; hard",
+as are "hand" and "hard"), once both are NFKC-normalised, case-folded and
 whitespace-collapsed, with every `**` (markdown bold) removed, a surrounding
 `\\boxed{...}` / `\\text{...}` / `\\textbf{...}` / `\\mathrm{...}` unwrapped,
 and punctuation, symbols and whitespace stripped from both ends. Edge characters
@@ -157,6 +159,6 @@ def _strict(text: str) -> str:
 
 
 def exact_match(response: str, gold: str) -> bool:
-    """Strict normalised exact match against any `;`-separated gold alternative."""
+    """Strict normalised exact match against any `;`-separated gold alternative or the whole gold."""
     answer = _strict(drop_think(response))
-    return any(answer == _strict(alt) for alt in gold.split(";") if _strict(alt))
+    return any(answer == _strict(alt) for alt in [gold, *gold.split(";")] if _strict(alt))
