@@ -76,7 +76,7 @@ FAMILIES: dict[str, tuple[str, str, Callable[[str], str]]] = {
                lambda w: w[1:] + w[:1]),
 }
 # Families that are not word transforms (they make their own question); they cannot be chained.
-SPECIAL = ("next_letter", "initials", "later_letter")
+SPECIAL = ("next_letter", "initials", "later_letter", "later_ends")
 ALL_FAMILIES = tuple(FAMILIES) + SPECIAL
 # What the puzzles are made of: `words` (the WORDS list: readable, a few hundred per
 # difficulty) or `letters` (random lowercase strings: practically unlimited).
@@ -188,6 +188,20 @@ def _later_letter(rng: random.Random, vocab: _Vocabulary) -> dict:
     }
 
 
+def _later_ends(rng: random.Random, vocab: _Vocabulary) -> dict:
+    """One letter from two positions of one string: the later of its first and last letters.
+
+    `later_letter`'s comparison without its alignment across two strings: the micro
+    base already finds a string's first and last letters (swap_ends, drop_first, ...),
+    so last-layer fine-tuning can learn the copy; the comparison is what is left.
+    """
+    word = vocab.draw(rng)
+    return {
+        "challenge": f"Write the later of the first and last letters of {word}.",
+        "answer": max(word[0], word[-1]),
+    }
+
+
 def _family_capacity(family: str, vocab: _Vocabulary) -> int:
     """Distinct challenges one (single-step) family can make."""
     if family == "next_letter":
@@ -212,8 +226,10 @@ def check(families: Sequence[str], chain: int, difficulty: int, vocabulary: str 
         )
     if not isinstance(chain, int) or isinstance(chain, bool) or chain < 1:
         raise ValueError(f"{prefix}chain={chain!r} is invalid: must be an integer >= 1")
-    if chain > 1 and any(f in SPECIAL for f in families):
-        raise ValueError(f"{prefix}chain={chain} chains word transforms only; {', '.join(SPECIAL)} cannot be chained")
+    special = [f for f in dict.fromkeys(families) if f in SPECIAL]
+    if chain > 1 and special:
+        raise ValueError(f"{prefix}chain={chain} chains word transforms only; {', '.join(special)} cannot be chained "
+                         f"(the transforms are {', '.join(FAMILIES)})")
     if difficulty not in DIFFICULTY or isinstance(difficulty, bool):
         raise ValueError(f"{prefix}difficulty={difficulty!r} is invalid: allowed are {sorted(DIFFICULTY)}")
     if vocabulary not in VOCABULARIES:
@@ -240,6 +256,8 @@ def _one(rng: random.Random, families: list[str], chain: int, vocab: _Vocabulary
         row = _initials(rng, vocab)
     elif picked[0] == "later_letter":
         row = _later_letter(rng, vocab)
+    elif picked[0] == "later_ends":
+        row = _later_ends(rng, vocab)
     else:
         word = vocab.draw(rng)
         answer = word

@@ -91,7 +91,7 @@ def test_too_few_distinct_rows_names_the_distinct_count(capsys):
     assert (len(train), len(heldout)) == (30, 10) and _distinct_and_disjoint(train, heldout)
 
 
-@pytest.mark.parametrize("family", ["shift_two", "later_letter"])
+@pytest.mark.parametrize("family", ["shift_two", "later_letter", "later_ends"])
 def test_synthetic_split_is_exact_distinct_and_disjoint(tmp_path, family, capsys):
     cfg = DataConfig(families=[family], n_heldout=400, vocabulary="letters")
     rows = load_rows(cfg)
@@ -317,6 +317,26 @@ def test_later_letter_answers_match_an_independent_check(vocabulary):
     assert puzzles.later_letters("abcd", "bcaa") == "bccd"
     with pytest.raises(ValueError, match="later_letter cannot be chained"):
         puzzles.generate(5, ["reverse", "later_letter"], chain=2)
+
+
+def test_later_ends_as_the_tasks_study_uses_it():
+    """The micro setup's data with `families: [later_ends]` (ablations/tasks.yaml): 4-5 letter
+    strings, one answer letter, the later of the first and last; it depends on both ends
+    (either one is the answer in about half the items), so copying one end is not enough."""
+    cfg = DataConfig(families=["later_ends"], n_train=300, n_heldout=400, vocabulary="letters")
+    rows = load_rows(cfg)
+    pattern = re.compile(r"Write the later of the first and last letters of ([a-z]+)\.")
+    words = [pattern.fullmatch(r["challenge"])[1] for r in rows]
+    assert len(rows) == 700 and {r["family"] for r in rows} == {"later_ends"}
+    assert {len(w) for w in words} == set(range(puzzles.DIFFICULTY[2][0], puzzles.DIFFICULTY[2][1] + 1)) == {4, 5}
+    assert all(r["answer"] == max(w[0], w[-1]) and len(r["answer"]) == 1 for r, w in zip(rows, words))
+    first = sum(w[0] > w[-1] for w in words) / len(words)
+    last = sum(w[-1] > w[0] for w in words) / len(words)
+    assert 0.4 < first < 0.6 and 0.4 < last < 0.6  # ties (first == last) are the rest, ~1/26
+    assert puzzles.capacity(["later_ends"], vocabulary="letters") == 26**4 + 26**5
+    assert puzzles.capacity(["later_ends"], vocabulary="words") == sum(4 <= len(w) <= 5 for w in puzzles.WORDS)
+    with pytest.raises(ValueError, match="later_ends cannot be chained"):
+        puzzles.generate(5, ["reverse", "later_ends"], chain=2)
 
 
 def test_too_many_distinct_puzzles_is_a_clear_error():
