@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .comparisons import design, verdict
-from .results import BASE, N_SUFFIX, REASONING, SCORES, TRAIN_BATCH
+from .results import BASE, N_SUFFIX, REASONING, SCORES, TRAIN_BATCH, WORTH
 from .stats import ALPHA
 
 LABELS = {"exact_match": "exact match", "challenge_metric": "challenge metric", "challenge_strict": "challenge strict"}
@@ -164,8 +164,25 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         for prefix, label in selector:
             entry[f"selector entropy ({label})"] = _side(row, f"{prefix}selector_entropy", "{:.3f}")
             entry[f"depth usage ({label})"] = _usage(row, _usage_columns(table, prefix))
+        for what, fmt in (("loss", "{:.3f}"), ("em", "{:.3f}")):
+            if f"{WORTH}{what}_learned" in table:
+                entry[WORTH_LABELS[what]] = _worth(row, what, fmt)
         shown.append(entry)
     return pd.DataFrame(shown)
+
+
+WORTH_POLICIES = ("learned", "uniform", "best", "oracle")
+WORTH_LABELS = {"loss": "choice worth: answer loss (learned / uniform / best depth / oracle)",
+                "em": "choice worth: exact match (learned / uniform / best depth / oracle)"}
+
+
+def _worth(row, what: str, fmt: str) -> str:
+    """"learned / uniform / best depth / oracle" of one worth measure (mawt/worth.py), "" without."""
+    cols = [f"{WORTH}{what}_{p}" for p in WORTH_POLICIES]
+    if any(pd.isna(row.get(c, np.nan)) for c in cols):
+        return ""
+    n = row.get(f"{cols[0]}{N_SUFFIX}", np.nan)
+    return " / ".join(fmt.format(row[c]) for c in cols) + ("" if pd.isna(n) else f" (n={int(n)} of {int(row['runs'])})")
 
 
 NOTE = ("Scores: mean over seeds and held-out items with a 95% t interval from the variance components of the "
@@ -184,4 +201,9 @@ NOTE = ("Scores: mean over seeds and held-out items with a 95% t interval from t
         "the variant's training jobs (Snakemake benchmark). Selector entropy and depth usage '(held-out)': the "
         "trained model over every held-out item at the answer-predicting positions (eval mode: GRPO and gumbel "
         "pick the argmax depth); '(last training batch)': run.json's final_selection, for runs whose "
-        "heldout.json has no held-out selector statistics.")
+        "heldout.json has no held-out selector statistics. Entropy is a diagnostic: a policy can be sure "
+        "and useless. 'choice worth' (hard choices in the last layer, mawt/worth.py) is the evidence: the "
+        "held-out answer loss and exact match at the answer positions of the learned policy's greedy choice, "
+        "of uniform random choices, of the best single depth (chosen on the held-out set) and of the "
+        "per-position oracle (every depth enumerated); a learned policy that is not below uniform in loss "
+        "learned nothing useful, and one at the best single depth learned a constant.")

@@ -62,6 +62,7 @@ from .prompts import AnswerCollator, encode_example, prompt_text, think_open
 from .environment import environment
 from .models import load_checkpoint, plain_generation_config
 from .runconfig import EvalConfig
+from .worth import depth_worth
 from .scoring import challenge_metric, challenge_strict, exact_match, think_closed
 
 
@@ -213,6 +214,9 @@ def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dic
     result = aggregate(items)
     result.update(heldout_answer_loss=sum(losses) / max(len(losses), 1), generated=len(todo) * cfg.n_samples,
                   selection=selection, think_open=opened, eval=dict(cfg.__dict__))
+    worth = depth_worth(model, tokenizer, rows, cfg.max_length, cfg.batch_size)
+    if worth is not None:  # what the depth choice is worth (mawt/worth.py): hard choices in the last layer
+        result["worth"] = worth
     return result
 
 

@@ -11,7 +11,8 @@ their meaning. Every run directory holds run.json (training, `environment`),
 metrics.jsonl (training curves), heldout.json (greedy answers per item, both
 scores, `environment`, and `selection`: depth usage `depth_usage_<d>` and
 `selector_entropy` of the trained model over every held-out item at the
-answer-predicting positions) and lmeval.json (lm-eval task scores with their
+answer-predicting positions; and, for a hard choice in the last layer, `worth`:
+what the choice is worth, mawt/worth.py) and lmeval.json (lm-eval task scores with their
 standard errors). A run whose heldout.json has no `selection` falls back to
 run.json's `final_selection` (the last training batch), kept in separate
 `train_batch_*` columns and labelled as such.
@@ -131,6 +132,16 @@ def _numeric_items(values: dict) -> dict:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+WORTH = "worth_"  # prefix of heldout.json's `worth` numbers (mawt/worth.py): worth_loss_learned, ...
+
+
+def _worth_columns(held: dict) -> dict:
+    """What the depth choice is worth (heldout.json `worth`, hard choices in the last layer only):
+    answer loss and exact match of the learned, uniform, best-single-depth and oracle policies."""
+    values = _numeric_items(held.get("worth") or {})
+    return {f"{WORTH}{k}": v for k, v in values.items() if k != "best_depth"}  # an index: no mean
+
+
 def _selection_columns(held: dict, info: dict) -> dict:
     """Held-out selector statistics (heldout.json `selection`), else the last training batch's, relabelled."""
     if "selection" in held and held["selection"] is not None:
@@ -233,7 +244,7 @@ def load_results(index_path) -> StudyResults:
             "learning_rate": cfg["train"].get("learning_rate"), "steps": cfg["train"].get("steps"),
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
             "job_seconds": bench.get("seconds", np.nan), "peak_mem_mb": bench.get("max_rss_mb", np.nan),
-            **_selection_columns(held, info),
+            **_selection_columns(held, info), **_worth_columns(held),
         })
         items[run["run_id"]] = pd.DataFrame(held["items"])
         metrics[run["run_id"]] = read_metrics(d / layout.METRICS)

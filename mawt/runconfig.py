@@ -28,7 +28,7 @@ class TrainConfig:
     batch_size: int = 16  # examples per step (x group_size rollouts with GRPO): memory vs. gradient noise
     learning_rate: float = 1e-3  # AdamW peak rate; the 1.5B's full setup uses 1e-5 (pretrained weights move)
     weight_decay: float = 0.0  # AdamW decoupled decay: it pulls A_d, B_d toward 0, away from I, hence 0
-    warmup_steps: int = 10  # linear warm-up before the constant rate: avoids a first-step jump
+    warmup_steps: int = 10  # linear warm-up, then the cosine decay to 0: avoids a first-step jump
     seed: int = 0  # everything random in the run (init noise, data order, rollouts): one seed, one run
     max_length: int = 128  # tokens of prompt + answer: longer rows are refused, not truncated
     # GRPO (mixer: grpo only), see mawt/grpo.py.
@@ -41,8 +41,10 @@ class TrainConfig:
     # last layer, an approximation below it) | sequence (mean answer CE of the rollout) | exact
     # (every slice evaluated at every answer position, last layer only). See mawt/grpo.py.
     credit: str = "token"
-    # Advantage normalisation: grpo (mean/std) | dr_grpo (Liu et al. 2025) | rloo (leave-one-out).
-    advantage: str = "grpo"
+    # Advantage: rloo (leave-one-out baseline, in reward units: a bigger gap pushes harder; with exact
+    # credit the gradient is exactly that of the expected reward) | dr_grpo (r - mean, Liu et al. 2025)
+    # | grpo ((r - mean) / std: scale-free, a 0.001-nat gap pushes almost as hard as a 1-nat one).
+    advantage: str = "rloo"
     # none | shuffled. Negative control: a policy trained on rewards permuted within each group learns nothing
     # about which depth helps; compare the learned policy with it (GRPO only; mawt/grpo.py).
     reward_control: str = "none"

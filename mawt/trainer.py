@@ -35,10 +35,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback
-from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from . import atomic, grpo
 from .checkpoints import COMPLETE
+from .depthwise import cell_ce, every_depth, float32_suffix, run_layers, upcast_suffix
 from .patching import mawt_layers
 from .runconfig import TrainConfig
 
@@ -54,26 +54,6 @@ def first_trainable_layer(model) -> int:
         if any(p.requires_grad for p in layer.parameters()):
             return i
     return len(inner.layers)
-
-
-def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: int):
-    """Decoder layers [start, stop) of a Qwen2/Mistral/Llama model on `hidden` (B, L, E)."""
-    inner = model.model
-    kwargs = dict(config=inner.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None,
-                  position_ids=position_ids)
-    masks = {"full_attention": create_causal_mask(**kwargs)}
-    # Qwen2 lists each layer's attention type; Llama and Mistral configs have no `layer_types`
-    # (Mistral's sliding window, when set, applies to every layer)
-    types = getattr(inner.config, "layer_types", None) or [
-        "sliding_attention" if getattr(inner.config, "sliding_window", None) else "full_attention"
-    ] * len(inner.layers)
-    if "sliding_attention" in types:
-        masks["sliding_attention"] = create_sliding_window_causal_mask(**kwargs)
-    rope = inner.rotary_emb(hidden, position_ids)
-    for i in range(start, stop):
-        hidden = inner.layers[i](hidden, attention_mask=masks[types[i]],
-                                 position_embeddings=rope, position_ids=position_ids)
-    return hidden
 
 
 def token_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -153,6 +133,8 @@ class MAWTTrainer(Trainer):
         if use_grpo:
             n_layers = len(self.model.model.layers)
             patched = sorted(mawt_layers(self.model))
+            if run.dtype == "bfloat16":  # the rewards' layers in float32 (mawt/depthwise.py)
+                upcast_suffix(self.model, patched[0])
             grpo.check_credit(run.credit, patched, n_layers)
             below = [i for i in patched if i != n_layers - 1]
             if run.credit == "token" and below:
@@ -174,12 +156,16 @@ class MAWTTrainer(Trainer):
                 self.run.seed * 1_000_003 + self.state.global_step)
         return self._control_gen
 
+    def autocast(self):
+        """train.dtype bfloat16: bf16 autocast over every path (the Trainer's own mixed precision
+        wraps only model.forward, which the GRPO losses bypass); the trainable weights are float32
+        masters (mawt.models.upcast_trainable), the frozen ones stay bf16, and the GRPO paths run
+        what depends on the depth choices in float32 (mawt/depthwise.py)."""
+        return torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16,
+                              enabled=self.run.dtype == "bfloat16")
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        # train.dtype bfloat16: bf16 autocast over every path (the Trainer's own mixed precision
-        # wraps only model.forward, which the GRPO losses bypass); the trainable weights are
-        # float32 masters (mawt.models.upcast_trainable), the frozen ones stay bf16
-        bf16 = self.run.dtype == "bfloat16"
-        with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with self.autocast():
             return self._loss(model, inputs, return_outputs)
 
     def _loss(self, model, inputs, return_outputs=False):
@@ -217,25 +203,25 @@ class MAWTTrainer(Trainer):
 
         rep = lambda t: t.repeat_interleave(G, dim=0)  # noqa: E731  (rollouts of an example adjacent)
         layers = mawt_layers(model)
+        first_mawt = min(layers)  # MAWT parameters always train: never below `split`
         if run.reuse_prefix:
             # Rollouts only differ from the first MAWT layer's mixing on: run what comes
             # before it once, and let that layer attend once per group.
-            first_mawt = min((i for i in layers if i >= split), default=n_layers)
             if first_mawt > split:
                 hidden = run_layers(model, hidden, mask, position_ids, split, first_mawt)
-            shared = layers.get(first_mawt)
-        else:
-            first_mawt, shared = split, None
+            shared, hidden = layers[first_mawt], rep(hidden)
+        else:  # every layer on every rollout (the reference the reuse is tested against)
+            shared, hidden = None, run_layers(model, rep(hidden), rep(mask), rep(position_ids), 0, first_mawt)
         if shared is not None:
             shared.shared_groups = G
-        try:
-            hidden = run_layers(model, rep(hidden), rep(mask), rep(position_ids), first_mawt, n_layers)
+        try:  # what depends on the choices: float32 on the bf16 path (mawt/depthwise.py)
+            with float32_suffix(hidden, self.run.dtype == "bfloat16") as h:
+                hidden = run_layers(model, h, rep(mask), rep(position_ids), first_mawt, n_layers)
         finally:
             if shared is not None:
                 shared.shared_groups = 1
-        logits = model.lm_head(model.model.norm(hidden))
         labels = rep(labels)
-        tok = token_ce(logits, labels)  # (B*G, L-1)
+        tok = cell_ce(model, hidden, labels)  # (B*G, L-1): float32 head at the answer cells, 0 elsewhere
         cells = grpo.answer_cells(labels)  # (B*G, L): t predicts an answer token
         ce = grpo.masked_mean(tok, cells[:, :-1])  # (B*G,) = answer_ce
 
@@ -271,29 +257,34 @@ class MAWTTrainer(Trainer):
                      zero_spread_frac=zero_spread.item(), **selection_stats(model))
         return loss
 
-    def _exact_loss(self, model, inputs) -> torch.Tensor:
-        """Exact credit: every slice at every answer cell, MAWT in the last layer only."""
-        run = self.run
+    def _every_depth_ce(self, model, inputs):
+        """Exact credit's forward: CE_t(d) at every answer cell for every depth, (B, L-1, D) with
+        grad, the cells (B, L-1) and the MAWT layer (its selection: the policy, in D copies)."""
         ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
         n_layers = len(model.model.layers)
-        layer = mawt_layers(model)[n_layers - 1]  # check_credit: the only MAWT layer
-        B, D = ids.shape[0], layer.mawt.depth
-        split = min(first_trainable_layer(model), n_layers - 1) if run.reuse_prefix else 0
+        D = mawt_layers(model)[n_layers - 1].mawt.depth  # check_credit: the only MAWT layer
+        split = min(first_trainable_layer(model), n_layers - 1) if self.run.reuse_prefix else 0
         position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
         hidden = self._prefix(model, ids, mask, position_ids, split)
         if n_layers - 1 > split:  # below the MAWT layer nothing depends on the choice: once
             hidden = run_layers(model, hidden, mask, position_ids, split, n_layers - 1)
-        rep = lambda t: t.repeat_interleave(D, dim=0)  # noqa: E731  (copy d of example b: row b*D + d)
-        layer.shared_groups = D  # attention once per example, D forced mixings
-        layer.selector.forced = torch.arange(D, device=ids.device).repeat(B)
-        try:
-            hidden = run_layers(model, rep(hidden), rep(mask), rep(position_ids), n_layers - 1, n_layers)
-        finally:
-            layer.shared_groups = 1
-            layer.selector.forced = None
-        logits = model.lm_head(model.model.norm(hidden))
-        tok = token_ce(logits, rep(labels)).view(B, D, -1).transpose(1, 2)  # (B, L-1, D): CE_t(d)
-        cells = grpo.answer_cells(labels)[:, :-1]  # (B, L-1)
+        with float32_suffix(hidden, self.run.dtype == "bfloat16") as h:  # float32 on the bf16 path
+            hidden, layer = every_depth(model, h, mask, position_ids)  # copy d of example b: row b*D + d
+        tok = cell_ce(model, hidden, labels.repeat_interleave(D, dim=0))
+        return tok.view(ids.shape[0], D, -1).transpose(1, 2), grpo.answer_cells(labels)[:, :-1], layer
+
+    def depth_rewards(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rewards r_t(d) = -CE_t(d) exact credit trains on, (B, L-1, D), and the answer cells
+        (B, L-1); call it under `autocast()` as the loss does."""
+        tok, cells, _ = self._every_depth_ce(model, inputs)
+        return -tok.detach(), cells
+
+    def _exact_loss(self, model, inputs) -> torch.Tensor:
+        """Exact credit: every depth at every answer cell, MAWT in the last layer only."""
+        run = self.run
+        n_layers = len(model.model.layers)
+        tok, cells, layer = self._every_depth_ce(model, inputs)
+        D = layer.mawt.depth
         sel = layer.last_selection
         log_probs = sel.log_probs[::D]  # (B, L, D): the same policy in every copy
         lp = log_probs[:, :-1]

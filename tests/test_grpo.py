@@ -196,7 +196,7 @@ def test_check_credit_messages():
 def test_train_config_rejects_unknown_credit_and_advantage(field, value, message):
     from mawt.runconfig import TrainConfig
 
-    assert (TrainConfig().credit, TrainConfig().advantage) == ("token", "grpo")
+    assert (TrainConfig().credit, TrainConfig().advantage) == ("token", "rloo")
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
 

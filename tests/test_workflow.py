@@ -104,7 +104,7 @@ def test_every_variant_is_compared_with_plain_training_of_the_same_parameters():
     assert freezing["last"] == "plain" and freezing["last2"] == "plain_trainable-last-2"
     assert freezing["mawt_only"] == "plain_trainable-mawt" and freezing["patch_second_last"] == "plain_layers--2"
     assert freezing["all"] == "plain_learning_rate-0.001_trainable-all"
-    assert studies["tasks"].baselines["grpo_later_letter"] == "plain_families-later_letter"
+    assert studies["tasks"].baselines["grpo_later_ends"] == "plain_families-later_ends"
     assert studies["depths"].baselines["gated"] == "plain"
     gated = run_config(setup, studies["depths"], "gated", 0)
     assert gated["mawt"] == {**run_config(setup, studies["depths"], "plain", 0)["mawt"], "gate": "head"}
