@@ -35,14 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import markdown  # noqa: E402  (benchmarks/markdown.py)
 from mawt.atomic import write_text  # noqa: E402
 from mawt.comparisons import design, verdict  # noqa: E402
-from mawt.display import fmt_p  # noqa: E402
+from mawt.display import fmt_p, worth_text  # noqa: E402
 from mawt.environment import environment  # noqa: E402
 from mawt.results import read_benchmark  # noqa: E402
 
 # the columns of the written tables (the README's copies: tested)
 RULE_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "peak_rss_mb"]
 STUDY_COLUMNS = ["study", "variant", "trainable params", "exact match [95% CI]", "answer loss", "vs baseline", "Holm p",
-                 "verdict", "MDE", "selector entropy"]
+                 "verdict", "MDE", "selector entropy", "worth loss (learned / uniform / best / oracle)",
+                 "worth EM (learned / uniform / best / oracle)"]
 PLAN_COLUMNS = ["study", "compared", "measured MDE (median)", "planned from the other studies", "ratio",
                 "planned from its own run", "seeds for MDE <= margin"]
 
@@ -81,7 +82,10 @@ def study_rows(results: Path) -> pd.DataFrame:
                      "trainable params": _number(row.get("trainable_parameters"), "{:,.0f}", "0"),
                      "exact match [95% CI]": _ci(row, "exact_match"), "answer loss": f"{row['heldout_answer_loss']:.3f}",
                      # held-out, at the answer-predicting positions (log D: uniform); MAWT variants with a selector
-                     "selector entropy": _number(row.get("selector_entropy"), "{:.3f}", "")}
+                     "selector entropy": _number(row.get("selector_entropy"), "{:.3f}", ""),
+                     # what the depth choice is worth (mawt/worth.py): hard choices in the last layer
+                     "worth loss (learned / uniform / best / oracle)": worth_text(row, "loss", "{:.3f}"),
+                     "worth EM (learned / uniform / best / oracle)": worth_text(row, "em", "{:.3f}")}
             if isinstance(row.get("baseline"), str):
                 entry.update({
                     "vs baseline": f"{row['diff_exact_match']:+.3f} [{row['diff_exact_match_low']:+.3f}, "

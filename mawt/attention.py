@@ -1,6 +1,6 @@
 """The MAWT attention layer: D attention-weight maps per head, mixed per token.
 
-For depth slice d (MAWT_SPEC section 1), reusing the base layer's projections:
+For depth d (MAWT_SPEC section 1), reusing the base layer's projections:
 
     q_d = RoPE(q A_d)                              A_d: (head_dim, head_dim), before RoPE
     P_d = softmax_k(q_d RoPE(k)^T / sqrt(head_dim) + mask)
@@ -13,8 +13,9 @@ model's plain RoPE(k) and v, because B_d acts after attention.
 Three paths that agree to 1e-5 in float32 (tests/test_attention.py, tests/test_routed.py):
   * `materialized` builds P (B, H, Lq, Lk, D): the readable reference, used for
     capture and plots.
-  * `fused` (default) makes ONE scaled_dot_product_attention call for all slices:
-    the D slices ride in the head dimension (head h*D + d) and GQA maps them to
+  * `fused` (what `path: auto` takes where `routed` does not apply) makes ONE
+    scaled_dot_product_attention call for all depths:
+    the D depths ride in the head dimension (head h*D + d) and GQA maps them to
     the base model's KV head h // n_rep, so K and V are never repeated. The
     selector statistics are computed without grad in query blocks of
     `query_block` rows, so P is never held whole.
@@ -250,7 +251,7 @@ class MAWTAttention(nn.Module):
         return attn.view(B, HD, L, hd), stats, probs5
 
     def _fused(self, q, k, v, attention_mask, allowed, offset, dropout):
-        """Fast path: one SDPA call for all slices; statistics in query blocks."""
+        """Fast path: one SDPA call for all depths; statistics in query blocks."""
         B, HD, L, _ = q.shape
         stats = None
         if self.selector.needs_stats:

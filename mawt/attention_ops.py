@@ -54,7 +54,7 @@ def row_stats(scores: torch.Tensor, allowed: torch.Tensor, heads: int) -> torch.
     scores: (B, H*D, Lb, Lk) float32, masked entries = MASK_MIN (overwritten: the
     caller passes a temporary); allowed: (B, 1, Lb, Lk).
     Returns (B, Lb, D, N_STATS): normalised entropy (H / log #keys) and peak weight
-    of each slice's attention row, averaged over heads.
+    of each depth's attention row, averaged over heads.
 
     One exp pass: with m = max_k s, e = exp(s - m), z = sum_k e,
     H = log z - sum_k e (s - m) / z and peak = max_k P = 1 / z.

@@ -21,16 +21,16 @@ LEARNED_MIXERS = ("softmax", "grpo", "gumbel")
 
 @dataclass
 class MAWTConfig:
-    # Number of attention-weight maps ("depth slices") per head. D=1 with the
+    # Number of attention-weight maps ("depths") per head. D=1 with the
     # `fixed` mixer is the plain fine-tuning baseline.
     depth: int = 4
-    # How the D slices are combined per token; see mawt/selectors.py.
+    # How the D depths are combined per token; see mawt/selectors.py.
     mixer: str = "grpo"
     # Decoder layers whose self-attention is replaced. Negative indices count
     # from the end; [-1] (the last layer) is the original study's setup.
     layers: list[int] = field(default_factory=lambda: [-1])
     # A_d = B_d = I + N(0, init_noise^2). 0 reproduces the base model exactly;
-    # a little noise breaks the symmetry between slices so they can specialise.
+    # a little noise breaks the symmetry between depths so they can specialise.
     init_noise: float = 1e-2
     # `fused` never holds the 5D tensor (memory linear in length for outputs);
     # `materialized` builds it (reference path, inspection); `routed` computes only
@@ -40,7 +40,7 @@ class MAWTConfig:
     path: str = "auto"
     # Temperature of the `softmax` and `gumbel` mixers. Lower = harder choices.
     tau: float = 1.0
-    # Slice used by the `fixed` mixer.
+    # Depth used by the `fixed` mixer.
     fixed_index: int = 0
     # Width of the selector MLP's hidden layer (small: it reads 2*D numbers).
     selector_width: int = 32

@@ -166,7 +166,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             entry[f"depth usage ({label})"] = _usage(row, _usage_columns(table, prefix))
         for what, fmt in (("loss", "{:.3f}"), ("em", "{:.3f}")):
             if f"{WORTH}{what}_learned" in table:
-                entry[WORTH_LABELS[what]] = _worth(row, what, fmt)
+                entry[WORTH_LABELS[what]] = worth_text(row, what, fmt)
         shown.append(entry)
     return pd.DataFrame(shown)
 
@@ -176,7 +176,7 @@ WORTH_LABELS = {"loss": "choice worth: answer loss (learned / uniform / best dep
                 "em": "choice worth: exact match (learned / uniform / best depth / oracle)"}
 
 
-def _worth(row, what: str, fmt: str) -> str:
+def worth_text(row, what: str, fmt: str) -> str:
     """"learned / uniform / best depth / oracle" of one worth measure (mawt/worth.py), "" without."""
     cols = [f"{WORTH}{what}_{p}" for p in WORTH_POLICIES]
     if any(pd.isna(row.get(c, np.nan)) for c in cols):

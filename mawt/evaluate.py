@@ -277,7 +277,7 @@ def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0,
 
     Saves the first MAWT layer's (H, L, L, D) maps as float16, the token strings,
     the layer index and a head: `head`, or the one whose D maps differ most
-    (largest mean absolute deviation from the slices' mean) -- the head where
+    (largest mean absolute deviation from the depths' mean) -- the head where
     the depth dimension is doing something.
     """
     import numpy as np

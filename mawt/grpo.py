@@ -34,9 +34,9 @@ in a lower layer it reaches every position >= t (through later attention).
   last layer ~90 % of S_i are prompt positions whose choices cannot matter:
   their log-probs only add noise (the reason `token` is the default).
 * ``exact``: only when every MAWT layer is the model's last layer (see
-  `check_credit`). Every slice d is evaluated at every answer cell (D forced
+  `check_credit`). Every depth d is evaluated at every answer cell (D forced
   rollouts of the last layer: its attention runs once, `MAWTAttention.
-  shared_groups = D`, the selector's `forced` choice picks slice d in copy d),
+  shared_groups = D`, the selector's `forced` choice picks depth d in copy d),
   giving r_t(d) = -CE_t(d). Nothing is sampled; the policy gradient is the
   analytic gradient of the expected reward:
 
@@ -50,9 +50,21 @@ in a lower layer it reaches every position >= t (through later attention).
   over rows. It is the expectation of what `token`/`sequence` train on (the CE
   of a sampled rollout, whose choice at t only moves CE_t), without sampling.
 
-Advantage normalisation (`train.advantage`)
--------------------------------------------
-* ``grpo`` (Shao et al. 2024, DeepSeekMath): A = (r - mean_G r) / (std_G r + eps),
+Advantage normalisation (`train.advantage`, default ``rloo``)
+-------------------------------------------------------------
+The default is in reward units, so that the push a choice gets follows how much
+it changes the reward: rewards (a, a, a, a+delta) give the better rollout an
+advantage proportional to delta (x1000 from delta = 0.001 to 1 nat), where
+``grpo`` gives it about the same push at both (-0.47/+1.41 vs -0.58/+1.73: a
+0.001-nat gap gets 81% of the push of a 1-nat one). With exact credit the
+default's gradient is exactly sum_d pi(d) (r_t(d) - b_t) grad log pi(d), the
+gradient of the expected reward (tests/test_policy_worth.py, on random tables);
+with ``grpo`` it is that divided by the reward's std under pi, per cell. So a
+scale-free advantage sharpens a policy on reward gaps of a few hundredths of a
+nat, and its entropy drop is no evidence that the choice matters: what the
+choice is worth is measured on the held-out set (mawt/worth.py).
+
+* ``grpo`` (Shao et al. 2024, DeepSeekMath), scale-free: A = (r - mean_G r) / (std_G r + eps),
   population std. Exact mode: A_t(d) = (r_t(d) - b_t) / (sigma_t + eps) with
   sigma_t^2 = sum_d pi (r_t(d) - b_t)^2, the std of the reward under pi.
 * ``dr_grpo`` (Liu et al. 2025, "Understanding R1-Zero-Like Training: A
@@ -78,12 +90,23 @@ Advantage normalisation (`train.advantage`)
   sample to leave out): rloo equals dr_grpo there.
 
 dr_grpo and rloo advantages are in reward units (nats of CE), so their weight
-against the KL term depends on how much the choices matter: measured on the
-micro base with one good slice and three worse ones (0.6 nats per answer
-token), the sequence form with beta=0.01 stalled at pi(good) ~ 0.3-0.5, while
-grpo (unit-scale advantages) converged; with beta=0 all three converge. Liu et
-al. train without the KL term; scale beta to the reward spread (`reward_std`,
-`reward_spread` in the logs) when using them.
+against the KL term depends on how much the choices matter. The default beta
+(0.001) is the old 0.01 for unit-scale grpo advantages times a typical reward
+spread between depths of ~0.1 nats; measured on the micro setup (token credit,
+D=4, benchmarks/policy_beta.py), beta 0, 0.001 and 0.01 with rloo learn the
+same (held-out entropy 1.07-1.38, the greedy choice at or near the best single
+depth): the KL term does not pin the policy there. Liu et al. train without it.
+
+KL direction
+------------
+The KL term is the exact KL(pi || pi_ref) over the D depths at each trained
+position (the direction DeepSeekMath's objective states), and its gradient is
+grad KL(pi || pi_ref). TRL's GRPO uses the k3 estimator (pi_ref/pi - log(pi_ref/pi)
+- 1) on sampled tokens: its value is an unbiased estimate of KL(pi || pi_ref),
+but its gradient as a loss has the expectation sum (pi - pi_ref) grad log pi =
+grad KL(pi_ref || pi), the other direction (tests/test_policy_worth.py checks
+that ours is the first). With D choices per position the exact value is cheap,
+so nothing needs estimating.
 
 Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300)
 ------------------------------------------------------------------------
@@ -95,8 +118,9 @@ Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300)
   * one policy update per batch (on-policy), so the clipped importance ratio
     pi/pi_old is exactly 1 and the clipped surrogate reduces to the plain
     advantage-weighted log-likelihood above; no clipping is applied;
-  * the KL term is the exact per-position KL between the selector's D-way
-    categorical distribution and the reference's, not the k3 estimator;
+  * the KL term is the exact per-position KL(pi || pi_ref) between the
+    selector's D-way categorical distribution and the reference's, not the k3
+    estimator (whose gradient is that of the reverse KL: "KL direction" above);
     pi_ref is the selector at the start of fine-tuning;
   * the group std is the population std (divide by G); eps keeps a group of
     identical rewards at zero advantage, hence zero policy gradient;

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .atomic import write_text
 from .comparisons import design, verdict
-from .display import NOTE, design_text, display_table, verdict_text
+from .display import NOTE, design_text, display_table, verdict_text, worth_text
 from .layout import PLOTS, study_outputs
 from .plots import VERDICT_COLOURS
 from .results import BASE, read_benchmark
@@ -248,13 +248,26 @@ def controls_text(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, s
     if not negative:
         lines.append(("note", "No negative control ran (shuffled: GRPO on shuffled rewards, compared with the "
                               "learned policy)."))
+    tables = {study["name"]: table for study, table in studies}
     for study, row in negative:
         word = verdict(row)
         meaning = NEGATIVE_MEANING.get(word, "") if (row["variant"] == "shuffled"
                                                      or str(row.get("reward_control", "")) == "shuffled") else ""
         lines.append(("note", "Negative control, " + _control_line(study, row) + "." + (f" So {meaning}"
-                                                                                         if meaning else "")))
+                                                                                         if meaning else "")
+                      + _worth_line(tables[study["name"]], row)))
     return lines
+
+
+def _worth_line(table: pd.DataFrame, row) -> str:
+    """What the choice is worth on both sides of a negative control (mawt/worth.py), "" without."""
+    sides = [row, *[r for _, r in table.iterrows() if r["variant"] == row.get("baseline")]]
+    shown = [(r["variant"], worth_text(r, "loss", "{:.3f}"), worth_text(r, "em", "{:.3f}")) for r in sides]
+    if len(shown) < 2 or not all(loss for _, loss, _ in shown):
+        return ""
+    return (" What the depth choice is worth on the held-out set (answer loss; exact match), learned greedy / "
+            "uniform / best single depth / per-position oracle: "
+            + "; ".join(f"{name} {loss} ({em})" for name, loss, em in shown) + ".")
 
 
 def _controls_html(studies: list[tuple[dict, pd.DataFrame]]) -> str:

@@ -34,12 +34,15 @@ class TrainConfig:
     # GRPO (mixer: grpo only), see mawt/grpo.py.
     group_size: int = 4  # G rollouts per example: a better baseline for the advantage, G x the compute
     lambda_pg: float = 1.0  # weight of the policy-gradient loss against the answer cross-entropy
-    beta: float = 0.01  # KL(pi || pi_ref) weight: holds the policy near its start (stability vs. learning)
+    # KL(pi || pi_ref) weight: holds the policy near its start (stability vs. learning). In reward units
+    # (rloo): 0.01 was the weight for unit-scale grpo advantages, times a typical reward std of ~0.1 nats
+    # between depths; 0, 0.001 and 0.01 learn the same here (benchmarks/policy_beta.py, README).
+    beta: float = 0.001
     eta: float = 0.001  # entropy bonus weight: keeps exploring the depths (too high: stays uniform)
     reuse_prefix: bool = True  # run the frozen prefix once, the trainable suffix G times (same result, faster)
     # Which reward a depth choice is credited with: token (per-position CE, exact for MAWT in the
     # last layer, an approximation below it) | sequence (mean answer CE of the rollout) | exact
-    # (every slice evaluated at every answer position, last layer only). See mawt/grpo.py.
+    # (every depth evaluated at every answer position, last layer only). See mawt/grpo.py.
     credit: str = "token"
     # Advantage: rloo (leave-one-out baseline, in reward units: a bigger gap pushes harder; with exact
     # credit the gradient is exactly that of the expected reward) | dr_grpo (r - mean, Liu et al. 2025)

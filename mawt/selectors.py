@@ -1,7 +1,7 @@
 """Depth selectors: turn per-token observations into mixing weights w[b, q, d].
 
 The observation of query position q (`selector_input`) is `stats`: per depth
-slice d, the normalised entropy and the peak weight of the attention row
+depth d, the normalised entropy and the peak weight of the attention row
 P_d[b, :, q, :] (averaged over heads); `hidden`: the query's hidden state (known
 before attention, so a hard choice can route each token to one depth, see
 mawt/attention.py); or `both`. All only look at keys <= q, so the weights are
@@ -18,10 +18,10 @@ w (softmax, gumbel) or through the GRPO policy loss (grpo).
 | mean    | 1/D                                   | same    |
 | fixed   | onehot(fixed_index)                   | same    |
 
-Forced choices: set `selector.forced` to a long tensor of shape (B,) (one slice
+Forced choices: set `selector.forced` to a long tensor of shape (B,) (one depth
 per row) or (B, L) (per position) and every mixer returns one-hot weights on
-those slices (no sampling), while learned selectors still compute logits and
-log_probs (exact GRPO credit evaluates every slice this way, mawt/grpo.py).
+those depths (no sampling), while learned selectors still compute logits and
+log_probs (exact GRPO credit evaluates every depth this way, mawt/grpo.py).
 `None` (default) restores the normal behaviour; it is a plain attribute, not
 saved with the model.
 
@@ -56,12 +56,12 @@ class Selection:
     valid: torch.Tensor  # bool (B, L)
     logits: torch.Tensor | None = None  # selector logits, learned mixers only
     log_probs: torch.Tensor | None = None  # log softmax(logits), with grad
-    choice: torch.Tensor | None = None  # chosen slice per token (grpo, gumbel), long (B, L)
+    choice: torch.Tensor | None = None  # chosen depth per token (grpo, gumbel), long (B, L)
     observation: torch.Tensor | None = None  # the MLP's (detached) input, (B, L, F)
 
     @property
     def choice_log_prob(self) -> torch.Tensor | None:
-        """log pi(d_t | x) of the chosen slices, (B, L), differentiable (GRPO loss)."""
+        """log pi(d_t | x) of the chosen depths, (B, L), differentiable (GRPO loss)."""
         if self.log_probs is None or self.choice is None:
             return None
         return self.log_probs.gather(-1, self.choice.unsqueeze(-1)).squeeze(-1)
@@ -103,7 +103,7 @@ class DepthSelector(nn.Module):
                 nn.init.zeros_(layer.bias)
         else:
             self.mlp = None
-        self.forced: torch.Tensor | None = None  # (B,) or (B, L) long: force these slices (see above)
+        self.forced: torch.Tensor | None = None  # (B,) or (B, L) long: force these depths (see above)
 
     def _forced_choice(self, B: int, L: int, device) -> torch.Tensor:
         forced = self.forced.to(device=device, dtype=torch.long)
@@ -113,7 +113,7 @@ class DepthSelector(nn.Module):
             raise ValueError(f"DepthSelector.forced has shape {tuple(self.forced.shape)}; "
                              f"expected ({B},) or ({B}, {L})")
         if forced.numel() and not 0 <= int(forced.min()) <= int(forced.max()) < self.depth:
-            raise ValueError(f"DepthSelector.forced must hold slices in 0..{self.depth - 1}")
+            raise ValueError(f"DepthSelector.forced must hold depths in 0..{self.depth - 1}")
         return forced
 
     @property

@@ -8,7 +8,7 @@ the run's metrics file.
 
 The GRPO loss has three credit forms (`train.credit`, mawt/grpo.py): `token`
 and `sequence` sample G rollouts per example; `exact` (MAWT in the last layer
-only) runs the last layer once per slice d with the selector forced to d
+only) runs the last layer once per depth d with the selector forced to d
 (`DepthSelector.forced`), its attention shared across the D copies
 (`MAWTAttention.shared_groups = D`), and trains on the pi-weighted expected CE.
 
@@ -83,7 +83,7 @@ def selection_stats(model) -> dict[str, float]:
 
 def policy_stats(log_probs: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
     """`selection_stats` keys from a policy (N, L, D) instead of sampled weights: the
-    expected usage (mean pi) and the entropy (exact credit evaluates every slice)."""
+    expected usage (mean pi) and the entropy (exact credit evaluates every depth)."""
     log_probs = log_probs.detach().float()
     usage = grpo.masked_mean(log_probs.exp().transpose(1, 2), valid[:, None]).mean(0)  # (D,)
     out = {f"depth_usage_{d}": float(u) for d, u in enumerate(usage)}

@@ -14,7 +14,7 @@ GREEDY = EvalConfig(batch_size=16, max_new_tokens=12)
 
 @pytest.fixture(scope="module")
 def model_and_tokenizer(tmp_path_factory):
-    """A briefly pre-trained micro base with a GRPO MAWT layer (noisy slices): varied greedy outputs."""
+    """A briefly pre-trained micro base with a GRPO MAWT layer (noisy depths): varied greedy outputs."""
     from transformers import AutoTokenizer
 
     from mawt import load_model
@@ -50,6 +50,13 @@ def test_teacher_forced_exact_match_equals_greedy_generation_on_every_item(model
             assert item["prediction"] == text
     # generation ran only where the forced pass said no
     assert result["generated"] == len(rows) - sum(decisions)
+    # what the choice is worth (mawt/worth.py): its learned policy is the model's own greedy forward
+    worth = result["worth"]
+    assert worth["loss_learned"] == pytest.approx(result["heldout_answer_loss"], abs=1e-5)
+    assert worth["em_learned"] == pytest.approx(sum(decisions) / len(rows), abs=1e-9)  # no ties in float32
+    assert worth["loss_oracle"] <= min(worth["loss_learned"], worth["loss_uniform"], worth["loss_best"])
+    assert worth["em_oracle"] >= max(worth["em_learned"], worth["em_uniform"], worth["em_best"])
+    assert worth["loss_best"] == min(worth["loss_depth"]) and len(worth["loss_depth"]) == 2
 
 
 def test_selector_statistics_cover_every_item_at_answer_positions(model_and_tokenizer):

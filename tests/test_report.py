@@ -187,7 +187,7 @@ def test_attention_example_saves_the_5d_maps_of_one_item(attention_npz):
     data = np.load(path)
     att = data["attention"].astype(np.float32)
     assert att.shape == (4, len(data["tokens"]), len(data["tokens"]), 3) and info["shape"][-1] == 3
-    assert np.allclose(att.sum(axis=2), 1.0, atol=2e-3)  # every query row of every slice is a distribution
+    assert np.allclose(att.sum(axis=2), 1.0, atol=2e-3)  # every query row of every depth is a distribution
     assert np.abs(np.triu(att[..., 0], k=1)).max() == 0  # causal
     assert int(data["layer"]) == 1 and 0 <= int(data["head"]) < 4 and str(data["answer"]) == "edc"
 
@@ -637,6 +637,13 @@ def test_controls_are_found_without_a_controls_study():
     lines = controls_text([({"name": "policy"}, shuffled)])
     assert lines[0][0] == "warning" and "No positive control ran" in lines[0][1]  # untested: said so
     assert lines[1][0] == "note" and "rand vs grpo" in lines[1][1] and "not shown to matter" in lines[1][1]
+    assert "worth" not in lines[1][1]  # no worth columns: no worth sentence
+    worth = {f"worth_{m}_{p}": v for m, base in (("loss", 0.7), ("em", 0.2))
+             for p, v in zip(("learned", "uniform", "best", "oracle"), (base, base + 0.01, base, base - 0.05))}
+    with_worth = shuffled.assign(**worth)
+    line = controls_text([({"name": "policy"}, with_worth)])[1][1]
+    assert ("learned greedy / uniform / best single depth / per-position oracle: rand 0.700 / 0.710 / 0.700 / 0.650 "
+            "(0.200 / 0.210 / 0.200 / 0.150); grpo 0.700 / 0.710 / 0.700 / 0.650") in line
 
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")

@@ -121,8 +121,8 @@ def test_grpo_run_learns_and_logs_its_parts(tmp_path, base_dir):
     assert summary["trainable_parameters"] > 0 and summary["seed"] == 0
 
 
-GOOD = 2  # the slice left intact by _one_good_slice
-MIN_GAP = 1.0  # nats per answer token that a bad slice must cost
+GOOD = 2  # the depth left intact by _one_good_depth
+MIN_GAP = 1.0  # nats per answer token that a bad depth must cost
 
 
 def _selector_batches(base_dir):
@@ -137,8 +137,8 @@ def _selector_batches(base_dir):
     return [collate([encode_example(tok, r, 64) for r in rows[i : i + 8]]) for i in range(0, 32, 8)]
 
 
-def _one_good_slice(base_dir, credit, advantage, batches):
-    """The micro base with MAWT (D=4, no init noise) in the last layer, where slice GOOD is
+def _one_good_depth(base_dir, credit, advantage, batches):
+    """The micro base with MAWT (D=4, no init noise) in the last layer, where depth GOOD is
     the pretrained attention and the others are plainly worse: B_d = s * I with the first
     s in -1, -2, -4, ... that costs >= MIN_GAP nats per answer token (forced choices).
     (Scaling B_d towards 0, or just negating it, is not enough on every pre-trained micro
@@ -155,7 +155,7 @@ def _one_good_slice(base_dir, credit, advantage, batches):
     layer = mawt_layers(model)[2]
     model.requires_grad_(False).eval()
 
-    def forced_ce(d: int) -> float:  # mean answer CE with slice d chosen everywhere
+    def forced_ce(d: int) -> float:  # mean answer CE with depth d chosen everywhere
         ces = []
         for b in batches:
             layer.selector.forced = torch.full((b["input_ids"].shape[0],), d)
@@ -187,12 +187,12 @@ def _one_good_slice(base_dir, credit, advantage, batches):
 
 @pytest.mark.parametrize("advantage", ["grpo", "dr_grpo", "rloo"])
 @pytest.mark.parametrize("credit", ["token", "sequence", "exact"])
-def test_grpo_selector_moves_to_a_plainly_better_slice(base_dir, credit, advantage):
+def test_grpo_selector_moves_to_a_plainly_better_depth(base_dir, credit, advantage):
     from mawt import grpo
 
     batches = _selector_batches(base_dir)
-    model, layer, trainer, gap = _one_good_slice(base_dir, credit, advantage, batches)
-    assert gap >= MIN_GAP, f"no scale made the bad slices {MIN_GAP} nats worse (gap {gap:.3f})"
+    model, layer, trainer, gap = _one_good_depth(base_dir, credit, advantage, batches)
+    assert gap >= MIN_GAP, f"no scale made the bad depths {MIN_GAP} nats worse (gap {gap:.3f})"
     opt = torch.optim.Adam(layer.selector.parameters(), lr=1e-2)
 
     def good_prob() -> float:  # mean pi(GOOD) over the answer cells of all 32 rows, greedy (eval) forward

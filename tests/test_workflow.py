@@ -175,6 +175,10 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     table = (out / "studies" / "tiny" / "table.csv").read_text().splitlines()
     assert table[0].startswith("variant,") and len(table) == 1 + 5  # header, base, plain, gated, 2 variants
     assert [line.split(",")[0] for line in table[1:]] == ["base (untuned)", "plain", "gated", "grpo2", "softmax2"]
+    frame = pd.read_csv(out / "studies" / "tiny" / "table.csv").set_index("variant")
+    worth = [f"worth_{m}_{p}" for m in ("loss", "em") for p in ("learned", "uniform", "best", "oracle")]
+    assert frame.loc["grpo2", worth].notna().all()  # a hard choice in the last layer: what it is worth
+    assert frame.loc[["plain", "softmax2"], worth].isna().all().all()
     plots = {p.name for p in (out / "studies" / "tiny" / "plots").iterdir()}
     assert {"comparison.png", "comparison.svg", "training_curves.png", "depth_usage.png", "attention.png"} <= plots
     report = (smoke / "results" / "report.html").read_text()
