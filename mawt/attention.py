@@ -144,14 +144,20 @@ class MAWTAttention(nn.Module):
         if stats is not None:
             stats = stats.masked_fill(~valid[..., None, None], 0.0)  # padded queries: no signal
         out = torch.matmul(attn.view(B, H, D, L, hd), self.depth_output)  # O_d: (B, H, D, L, hd)
-        if G > 1:  # back to one row per rollout: each samples its own depth choices
-            out, valid, hidden_states = out.repeat_interleave(G, 0), valid.repeat_interleave(G, 0), full_hidden
+        if G > 1:  # one row per rollout from here: each samples its own depth choices
+            valid, hidden_states = valid.repeat_interleave(G, 0), full_hidden
             stats = stats.repeat_interleave(G, 0) if stats is not None else None
-            B = B * G
 
         sel = self.selector(stats, hidden_states, valid)
         self.last_selection = sel
-        out = torch.einsum("bhdle,bld->blhe", out, sel.weights.to(out.dtype))  # (B, L, H, hd)
+        # sum_d w[b, l, d] O_d[b, h, l]: D broadcast multiply-adds, the G rollouts of a group reading its
+        # one O (B, H, D, L, hd), never repeated G times
+        w = sel.weights.to(out.dtype).view(B, G, 1, L, D, 1)  # (B, G, 1, L, D, 1)
+        mixed = out[:, None, :, 0] * w[..., 0, :]
+        for d in range(1, D):
+            mixed = mixed + out[:, None, :, d] * w[..., d, :]
+        B = B * G
+        out = mixed.view(B, H, L, hd).transpose(1, 2)  # (B, L, H, hd)
         if self.output_gate is not None:  # one gate per head, from the query's own hidden state (causal)
             out = out * (2.0 * torch.sigmoid(self.output_gate(hidden_states))).unsqueeze(-1)  # (B, L, H, 1)
         out = self.o_proj(out.reshape(B, L, H * hd))

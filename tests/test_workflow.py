@@ -59,25 +59,28 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     counts = job_counts(proc.stdout)
     # Distinct run configs x seeds (3 for micro; paper.yaml's `seeds`, 11, from its power plan), identical runs of
     # different studies trained once:
-    #   shared by every study: plain, gated, GRPO D=4 (token credit, grpo advantage);
-    #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: sequence, exact, token + rloo;
-    #   selector: hidden, both (its stats variant is the shared GRPO D=4 run);
+    #   shared by every study: plain, gated, GRPO D=4 (token credit, rloo advantage);
+    #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: exact, token + grpo advantage;
+    #   freezing: last:2, mawt only, all and their 3 plain counterparts;
     #   controls: half_steps, shuffled (its grpo variant is the shared GRPO D=4 run);
-    #   paper: freezing adds last:2, mawt only, all, layer -2 and their 4 plain counterparts
-    #   (micro leaves freezing and tasks out of its default studies: mawt/setups/micro.yaml).
-    configs = {"micro": 3 + 2 + 3 + 3 + 2 + 2, "paper": 3 + 2 + 3 + 3 + 8 + 2 + 2}[setup]
+    #   paper also: placement: layer -2 and its plain counterpart; selector: hidden, both (its stats
+    #   variant is the shared GRPO D=4 run)
+    #   (micro leaves placement, selector and tasks out of its default studies: mawt/setups/micro.yaml).
+    configs = {"micro": 3 + 2 + 3 + 2 + 6 + 2, "paper": 3 + 2 + 3 + 2 + 6 + 2 + 2 + 2}[setup]
     seeds = {"micro": 3, "paper": 11}[setup]
     splits = 1
     native = {"micro": 0, "paper": 1}[setup]  # paper.yaml: native_reference (the base thinking natively)
     assert counts["train"] == counts["run_config"] == seeds * configs
     # every trained run and the untuned base on each split, in their own jobs (eval is not in the run id)
     assert counts["eval_heldout"] == counts["eval_config"] == seeds * configs + splits + native
-    lm_seeds = {"micro": 1, "paper": 11}[setup]  # micro.yaml: lm_eval.seeds [0]; paper: every seed
-    assert counts["lm_eval"] == lm_seeds * configs + splits
+    # micro.yaml: lm_eval.seeds [0], lm_eval.studies [depths] (plain, gated, D=2, 4, 8); paper: every seed and run
+    lm_runs = {"micro": 1 * 5, "paper": 11 * configs}[setup]
+    assert counts["lm_eval"] == lm_runs + splits
     assert counts["prepare_data"] == counts["data_config"] == splits
-    assert counts["study_table"] == {"micro": 5, "paper": 6}[setup] and counts["report"] == 1
-    # the report's heatmaps: the first MAWT run of each study; mixing's and freezing's are one run
-    assert counts["attention_example"] == 3
+    assert counts["study_table"] == {"micro": 5, "paper": 7}[setup] and counts["report"] == 1
+    # the report's heatmaps: the first MAWT run of each study; depths' is D=2, every other study's first MAWT
+    # run is the shared GRPO D=4 one
+    assert counts["attention_example"] == 2
     assert "pretrain_micro" not in counts  # the micro base is the shipped asset
     assert not (tmp_path / "results").exists(), "a dry run writes nothing"
 
@@ -86,7 +89,7 @@ def test_every_variant_is_compared_with_plain_training_of_the_same_parameters():
     from mawt.studies import load_setup, load_studies, run_config
 
     setup = load_setup("micro")
-    studies = load_studies(setup, ["freezing", "tasks", "depths"], ROOT / "ablations")
+    studies = load_studies(setup, ["freezing", "placement", "tasks", "depths"], ROOT / "ablations")
     for study in studies.values():
         assert {"plain", "gated"} <= set(study.variants)
         for variant, baseline in study.baselines.items():
@@ -102,7 +105,8 @@ def test_every_variant_is_compared_with_plain_training_of_the_same_parameters():
             assert mine["train"]["learning_rate"] == theirs["train"]["learning_rate"]
     freezing = studies["freezing"].baselines
     assert freezing["last"] == "plain" and freezing["last2"] == "plain_trainable-last-2"
-    assert freezing["mawt_only"] == "plain_trainable-mawt" and freezing["patch_second_last"] == "plain_layers--2"
+    assert freezing["mawt_only"] == "plain_trainable-mawt"
+    assert studies["placement"].baselines["patch_second_last"] == "plain_layers--2"
     assert freezing["all"] == "plain_learning_rate-0.001_trainable-all"
     assert studies["tasks"].baselines["grpo_later_ends"] == "plain_families-later_ends"
     assert studies["depths"].baselines["gated"] == "plain"
@@ -126,7 +130,7 @@ def test_lint_is_clean(tmp_path):
 def test_slurm_profile_dry_run(tmp_path):
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), setup="paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout)["train"] == 11 * (3 + 2 + 3 + 3 + 8 + 2 + 2)  # paper.yaml: 11 seeds
+    assert job_counts(proc.stdout)["train"] == 11 * (3 + 2 + 3 + 2 + 6 + 2 + 2 + 2)  # paper.yaml: 11 seeds, 7 studies
 
 
 @pytest.mark.parametrize(

@@ -105,11 +105,17 @@ def study_eval(study):
 
 
 LMEVAL_SEEDS = SETUP["lm_eval"].get("seeds")  # None: every seed
+LMEVAL_STUDIES = SETUP["lm_eval"].get("studies")  # None: every study
+# the runs lm-eval scores: those of the setup's `lm_eval.studies` (a run shared with another study shows
+# its scores there too), or of every study
+LMEVAL_RUNS = {r for name, runs in STUDY_RUNS.items() if LMEVAL_STUDIES is None or name in LMEVAL_STUDIES
+               for _, _, r, _ in runs}
 
 
-def has_lmeval(seed):
-    """lm-eval runs for every seed, or only for the setup's `lm_eval.seeds` (the tables show the n)."""
-    return LMEVAL_SEEDS is None or seed in LMEVAL_SEEDS
+def has_lmeval(seed, run):
+    """lm-eval runs for every seed, or only for the setup's `lm_eval.seeds`, of the runs of its
+    `lm_eval.studies` (the tables show each score's n)."""
+    return (LMEVAL_SEEDS is None or seed in LMEVAL_SEEDS) and run in LMEVAL_RUNS
 
 
 def study_index(wildcards):
@@ -119,7 +125,7 @@ def study_index(wildcards):
     runs = [{"variant": v, "seed": s, "run_id": r, "dir": L.run_dir(r), "bench": L.benchmark("train", r),
              "baseline": study.baselines.get(v), "data": run_data(r), "eval_id": e,
              "heldout": L.eval_file(r, e, layout.HELDOUT),
-             "lmeval": L.eval_file(r, e, layout.LMEVAL) if has_lmeval(s) else None}
+             "lmeval": L.eval_file(r, e, layout.LMEVAL) if has_lmeval(s, r) else None}
             for v, s, r, e in STUDY_RUNS[name]]
     ev = study_eval(name)
     bases = {}
@@ -141,7 +147,7 @@ def study_inputs(wildcards):
     name = wildcards.study
     files = sorted({L.run_file(r, layout.RUN_JSON) for _, _, r, _ in STUDY_RUNS[name]})
     files += sorted({L.eval_file(r, e, layout.HELDOUT) for _, _, r, e in STUDY_RUNS[name]})
-    files += sorted({L.eval_file(r, e, layout.LMEVAL) for _, s, r, e in STUDY_RUNS[name] if has_lmeval(s)})
+    files += sorted({L.eval_file(r, e, layout.LMEVAL) for _, s, r, e in STUDY_RUNS[name] if has_lmeval(s, r)})
     att = attention_run(name)
     files += [L.run_file(att, layout.ATTENTION)] if att else []
     ev = study_eval(name)
