@@ -225,6 +225,7 @@ def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, 
     assert _readme_header("layers") == bench("train_step").COLUMNS
     assert _readme_header("trainable") == bench("precision_memory").COLUMNS
     assert _readme_header("job (ESTIMATE for the real 1.5B)") == bench("paper_cost").COLUMNS
+    assert _readme_header("advantage", "beta") == bench("policy_beta").COLUMNS
     full_run = bench("full_run")
     assert _readme_header("rule") == full_run.RULE_COLUMNS
     assert _readme_header("study", "variant", "trainable params") == full_run.STUDY_COLUMNS
