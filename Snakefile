@@ -33,6 +33,20 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/demo.smk"
 
 
+# Rules that do no heavy work run where Snakemake runs, never through a cluster executor (with the
+# SLURM profile each would otherwise be an sbatch job with the default resources): config writers,
+# the study index and tables, the report.
+localrules:
+    all,
+    data_config,
+    run_config,
+    eval_config,
+    study_index,
+    study_table,
+    setup_text,
+    report,
+    current_report,
+
 
 rule all:
     input:

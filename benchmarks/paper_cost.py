@@ -78,6 +78,11 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     res = Path(a.results)
     bench = Path(str(res).replace("results/", "results/benchmarks/", 1))
+    missing = [p for p in (res / "base" / "model" / "config.json", res / "runs") if not p.exists()]
+    if missing or not any((res / "data").glob("*/train.jsonl")):
+        sys.exit(f"paper_cost: {res} has no finished stand-in run (missing: "
+                 f"{', '.join(map(str, missing)) or str(res / 'data' / '*' / 'train.jsonl')}); run "
+                 "`snakemake --cores all --config setup=paper_standin` first, or pass --results")
     base = json.loads((res / "base" / "model" / "config.json").read_text())
     L, V = base["num_hidden_layers"], base["vocab_size"]
     from transformers import AutoTokenizer

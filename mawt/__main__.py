@@ -44,9 +44,9 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
 
     overrides = {}
     if args.config:
-        import yaml
+        from .yamlfile import load
 
-        overrides = yaml.safe_load(Path(args.config).read_text()) or {}
+        overrides = load(args.config, "pretrain-micro config") or {}
     if args.overrides:
         overrides = {**overrides, **json.loads(args.overrides)}
     cfg = _build(MicroConfig, overrides, args.config or "pretrain-micro --overrides")
@@ -76,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     from .runconfig import load_run_config
 
     split_dir = Path(args.split) if args.split else None
-    summary = train_run(load_run_config(args.config), Path(args.out), split_dir)
+    summary = train_run(load_run_config(args.config), Path(args.out), split_dir, restart=args.restart)
     print(json.dumps({k: summary[k] for k in ("trainable_parameters", "trainable_dtype", "train_loss",
                                               "train_seconds")}, indent=2))
     return 0
@@ -88,9 +88,9 @@ def _prepare_data(args: argparse.Namespace) -> int:
     from .data import DataConfig
 
     if args.data:
-        import yaml
+        from .yamlfile import load
 
-        cfg = _build(DataConfig, yaml.safe_load(Path(args.data).read_text()) or {}, args.data)
+        cfg = _build(DataConfig, load(args.data, "data config") or {}, args.data)
     elif args.setup:
         from .studies import load_setup
 
@@ -223,6 +223,9 @@ def _run_commands(sub) -> None:
     train.add_argument("--config", required=True, help="run YAML (see mawt/runconfig.py)")
     train.add_argument("--out", required=True, help="run directory (resumes from its last checkpoint)")
     train.add_argument("--split", help="prepared split directory (train.jsonl, heldout.jsonl); default: split here")
+    train.add_argument("--restart", action="store_true",
+                       help="start over in --out, removing its training outputs, even if another config made them "
+                            "(without it, a folder of another config is refused)")
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval-heldout", help="greedy answers and both scores on the held-out split")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import random
 import re
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from . import atomic, puzzles
 from .puzzles import normalise_challenge  # noqa: F401  (the one definition of "the same challenge")
+from .yamlfile import short
 
 
 @dataclass
@@ -174,8 +176,11 @@ def content_hash(row: dict) -> str:
 def _read_file(path: Path):
     import pandas as pd
 
-    readers = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True),
-               ".json": pd.read_json}
+    # text stays text: no NA parsing ("NA", "null", "nan", "None" are answers) and no dtype inference
+    # (an all-numeric answer column stays its digits); JSON and Parquet keep the types the file states
+    readers = {".parquet": pd.read_parquet, ".csv": lambda p: pd.read_csv(p, dtype=str, keep_default_na=False),
+               ".jsonl": lambda p: pd.read_json(p, lines=True, dtype=False),
+               ".json": lambda p: pd.read_json(p, dtype=False)}
     if path.suffix not in readers:
         raise ValueError(f"data.source={str(path)!r}: unsupported file type {path.suffix!r}; "
                          f"use one of {', '.join(readers)}")
@@ -235,11 +240,23 @@ def load_rows(cfg: DataConfig) -> list[dict]:
         )
     rows = []
     for i, r in enumerate(raw):
-        challenge, answer = r[cfg.challenge_column], r[cfg.answer_column]
+        challenge, answer = _text(r[cfg.challenge_column]), _text(r[cfg.answer_column])
         if not isinstance(answer, str) or not answer.strip() or not isinstance(challenge, str) or not challenge.strip():
-            raise ValueError(f"data.source={cfg.source!r}: row {i} has an empty challenge or answer")
+            raise ValueError(f"data.source={cfg.source!r}: source row {i} (counting from 0, in file order) has an "
+                             f"empty or missing challenge or answer ({cfg.challenge_column}={short(r[cfg.challenge_column])}, "
+                             f"{cfg.answer_column}={short(r[cfg.answer_column])})")
         rows.append({**r, "challenge": challenge, "answer": answer})
     return rows
+
+
+def _text(value):
+    """A cell as text: strings as they are, integers (a typed JSON or Parquet column) as their digits;
+    anything else (a real null, a float) unchanged, so that it is refused."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    return value
 
 
 def deduplicate(rows: list[dict]) -> tuple[list[dict], int]:

@@ -16,8 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from . import yamlfile
 from .config import MAWTConfig, refuse_renamed
 from .data import DataConfig
 
@@ -227,23 +226,13 @@ def _build(cls, data, where: str):
         raise ValueError(f"{where}: {err}") from None
 
 
-def yaml_problem(err: yaml.YAMLError) -> str:
-    """One line for a YAML error: what is wrong and where (line, column)."""
-    mark = getattr(err, "problem_mark", None)
-    what = getattr(err, "problem", None) or str(err).splitlines()[0]
-    context = getattr(err, "context", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{what}{where}" + (f" ({context})" if context else "")
-
-
 def _read_config(path: Path, kind: str) -> dict:
-    """A config YAML's mapping (safe loader); a missing file or bad YAML is one line naming it."""
-    if not path.is_file():
-        raise ValueError(f"{kind} config {str(path)!r}: no such file")
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{kind} config {str(path)!r} is not valid YAML: {yaml_problem(err)}") from None
+    """A config YAML's mapping (mawt.yamlfile: duplicate keys, size, aliases, encoding checked);
+    a missing file or bad YAML is one line naming it."""
+    data = yamlfile.load(path, f"{kind} config")
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{kind} config {str(path)!r}: expected a mapping of settings, got {type(data).__name__}")
+    return data or {}
 
 
 def load_run_config(path: str | Path) -> RunConfig:

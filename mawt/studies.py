@@ -26,7 +26,8 @@ import jsonschema
 import yaml
 
 from .baselines import BASELINES, GATED, baseline_name, plainized
-from .runconfig import RunConfig, _build, yaml_problem
+from . import yamlfile
+from .runconfig import RunConfig, _build
 from .stats import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
 
 ROOT = Path(__file__).resolve().parents[1]  # a checkout's root (its ablations/ folder)
@@ -53,12 +54,10 @@ def _explain(error: jsonschema.ValidationError) -> str:
 
 
 def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise StudyError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise StudyError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
+        data = yamlfile.load(path, "file")
+    except yamlfile.YamlError as err:
+        raise StudyError(str(err).replace(f"file {str(path)!r}", str(path), 1)) from None
     if not isinstance(data, dict):
         raise StudyError(f"{path}: expected a mapping at the top level")
     return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import atomic, layout
+from . import atomic, layout, ownership
 from .checkpoints import begin_metrics, finish_metrics, mean_logged_loss, resume_point, truncate_metrics
 from .data import load_rows, read_jsonl, split, write_split
 from .prompts import AnswerCollator, encode_example
@@ -49,16 +49,20 @@ def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
     return parts.train, parts.heldout
 
 
-def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None) -> dict:
+def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart: bool = False) -> dict:
     """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
     returns the run summary (also written to run.json). The held-out evaluation is its
-    own step (`eval_heldout`): its settings (`eval:`) are not part of the training run."""
+    own step (`eval_heldout`): its settings (`eval:`) are not part of the training run.
+    `out` belongs to one config (mawt/ownership.py): a folder of another config is refused
+    before anything is touched, unless `restart` (start over there)."""
     from .trainer import JsonlLogger, MAWTTrainer
 
     out = Path(out)
     device = device_for(cfg.train.device)
     preflight(cfg)
+    ownership.check(out, cfg.training_dict(), restart)
     model, tokenizer, examples, n_trainable, trainable_dtype = _prepare_model(cfg, out, split_dir, device)
+    ownership.record(out, cfg.training_dict())
     partial = begin_metrics(out)
     trainer = MAWTTrainer(model=model, args=_training_arguments(cfg.train, out, device), train_dataset=examples,
                           data_collator=AnswerCollator(tokenizer.pad_token_id), run=cfg.train,

@@ -129,7 +129,7 @@ def test_bad_sources_say_what_is_wrong(tmp_path):
         load_rows(DataConfig(source=str(empty)))
     blank = tmp_path / "blank.jsonl"
     blank.write_text('{"challenge": "a?", "answer": "  "}\n')
-    with pytest.raises(ValueError, match="row 0 has an empty challenge or answer"):
+    with pytest.raises(ValueError, match=r"source row 0 \(counting from 0, in file order\) has an empty or missing challenge or answer"):
         load_rows(DataConfig(source=str(blank)))
     with pytest.raises(ValueError, match="no such file"):
         load_rows(DataConfig(source=str(tmp_path / "missing.parquet")))

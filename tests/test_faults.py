@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from mawt.micro import MicroConfig, pretrain
 from mawt.patching import load_model
+from mawt import ownership
 from mawt.train import train_run
 from mawt.runconfig import load_run_config
 from mawt.studies import StudyError, load_setup, load_studies, run_config, run_id
@@ -136,7 +137,8 @@ def test_a_half_written_checkpoint_is_ignored_and_removed(tmp_path, base_dir):
     torn = ckpts / "checkpoint-12"
     torn.mkdir()
     (torn / "model.safetensors").write_bytes(b"\0" * 100)
-    cfg.train.steps = 12
+    cfg.train.steps = 12  # the folder now stands for a 12-step run killed after checkpoint-8: its record says so
+    (tmp_path / "run" / ownership.RECORD).write_text(json.dumps({"config": cfg.training_dict()}))
     info = train_run(cfg, tmp_path / "run")
     assert info["resumed_from"] == "checkpoint-8" and (ckpts / "checkpoint-12" / "COMPLETE").exists()
 
@@ -220,7 +222,7 @@ def test_a_nan_in_the_model_stops_at_the_first_step(tmp_path, base_dir):
 
 
 BAD_INPUT = [
-    ("malformed YAML", "RAW:mawt: {depth: 2\n", r"is not valid YAML"),
+    ("malformed YAML", "RAW:mawt: {depth: 2\n", r"not valid YAML"),
     ("unknown key", {"train": {"stepz": 3}}, r"train: unknown key\(s\) \['stepz'\]"),
     ("wrong type", {"train": {"steps": "many"}}, r"train.steps='many' is invalid"),
     ("depth 0", {"mawt": {"depth": 0, "mixer": "grpo"}}, r"MAWTConfig.depth=0 is invalid"),
@@ -228,7 +230,7 @@ BAD_INPUT = [
     ("layer out of range", {"mawt": {"depth": 2, "mixer": "grpo", "layers": [7]}}, r"layer.*7.*out of range|7"),
     ("nothing to train", {"mawt": None, "trainable": "mawt"}, r"leaves nothing to train"),
     ("data without the columns", "DATA:question,answer\nq,a\n", r"lacks column\(s\) \['challenge'\]"),
-    ("empty answers", "DATA:challenge,answer\nq1,a\nq2, \n", r"row 1 has an empty challenge or answer"),
+    ("empty answers", "DATA:challenge,answer\nq1,a\nq2, \n", r"source row 1 \(counting from 0, in file order\) has an empty or missing challenge or answer"),
     ("missing base model", {"base_model": "/nowhere/model"}, r"base_model='/nowhere/model': no model there"),
     ("hub id without network", {"base_model": "someorg/some-model"}, r"someorg/some-model.*could not be loaded"),
     ("unsafe YAML tag", "RAW:base_model: !!python/object/apply:os.system ['touch PWNED']\n", r"not valid YAML"),

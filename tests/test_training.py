@@ -255,15 +255,42 @@ def test_same_seed_same_metrics(tmp_path, base_dir):
     assert (tmp_path / "a" / "data" / "manifest.json").read_text() == (tmp_path / "b" / "data" / "manifest.json").read_text()
 
 
-def test_resume_from_the_last_checkpoint(tmp_path, base_dir):
-    cfg = _config(tmp_path, base_dir, train={"steps": 8, "save_steps": 4})
-    first = train_run(cfg, tmp_path / "run")
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir):
+    """Resume only the same config; another config is refused, the folder left byte-identical; --restart."""
+    from mawt import ownership
+
+    mine = _config(tmp_path, base_dir, train={"steps": 8, "save_steps": 4})
+    first = train_run(mine, tmp_path / "run")
     assert first["resumed_from"] is None and (tmp_path / "run" / "checkpoints" / "checkpoint-8").is_dir()
-    cfg.train.steps = 12
-    second = train_run(cfg, tmp_path / "run")
-    assert second["resumed_from"] == "checkpoint-8"
-    steps = [m["step"] for m in _metrics(tmp_path / "run") if "loss" in m]
-    assert steps == [4, 8, 12]  # no duplicated log lines after the resume
+    before = _tree(tmp_path / "run")
+    other = _config(tmp_path, base_dir, train={"steps": 8, "save_steps": 4, "learning_rate": 1e-3, "seed": 1})
+    with pytest.raises(ValueError, match=r"belongs to another config \(train.learning_rate: 0.003 in the folder, "
+                                         r"0.001 here; train.seed: 0 in the folder, 1 here\): pass --restart"):
+        train_run(other, tmp_path / "run")
+    assert _tree(tmp_path / "run") == before  # nothing touched
+    again = train_run(mine, tmp_path / "run")  # the same config: resumes (here: nothing left to train)
+    assert again["resumed_from"] == "checkpoint-8"
+    assert [m["step"] for m in _metrics(tmp_path / "run") if "loss" in m] == [4, 8]  # no duplicated lines
+    restarted = train_run(other, tmp_path / "run", restart=True)
+    assert restarted["resumed_from"] is None
+    record = json.loads((tmp_path / "run" / ownership.RECORD).read_text())
+    assert record["config"] == other.training_dict() and record["hash"] == ownership.config_hash(record["config"])
+    # outputs with no record of their config (e.g. copied in by hand) are refused as well
+    (tmp_path / "run" / ownership.RECORD).unlink()
+    (tmp_path / "run" / "run.json").unlink()
+    with pytest.raises(ValueError, match=r"holds training outputs \(checkpoints, model, metrics.jsonl, data\) with no "
+                                         r"record of the config that made them"):
+        train_run(mine, tmp_path / "run")
+    # through the CLI: one line, exit 1, naming the fix
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump({**GRPO_RUN, "base_model": str(base_dir)}))
+    proc = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(path), "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "pass --restart" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_train_and_eval_and_clear_errors(tmp_path, base_dir):

@@ -1,0 +1,128 @@
+"""Bad input, one row per case: each is refused with one short line that names the file (and the
+key or line), before any work, and nothing is written. (Issue 20's matrix; more rows join it.)
+
+Run folders (`train --out` into another config's folder) are in tests/test_training.py
+(`test_a_run_folder_belongs_to_one_config`): they need a trained run.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mawt import yamlfile
+from mawt.runconfig import load_eval_config, load_run_config
+from mawt.studies import StudyError, load_setup, load_study_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bomb(levels: int) -> str:
+    """A "billion laughs": 10 ** levels scalars once every alias is expanded, in a few hundred bytes."""
+    names = [f"l{i}" for i in range(levels + 1)]
+    lines = [f"{names[0]}: &{names[0]} [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{names[i]}: &{names[i]} [{', '.join(['*' + names[i - 1]] * 10)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+STUDY = "name: s\ndescription: d\nvariants:\n  v: {mawt: {depth: 2}}\n"
+
+CASES = [
+    # (case, file contents (str: UTF-8 text, bytes: as is), message pattern)
+    ("duplicate variant", STUDY + "  v: {mawt: {depth: 4}}\n",
+     r"study\.yaml: not valid YAML: duplicate key 'v' \(first at line 4\) at line 5, column 3"),
+    ("duplicate top-level key", STUDY + "name: t\n", r"duplicate key 'name' \(first at line 1\) at line 5"),
+    ("alias bomb of 10^9 in the description", STUDY + "description2: x\n" + _bomb(9),
+     r"study\.yaml: expands to [\d,]+ nodes through its aliases \(& and \*\), more than the 100,000 allowed"),
+    ("alias bomb of 10^5", STUDY + _bomb(5), r"expands to [\d,]+ nodes through its aliases"),
+    ("Latin-1 file", "name: café\n".encode("latin-1") + STUDY.split("\n", 1)[1].encode(),
+     r"study\.yaml: not UTF-8 \(byte 0xe9 at offset 9, line 1\); save it as UTF-8"),
+    ("over the size limit", STUDY + "# " + "x" * yamlfile.MAX_BYTES + "\n",
+     r"study\.yaml: [\d,]+ bytes, more than the 1,000,000 a YAML file here may have"),
+]
+
+
+@pytest.mark.parametrize("case, content, message", CASES, ids=[c[0] for c in CASES])
+def test_a_bad_study_file_is_refused_in_one_short_line(tmp_path, case, content, message):
+    path = tmp_path / "study.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    setup = load_setup("micro")
+    started = time.perf_counter()
+    with pytest.raises(StudyError, match=message) as err:
+        load_study_spec(path, setup)
+    assert time.perf_counter() - started < 1.0, case  # refused before any expansion
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400, str(err.value)[:1000]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]  # nothing written
+
+
+@pytest.mark.parametrize("loader, what", [(load_run_config, "run config"), (load_eval_config, "eval config")])
+def test_a_bad_run_or_eval_yaml_names_its_file(tmp_path, loader, what):
+    path = tmp_path / "cfg.yaml"
+    path.write_bytes("train: {steps: 2}\n# é\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"{what} '.*cfg\.yaml': not UTF-8 \(byte 0xe9 at offset 20, line 2\)"):
+        loader(path)
+    path.write_text("train: {steps: 2}\ntrain: {steps: 3}\n")
+    with pytest.raises(ValueError, match=rf"{what} '.*cfg\.yaml': not valid YAML: duplicate key 'train' "
+                                         r"\(first at line 1\) at line 2"):
+        loader(path)
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match=rf"{what} '.*cfg\.yaml': expected a mapping of settings, got list"):
+        loader(path)
+
+
+def test_a_long_offending_value_is_cut_in_the_message(tmp_path):
+    path = tmp_path / "run.yaml"
+    key = "k" * 5000
+    path.write_text(f"? {key}\n: 1\n? {key}\n: 2\n")  # explicit keys: YAML's simple keys stop at 1024
+    with pytest.raises(ValueError) as err:
+        load_run_config(path)
+    assert "duplicate key" in str(err.value) and len(str(err.value)) < 600
+
+
+def test_aliases_within_the_limit_still_work(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("base: &b {depth: 4, mixer: grpo}\nmawt: *b\n")
+    assert yamlfile.load(path) == yaml.safe_load(path.read_text()) == {"base": {"depth": 4, "mixer": "grpo"},
+                                                                      "mawt": {"depth": 4, "mixer": "grpo"}}
+
+
+def test_every_shipped_yaml_goes_through_the_one_loader():
+    for path in [*ROOT.glob("ablations/*.yaml"), *ROOT.glob("mawt/setups/*.yaml"), *ROOT.glob("examples/*.yaml")]:
+        assert yamlfile.load(path) == yaml.safe_load(path.read_text()), path
+
+
+def test_paper_cost_without_a_stand_in_run_says_what_to_run(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "paper_cost.py"), "--results",
+                           str(tmp_path / "none"), "--out", str(tmp_path / "out.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "has no finished stand-in run" in proc.stderr and "setup=paper_standin" in proc.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize("name, text, answers", [
+    ("na.csv", "challenge,answer\nWhat is a?,NA\nWhat is b?,null\nWhat is c?,nan\nWhat is d?,None\n",
+     ["NA", "null", "nan", "None"]),
+    ("numbers.csv", "challenge,answer\nq1,12\nq2,007\n", ["12", "007"]),
+    ("typed.jsonl", '{"challenge": "q1", "answer": 12}\n{"challenge": "q2", "answer": "NA"}\n', ["12", "NA"]),
+])
+def test_answers_are_read_as_text(tmp_path, name, text, answers):
+    """No NA parsing and no dtype inference: "NA" is an answer, "007" keeps its zeros."""
+    from mawt.data import DataConfig, load_rows
+
+    (tmp_path / name).write_text(text)
+    assert [r["answer"] for r in load_rows(DataConfig(source=str(tmp_path / name)))] == answers
+
+
+def test_a_missing_answer_names_the_file_and_its_source_row(tmp_path):
+    from mawt.data import DataConfig, load_rows
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"challenge": "q1", "answer": "a"}\n{"challenge": "q2", "answer": null}\n')
+    with pytest.raises(ValueError, match=r"data.source='.*rows\.jsonl': source row 1 \(counting from 0, in file "
+                                         r"order\) has an empty or missing challenge or answer"):
+        load_rows(DataConfig(source=str(path)))
