@@ -60,6 +60,9 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart:
     out = Path(out)
     device = device_for(cfg.train.device)
     preflight(cfg)
+    if split_dir is not None and not (Path(split_dir) / layout.TRAIN_SPLIT).is_file():
+        raise ValueError(f"train --split {str(split_dir)!r}: no {layout.TRAIN_SPLIT} there; give a folder written by "
+                         "`python -m mawt prepare-data --out`, or leave --split out to split here")
     ownership.check(out, cfg.training_dict(), restart)
     model, tokenizer, examples, n_trainable, trainable_dtype = _prepare_model(cfg, out, split_dir, device)
     ownership.record(out, cfg.training_dict())

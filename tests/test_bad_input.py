@@ -126,3 +126,17 @@ def test_a_missing_answer_names_the_file_and_its_source_row(tmp_path):
     with pytest.raises(ValueError, match=r"data.source='.*rows\.jsonl': source row 1 \(counting from 0, in file "
                                          r"order\) has an empty or missing challenge or answer"):
         load_rows(DataConfig(source=str(path)))
+
+
+def test_train_with_a_missing_split_folder_is_one_line_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("mawt: {depth: 2, mixer: softmax}\ntrain: {steps: 1}\n")  # the shipped micro base
+    proc = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(cfg), "--split",
+                           str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "train --split" in proc.stderr and "no train.jsonl there" in proc.stderr
+    assert not (tmp_path / "run").exists()
