@@ -73,7 +73,9 @@ def check(out: Path, config: dict, restart: bool = False) -> None:
     """Refuse (ValueError, one line) a folder whose training outputs belong to another config (module
     docstring), touching nothing; with `restart`, remove its training outputs instead."""
     out = Path(out)
-    present = [name for name in OUTPUTS if (out / name).exists()]
+    # an empty folder is no output (Snakemake creates the folders of a job's outputs before it runs)
+    present = [name for name in OUTPUTS
+               if (out / name).is_file() or ((out / name).is_dir() and any((out / name).iterdir()))]
     if restart:
         for name in present:
             path = out / name

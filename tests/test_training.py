@@ -116,7 +116,7 @@ def test_grpo_run_learns_and_logs_its_parts(tmp_path, base_dir):
              "depth_usage_0", "selector_entropy"}
     assert parts <= set(logged[0])
     assert all(0.0 <= line["zero_spread_frac"] <= 1.0 for line in logged if "zero_spread_frac" in line)
-    assert summary["config"]["train"]["credit"] == "token" and summary["config"]["train"]["advantage"] == "grpo"
+    assert summary["config"]["train"]["credit"] == "token" and summary["config"]["train"]["advantage"] == "rloo"
     assert summary["environment"]["versions"]["torch"].startswith("2.13.0")
     assert summary["trainable_parameters"] > 0 and summary["seed"] == 0
 
@@ -290,7 +290,7 @@ def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir):
     path.write_text(yaml.safe_dump({**GRPO_RUN, "base_model": str(base_dir)}))
     proc = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(path), "--out",
                            str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 1 and "pass --restart" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "pass --restart" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_train_and_eval_and_clear_errors(tmp_path, base_dir):
