@@ -2,6 +2,8 @@
 
 import copy
 import os
+import subprocess
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -12,6 +14,7 @@ from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2
 
 from mawt import MAWTConfig, patch_model
 
+MICRO_BASE = Path(__file__).resolve().parents[1] / "assets" / "micro_base"
 FAMILIES = ("qwen2", "mistral", "llama")
 MIXERS = ("softmax", "grpo", "gumbel", "mean", "fixed")
 VOCAB = 64
@@ -56,3 +59,37 @@ def fixed_index(mixer: str, depth: int) -> dict:
 @pytest.fixture
 def batch():
     return padded_batch()
+
+
+@pytest.fixture(scope="session")
+def micro_base() -> Path:
+    """The shipped micro base (assets/micro_base): the one pre-trained base of the whole test run.
+
+    Read-only: a test that changes a base copies it first. Only tests of pre-training pre-train.
+    """
+    if not (MICRO_BASE / "model.safetensors").is_file():
+        pytest.fail(f"{MICRO_BASE} is missing: rebuild it with `python -m mawt pretrain-micro --out {MICRO_BASE}`")
+    return MICRO_BASE
+
+
+@pytest.fixture
+def cli(capfd):
+    """`python -m mawt ARGS` through the real entry point (`mawt.__main__.main`), in this process.
+
+    Returns a CompletedProcess with the exit code and what reached file descriptors 1 and 2 (so a
+    logging handler's lines count too). A new interpreter would cost ~5 s of imports per call; the
+    tests that need a real process (exit codes, signals, determinism across processes) start one.
+    """
+    from mawt.__main__ import main
+
+    def run(*args) -> subprocess.CompletedProcess:
+        capfd.readouterr()
+        argv = [str(a) for a in args]
+        try:
+            code = main(argv)
+        except SystemExit as stop:  # argparse's usage errors
+            code = stop.code if isinstance(stop.code, int) else 1
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(["python", "-m", "mawt", *argv], code, out, err)
+
+    return run

@@ -128,15 +128,11 @@ def test_a_missing_answer_names_the_file_and_its_source_row(tmp_path):
         load_rows(DataConfig(source=str(path)))
 
 
-def test_train_with_a_missing_split_folder_is_one_line_and_writes_nothing(tmp_path):
-    import subprocess
-    import sys
-
+def test_train_with_a_missing_split_folder_is_one_line_and_writes_nothing(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the run YAML names no base: the shipped micro base, relative to the repository
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("mawt: {depth: 2, mixer: softmax}\ntrain: {steps: 1}\n")  # the shipped micro base
-    proc = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(cfg), "--split",
-                           str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    cfg.write_text("mawt: {depth: 2, mixer: softmax}\ntrain: {steps: 1}\n")
+    proc = cli("train", "--config", cfg, "--split", tmp_path / "nowhere", "--out", tmp_path / "run")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert "train --split" in proc.stderr and "no train.jsonl there" in proc.stderr
     assert not (tmp_path / "run").exists()

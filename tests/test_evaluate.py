@@ -5,7 +5,6 @@ import torch
 
 from mawt import MAWTConfig, patch_model, puzzles
 from mawt.evaluate import evaluate_heldout, generate, generate_answers, teacher_forced
-from mawt.micro import MicroConfig, pretrain
 from mawt.runconfig import EvalConfig
 from mawt.scoring import challenge_metric, challenge_strict, exact_match, think_closed
 
@@ -13,15 +12,13 @@ GREEDY = EvalConfig(batch_size=16, max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
-def model_and_tokenizer(tmp_path_factory):
-    """A briefly pre-trained micro base with a GRPO MAWT layer (noisy depths): varied greedy outputs."""
+def model_and_tokenizer(micro_base):
+    """The shipped micro base with a GRPO MAWT layer (noisy depths): varied greedy outputs."""
     from transformers import AutoTokenizer
 
     from mawt import load_model
 
-    cfg = MicroConfig(num_layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=800, steps=120,
-                      batch_size=32, difficulty=1, vocabulary="words")  # words: learns to answer (and stop) fast
-    path = pretrain(cfg, tmp_path_factory.mktemp("eval") / "model", log_steps=60)
+    path = micro_base
     model = patch_model(load_model(path), MAWTConfig(depth=2, mixer="grpo", init_noise=0.2)).eval()
     return model, AutoTokenizer.from_pretrained(path)
 

@@ -10,7 +10,6 @@ import torch
 import yaml
 
 from mawt import mawt_layers, patch_model
-from mawt.micro import MicroConfig, pretrain
 from mawt.evaluate import eval_heldout
 from mawt.train import train_run
 from mawt.runconfig import load_run_config
@@ -30,13 +29,9 @@ DROP_MARGIN = 0.02  # held-out answer loss must drop by more (measured 0.06-0.07
 MAX_SELECTOR_STEPS = 300
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    """A shrunken micro base (3 layers x 64), briefly pre-trained by the real pretrain() code."""
-    out = tmp_path_factory.mktemp("base")
-    cfg = MicroConfig(num_layers=3, hidden=64, heads=4, kv_heads=2, intermediate=128, rows=1500, steps=120,
-                      batch_size=32, difficulty=1)
-    return pretrain(cfg, out, log_steps=60)
+@pytest.fixture
+def base_dir(micro_base):
+    return micro_base
 
 
 def _config(tmp_path, base_dir, **overrides):
@@ -152,7 +147,7 @@ def _one_good_depth(base_dir, credit, advantage, batches):
 
     torch.manual_seed(0)
     model = patch_model(AutoModelForCausalLM.from_pretrained(base_dir), MAWTConfig(depth=4, init_noise=0.0))
-    layer = mawt_layers(model)[2]
+    (layer,) = mawt_layers(model).values()  # the last layer's
     model.requires_grad_(False).eval()
 
     def forced_ce(d: int) -> float:  # mean answer CE with depth d chosen everywhere
@@ -238,28 +233,20 @@ def test_every_trainable_parameter_changes(tmp_path, base_dir):
     before = dict(start.named_parameters())
     after = dict(load_model(tmp_path / "run" / "model").named_parameters())
     assert before.keys() == after.keys()
-    last = "model.layers.2."
+    last = f"model.layers.{start.config.num_hidden_layers - 1}."
     trainable = [n for n in after if n.startswith(last)]
-    assert {"model.layers.2.self_attn.depth_query", "model.layers.2.self_attn.depth_output"} <= set(trainable)
+    assert {last + "self_attn.depth_query", last + "self_attn.depth_output"} <= set(trainable)
     assert any(".selector." in n for n in trainable)
     unchanged = [n for n in trainable if torch.equal(after[n].detach(), before[n].detach())]
     assert unchanged == []
     assert all(torch.equal(after[n].detach(), before[n].detach()) for n in after if not n.startswith(last))
 
 
-def test_same_seed_same_metrics(tmp_path, base_dir):
-    cfg = _config(tmp_path, base_dir, train={"steps": 8})
-    train_run(cfg, tmp_path / "a")
-    train_run(cfg, tmp_path / "b")
-    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
-    assert (tmp_path / "a" / "data" / "manifest.json").read_text() == (tmp_path / "b" / "data" / "manifest.json").read_text()
-
-
 def _tree(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir):
+def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir, cli):
     """Resume only the same config; another config is refused, the folder left byte-identical; --restart."""
     from mawt import ownership
 
@@ -288,12 +275,11 @@ def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir):
     # through the CLI: one line, exit 1, naming the fix
     path = tmp_path / "other.yaml"
     path.write_text(yaml.safe_dump({**GRPO_RUN, "base_model": str(base_dir)}))
-    proc = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(path), "--out",
-                           str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    proc = cli("train", "--config", path, "--out", tmp_path / "run")
     assert proc.returncode == 2 and "pass --restart" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cli_train_and_eval_and_clear_errors(tmp_path, base_dir):
+def test_cli_train_and_eval_in_real_processes(tmp_path, base_dir):
     cfg = dict(GRPO_RUN, base_model=str(base_dir), mawt={"depth": 1, "mixer": "fixed"})
     cfg["train"] = dict(cfg["train"], steps=2)
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg))
@@ -309,13 +295,6 @@ def test_cli_train_and_eval_and_clear_errors(tmp_path, base_dir):
     assert "eval-heldout" in subprocess.run([sys.executable, "-m", "mawt", "--help"], capture_output=True,
                                             text=True).stdout
 
-    bad = dict(cfg, train=dict(cfg["train"], stepz=3))
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(tmp_path / "bad.yaml"),
-                           "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "bad.yaml.train: unknown key(s) ['stepz']" in proc.stderr
-    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize(
@@ -368,5 +347,6 @@ def test_prefix_reuse_gives_the_same_loss_and_gradients(tmp_path, base_dir):
     (l1, g1, calls1), (l2, g2, calls2) = results
     assert (calls1, calls2) == (1, 0)
     assert l1 == pytest.approx(l2, abs=1e-6)
-    assert g1.keys() == g2.keys() and any("layers.1." in n for n in g1)
+    second_last = f"layers.{model.config.num_hidden_layers - 2}."  # last:2 trains the last two layers
+    assert g1.keys() == g2.keys() and any(second_last in n for n in g1)
     assert max((g1[n] - g2[n]).abs().max().item() for n in g1) <= 1e-5
