@@ -49,6 +49,6 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         "results/report.html",
-    default_target: True

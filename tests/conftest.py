@@ -1,4 +1,12 @@
-"""Shared fixtures: tiny random models of each supported family, built from configs."""
+"""Shared fixtures (tiny random models built from configs, the shipped micro base, the CLI) and the test tiers.
+
+Tiers (pyproject.toml registers the markers; the README gives the commands):
+  unit         in-process, tiny models or pure functions: the inner loop, `pytest -m "unit and not slow"`
+  integration  a real run of a stage: fine-tuning, evaluation, lm-eval, a CLI in a new process, a benchmark script
+  workflow     Snakemake runs as users run it (dry runs, the smoke DAG, kills and resumes)
+  slow         any tier, tens of seconds on 2 cores
+Every test has exactly one tier: its file's (FILE_TIERS) unless the test names another one.
+"""
 
 import copy
 import os
@@ -13,6 +21,17 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
 
 from mawt import MAWTConfig, patch_model
+
+TIERS = ("unit", "integration", "workflow")
+FILE_TIERS = {
+    "test_attention.py": "unit", "test_bad_input.py": "unit", "test_data.py": "unit", "test_grpo.py": "unit",
+    "test_honest_eval.py": "unit", "test_patching.py": "unit", "test_policy_worth.py": "unit",
+    "test_precision.py": "unit", "test_routed.py": "unit", "test_scoring.py": "unit", "test_standin.py": "unit",
+    "test_stats.py": "unit", "test_stats_calibration.py": "unit", "test_project.py": "unit",
+    "test_training.py": "integration", "test_evaluate.py": "integration", "test_lmeval.py": "integration",
+    "test_benchmarks.py": "integration", "test_fetch.py": "integration", "test_report.py": "integration",
+    "test_faults.py": "integration", "test_workflow.py": "workflow",
+}
 
 MICRO_BASE = Path(__file__).resolve().parents[1] / "assets" / "micro_base"
 FAMILIES = ("qwen2", "mistral", "llama")
@@ -54,6 +73,19 @@ def padded_batch(seed: int = 1, length: int = 10):
 
 def fixed_index(mixer: str, depth: int) -> dict:
     return {"fixed_index": depth - 1} if mixer == "fixed" else {}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        named = [m.name for m in item.iter_markers() if m.name in TIERS]
+        if len(set(named)) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: more than one tier marker {sorted(set(named))}")
+        if not named:
+            if item.path.name not in FILE_TIERS:
+                raise pytest.UsageError(f"{item.path.name}: no tier; add it to FILE_TIERS in tests/conftest.py "
+                                        f"(allowed: {', '.join(TIERS)})")
+            item.add_marker(FILE_TIERS[item.path.name])
 
 
 @pytest.fixture

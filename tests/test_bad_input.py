@@ -92,6 +92,7 @@ def test_every_shipped_yaml_goes_through_the_one_loader():
         assert yamlfile.load(path) == yaml.safe_load(path.read_text()), path
 
 
+@pytest.mark.integration
 def test_paper_cost_without_a_stand_in_run_says_what_to_run(tmp_path):
     import subprocess
     import sys

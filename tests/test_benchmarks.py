@@ -97,6 +97,7 @@ def test_markdown_helper_writes_title_measured_line_and_body(tmp_path, bench):
         markdown.table(["a", "b"], "l", [])
 
 
+@pytest.mark.slow
 def test_attention_benchmark_writes_every_configuration(tmp_path, bench):
     out = tmp_path / "attention.json"
     args = ["--lengths", "32", "--depths", "2", "--grpo-depths", "2", "--repeats", "1", "--out", out]

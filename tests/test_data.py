@@ -248,6 +248,7 @@ print(json.dumps({"rows": len(rows), "commit": commit}))
 """
 
 
+@pytest.mark.integration
 def test_offline_the_pinned_commit_is_read_and_another_cached_commit_refused(tmp_path):
     pinned, other = "1" * 40, "2" * 40
     env = cached_hub_copy(tmp_path, pinned)

@@ -86,6 +86,8 @@ def kill_reference(tmp_path_factory):
     return ref_dir, rid
 
 
+@pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_training_resumes_from_its_checkpoint_and_ends_identical(tmp_path, kill_reference, sig):
     """The signal goes to Snakemake's whole process group, as from SLURM, systemd or a crash.
@@ -274,6 +276,7 @@ def test_pickle_checkpoints_are_refused(tmp_path, base_dir, cli):
     assert not (tmp_path / "e.json").exists()
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("edit, setup_name, message", [
     ({"name": "../../etc"}, "smoke", r"key name: '../../etc' does not match"),
     ({"variants": {"../escape": {}}}, "smoke", r"key variants: '../escape' does not match"),
@@ -303,6 +306,7 @@ def test_remote_code_is_off_unless_a_setup_says_so(tmp_path, base_dir):
 # ---------------------------------------------------------------- 6. determinism
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_byte_identical_metrics(tmp_path, base_dir):
     """Two runs of one config into the same run directory (paths are part of the JSON)."""
     path, run = _run_yaml(tmp_path, base_dir), tmp_path / "run"

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from mawt.fetch import needs
@@ -70,6 +71,7 @@ def _fetch(tmp_path, setup, env, revision, *flags):
                           capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_fetch_names_the_pinned_revision_and_prints_the_commit_it_finds(tmp_path):
     commit, other = "3" * 40, "4" * 40
     setup, env = _setup_with_cached_dataset(tmp_path, commit)

@@ -48,28 +48,6 @@ def test_kl_and_entropy_by_hand():
     assert grpo.categorical_kl(p, p, valid).item() == 0
 
 
-# ---------------------------------------------------------------- the old form is unchanged
-def _old_group_advantages(rewards, group_size, eps=1e-4):  # verbatim, before credit options existed
-    r = rewards.view(-1, group_size)
-    adv = (r - r.mean(dim=1, keepdim=True)) / (r.std(dim=1, unbiased=False, keepdim=True) + eps)
-    return adv.reshape(-1)
-
-
-def _old_policy_loss(advantages, choice_log_prob, valid):
-    return -(advantages.detach() * grpo.masked_mean(choice_log_prob, valid)).mean()
-
-
-def test_sequence_form_defaults_give_exactly_the_old_numbers():
-    g = torch.Generator().manual_seed(0)
-    rewards = torch.randn(12, generator=g)
-    logp = torch.log_softmax(torch.randn(12, 7, 4, generator=g), -1)[..., 0]
-    valid = torch.rand(12, 7, generator=g) > 0.3
-    adv = grpo.group_advantages(rewards, 4)
-    assert torch.equal(adv, _old_group_advantages(rewards, 4))
-    assert torch.equal(grpo.policy_loss(adv, logp, valid), _old_policy_loss(adv, logp, valid))
-    assert torch.equal(grpo.policy_loss(adv, logp, valid, mode="grpo"), _old_policy_loss(adv, logp, valid))
-
-
 # ---------------------------------------------------------------- normalisations by hand
 def test_sequence_advantages_by_hand_for_each_normalisation():
     r = torch.tensor([1.0, 2.0, 6.0, 0.0, 0.0, 3.0])  # two groups of G=3

@@ -70,6 +70,7 @@ def test_save_load_round_trip_gives_identical_logits(family, tmp_path, batch):
             assert torch.equal(loaded(**batch).logits, ref)
 
 
+@pytest.mark.integration
 def test_plain_transformers_refuses_a_mawt_checkpoint(tmp_path):
     """Without `import mawt`, AutoModelForCausalLM must fail loudly, not drop weights."""
     patched_copy(tiny_model("qwen2"), depth=2, mixer="grpo").save_pretrained(tmp_path)
@@ -160,6 +161,7 @@ def test_freeze_mawt_on_an_unpatched_model_leaves_nothing_to_train():
         freeze(tiny_model("qwen2"), "mawt")
 
 
+@pytest.mark.integration
 def test_demo_cli_checks_identity_and_reports_bad_input_without_traceback():
     ok = subprocess.run([sys.executable, "-m", "mawt", "demo", "--depth", "2"], capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr

@@ -439,6 +439,7 @@ def _rows(fragment: str) -> list[dict]:
             if "<td" in row]
 
 
+@pytest.mark.slow
 def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp_path):
     root, indexes = results
     html = _report(root, indexes, tmp_path)
@@ -654,6 +655,7 @@ def _chromium() -> str | None:
     return next((shutil.which(n) for n in CHROMIUM if shutil.which(n)), None)
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(results, tmp_path):
     browser = _chromium()
     if browser is None:

@@ -26,6 +26,8 @@ import zlib
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # Monte Carlo: several seconds per cell
+
 from mawt import stats
 from mawt.simulate import Cell, accuracy_seed_sd, calibrate, simulate
 

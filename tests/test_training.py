@@ -279,6 +279,7 @@ def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir, cli):
     assert proc.returncode == 2 and "pass --restart" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_train_and_eval_in_real_processes(tmp_path, base_dir):
     cfg = dict(GRPO_RUN, base_model=str(base_dir), mawt={"depth": 1, "mixer": "fixed"})
     cfg["train"] = dict(cfg["train"], steps=2)

@@ -11,24 +11,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE_SETUP = {
-    "name": "smoke",
-    "base_model": "pretrain",
-    "pretrain": {"num_layers": 2, "hidden": 64, "heads": 4, "kv_heads": 2, "intermediate": 128, "rows": 400,
-                 "steps": 20, "batch_size": 32, "difficulty": 1},
-    "data": {"source": "synthetic", "families": ["shift_two"], "synthetic_rows": 40, "n_train": 24,
-             "n_heldout": 6, "difficulty": 1},
-    "run": {"trainable": "last", "train": {"steps": 2, "batch_size": 8, "save_steps": 0, "device": "cpu",
-                                           "logging_steps": 1}},
-    "lm_eval": {"tasks": ["verbal_heldout", "verbal_choice"], "limit": None, "seeds": [0]},
-    "resources": {"threads": 1, "mem_mb": 1000, "runtime": 5, "gpus": 0},
-}
-SMOKE_STUDY = {
-    "name": "tiny",
-    "seeds": [0],
-    "defaults": {"mawt": {"depth": 2, "mixer": "grpo"}},
-    "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax"}}},
-}
+# The workflow's test configuration, shared with `.ci/run`'s lint (the catalog's `.test/` folder)
+SMOKE_SETUP = yaml.safe_load((ROOT / ".test" / "smoke.yaml").read_text())
+SMOKE_STUDY = yaml.safe_load((ROOT / ".test" / "ablations" / "tiny.yaml").read_text())
 
 
 def snakemake(workdir: Path, *args: str, setup: str | Path = "micro", ablations: Path | None = None,
@@ -165,6 +150,7 @@ def test_invalid_study_fails_before_any_job(smoke, edit, message):
     assert not (smoke / "results").exists(), "nothing is written"
 
 
+@pytest.mark.slow
 def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     args = dict(setup=smoke / "smoke.yaml", ablations=smoke / "ablations")
     proc = snakemake(smoke, "--cores", "2", **args)
@@ -255,6 +241,7 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
 STANDIN_STUDY = {"name": "standin", "seeds": [0], "variants": {"grpo2": {"mawt": {"depth": 2, "mixer": "grpo"}}}}
 
 
+@pytest.mark.slow
 def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     """`--config setup=paper_standin`: the paper setup (bf16, GQA, R1 chat template and thinking, lm-eval
     path) on the 1.5B's attention geometry with 2 layers and random weights, built by the workflow."""

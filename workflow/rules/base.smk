@@ -6,9 +6,9 @@ rule data_config:
         L.split_file("{data}", layout.DATA_CONFIG),
     log:
         L.log("data_config", "{data}"),
+    threads: 1
     params:
         text=data_yaml,
-    threads: 1
     run:
         atomic.write_text(output[0], params.text)
 
@@ -24,14 +24,14 @@ rule prepare_data:
         L.log("prepare_data", "{data}"),
     benchmark:
         L.benchmark("prepare_data", "{data}")
-    params:
-        out=lambda wc, output: os.path.dirname(output.train),
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        out=lambda wc, output: os.path.dirname(output.train),
     shell:
         "python -m mawt prepare-data --data {input} --out {params.out} > {log} 2>&1"
 
@@ -48,19 +48,18 @@ if SETUP["base_model"] == "pretrain":
             L.log("pretrain_micro"),
         benchmark:
             L.benchmark("pretrain_micro")
-        params:
-            overrides=json.dumps(SETUP.get("pretrain") or {}),
-            out=lambda wc, output: os.path.dirname(output[0]),
         conda:
             "../../environment.yml"
         threads: 2
         resources:
             mem_mb=4000,
             runtime=30,
+        params:
+            overrides=json.dumps(SETUP.get("pretrain") or {}),
+            out=lambda wc, output: os.path.dirname(output[0]),
         shell:
             "OMP_NUM_THREADS={threads} python -m mawt pretrain-micro --overrides '{params.overrides}' "
             "--out {params.out} > {log} 2>&1"
-
 
 elif SETUP["base_model"] == "standin":
 
@@ -76,16 +75,16 @@ elif SETUP["base_model"] == "standin":
             L.log("build_standin"),
         benchmark:
             L.benchmark("build_standin")
-        params:
-            num_layers=(SETUP.get("standin") or {}).get("num_layers", 2),
-            seed=(SETUP.get("standin") or {}).get("seed", 0),
-            out=lambda wc, output: os.path.dirname(output[0]),
         conda:
             "../../environment.yml"
         threads: 1
         resources:
             mem_mb=4000,
             runtime=30,
+        params:
+            num_layers=(SETUP.get("standin") or {}).get("num_layers", 2),
+            seed=(SETUP.get("standin") or {}).get("seed", 0),
+            out=lambda wc, output: os.path.dirname(output[0]),
         shell:
             "python -m mawt build-standin --num-layers {params.num_layers} --seed {params.seed} --out {params.out} "
             "> {log} 2>&1"

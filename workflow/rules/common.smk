@@ -24,8 +24,9 @@ from mawt.studies import StudyError, data_id, eval_id, load_setup, load_studies,
 try:
     SETUP = load_setup(config["setup"])
     # --config studies=[...] wins; else the setup's default studies; else every study in the folder
-    STUDIES = load_studies(SETUP, config.get("studies") or SETUP.get("studies") or None,
-                           config.get("ablations", "ablations"))
+    STUDIES = load_studies(
+        SETUP, config.get("studies") or SETUP.get("studies") or None, config.get("ablations", "ablations")
+    )
 except StudyError as err:
     sys.exit(f"Invalid ablation configuration: {err}")
 
@@ -108,8 +109,9 @@ LMEVAL_SEEDS = SETUP["lm_eval"].get("seeds")  # None: every seed
 LMEVAL_STUDIES = SETUP["lm_eval"].get("studies")  # None: every study
 # the runs lm-eval scores: those of the setup's `lm_eval.studies` (a run shared with another study shows
 # its scores there too), or of every study
-LMEVAL_RUNS = {r for name, runs in STUDY_RUNS.items() if LMEVAL_STUDIES is None or name in LMEVAL_STUDIES
-               for _, _, r, _ in runs}
+LMEVAL_RUNS = {
+    r for name, runs in STUDY_RUNS.items() if LMEVAL_STUDIES is None or name in LMEVAL_STUDIES for _, _, r, _ in runs
+}
 
 
 def has_lmeval(seed, run):
@@ -122,25 +124,48 @@ def study_index(wildcards):
     """The study's run index (read by mawt/results.py) as JSON text."""
     name = wildcards.study
     study = STUDIES[name]
-    runs = [{"variant": v, "seed": s, "run_id": r, "dir": L.run_dir(r), "bench": L.benchmark("train", r),
-             "baseline": study.baselines.get(v), "data": run_data(r), "eval_id": e,
-             "heldout": L.eval_file(r, e, layout.HELDOUT),
-             "lmeval": L.eval_file(r, e, layout.LMEVAL) if has_lmeval(s, r) else None}
-            for v, s, r, e in STUDY_RUNS[name]]
+    runs = [
+        {
+            "variant": v,
+            "seed": s,
+            "run_id": r,
+            "dir": L.run_dir(r),
+            "bench": L.benchmark("train", r),
+            "baseline": study.baselines.get(v),
+            "data": run_data(r),
+            "eval_id": e,
+            "heldout": L.eval_file(r, e, layout.HELDOUT),
+            "lmeval": L.eval_file(r, e, layout.LMEVAL) if has_lmeval(s, r) else None,
+        }
+        for v, s, r, e in STUDY_RUNS[name]
+    ]
     ev = study_eval(name)
     bases = {}
     for d in study_data(name):
-        bases[d] = {"heldout": L.eval_file(base_run(d), ev, layout.HELDOUT),
-                    "lmeval": L.eval_file(base_run(d), ev, layout.LMEVAL), "families": DATA[d].get("families")}
+        bases[d] = {
+            "heldout": L.eval_file(base_run(d), ev, layout.HELDOUT),
+            "lmeval": L.eval_file(base_run(d), ev, layout.LMEVAL),
+            "families": DATA[d].get("families"),
+        }
         if ev in NATIVE:
             bases[d]["native_heldout"] = L.eval_file(base_run(d), eval_id(NATIVE[ev]), layout.HELDOUT)
     att = attention_run(name)
     first = study_data(name)[0]
-    return json.dumps({"study": study.name, "setup": SETUP["name"], "description": study.description,
-                       "margin": study.margin,
-                       "yaml": study.text, "base": bases[first], "bases": bases, "runs": runs,
-                       "attention": L.run_file(att, layout.ATTENTION) if att else None},
-                      indent=2, sort_keys=True)
+    return json.dumps(
+        {
+            "study": study.name,
+            "setup": SETUP["name"],
+            "description": study.description,
+            "margin": study.margin,
+            "yaml": study.text,
+            "base": bases[first],
+            "bases": bases,
+            "runs": runs,
+            "attention": L.run_file(att, layout.ATTENTION) if att else None,
+        },
+        indent=2,
+        sort_keys=True,
+    )
 
 
 def study_inputs(wildcards):

@@ -8,9 +8,9 @@ rule eval_config:
         L.eval_file("{run}", "{ev}", layout.EVAL_CONFIG),
     log:
         L.log("eval_config", "{run}-{ev}"),
+    threads: 1
     params:
         text=eval_yaml,
-    threads: 1
     run:
         atomic.write_text(output[0], params.text)
 
@@ -26,16 +26,16 @@ rule eval_heldout:
         L.log("eval_heldout", "{run}-{ev}"),
     benchmark:
         L.benchmark("eval_heldout", "{run}-{ev}")
-    params:
-        model=model_dir,
-        device=device(),
     conda:
         "../../environment.yml"
     threads: RES["threads"]
     resources:
+        **gpu_resources(),
         mem_mb=RES["mem_mb"],
         runtime=RES["runtime"],
-        **gpu_resources(),
+    params:
+        model=model_dir,
+        device=device(),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt eval-heldout --model {params.model} --heldout {input.heldout} "
         "--eval-config {input.config} --device {params.device} --out {output} > {log} 2>&1"
@@ -52,18 +52,18 @@ rule lm_eval:
         L.log("lm_eval", "{run}-{ev}"),
     benchmark:
         L.benchmark("lm_eval", "{run}-{ev}")
+    conda:
+        "../../environment.yml"
+    threads: RES["threads"]
+    resources:
+        **gpu_resources(),
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime"],
     params:
         model=model_dir,
         tasks=" ".join(SETUP["lm_eval"]["tasks"]),
         limit=f"--limit {SETUP['lm_eval']['limit']}" if SETUP["lm_eval"].get("limit") else "",
         device=device(),
-    conda:
-        "../../environment.yml"
-    threads: RES["threads"]
-    resources:
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime"],
-        **gpu_resources(),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt lm-eval --model {params.model} --tasks {params.tasks} "
         "--heldout {input.heldout} --eval-config {input.config} --device {params.device} {params.limit} "
@@ -78,13 +78,13 @@ rule attention_example:  # the report's heatmaps: one held-out example's 5D atte
         L.run_file("{run}", layout.ATTENTION),
     log:
         L.log("attention_example", "{run}"),
-    params:
-        model=model_dir,
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=RES["mem_mb"],
         runtime=RES["runtime"],
+    params:
+        model=model_dir,
     shell:
         "python -m mawt attention --model {params.model} --heldout {input.heldout} --out {output} > {log} 2>&1"

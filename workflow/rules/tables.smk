@@ -6,9 +6,9 @@ rule study_index:
         L.study_file("{study}", layout.STUDY_INDEX),
     log:
         L.log("study_index", "{study}"),
+    threads: 1
     params:
         text=study_index,
-    threads: 1
     run:
         atomic.write_text(output[0], params.text)
 
@@ -18,23 +18,31 @@ rule study_table:  # every file of the study folder (mawt/tables.py); the report
         index=L.study_file("{study}", layout.STUDY_INDEX),
         results=study_inputs,
     output:
-        md=report(L.study_file("{study}", layout.STUDY_FILES["markdown"]), caption="../report/table.rst",
-                  category="{study}", labels={"study": "{study}", "figure": "table"}),
         **{role: L.study_file("{study}", name) for role, name in layout.STUDY_FILES.items() if role != "markdown"},
-        plots=report(directory(L.study_file("{study}", layout.PLOTS)), patterns=["{name}.svg"],
-                     caption="../report/plots.rst", category="{study}",
-                     labels={"study": "{study}", "figure": "{name}"}),
+        md=report(
+            L.study_file("{study}", layout.STUDY_FILES["markdown"]),
+            caption="../report/table.rst",
+            category="{study}",
+            labels={"study": "{study}", "figure": "table"},
+        ),
+        plots=report(
+            directory(L.study_file("{study}", layout.PLOTS)),
+            patterns=["{name}.svg"],
+            caption="../report/plots.rst",
+            category="{study}",
+            labels={"study": "{study}", "figure": "{name}"},
+        ),
     log:
         L.log("study_table", "{study}"),
     benchmark:
         L.benchmark("study_table", "{study}")
-    params:
-        out=lambda wc: L.study_dir(wc.study),
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1500,
+    params:
+        out=lambda wc: L.study_dir(wc.study),
     shell:
         "python -m mawt table --index {input.index} --out-dir {params.out} --plots {output.plots} > {log} 2>&1"
 
@@ -44,10 +52,12 @@ rule setup_text:  # what the report shows of the setup: resolved (`extends` merg
         L.setup_text,
     log:
         L.log("setup_text"),
-    params:
-        text=yaml.safe_dump({k: v for k, v in SETUP.items() if k not in ("resources", "path", "files")},
-                            sort_keys=False),  # a resources-only edit leaves it (and everything) as it is
     threads: 1
+    # without the resources: a resources-only edit leaves it (and everything) as it is
+    params:
+        text=yaml.safe_dump(
+            {k: v for k, v in SETUP.items() if k not in ("resources", "path", "files")}, sort_keys=False
+        ),
     run:
         atomic.write_text(output[0], params.text)
 
@@ -63,15 +73,15 @@ rule report:
         parquet=f"{L.tidy}.parquet",
     log:
         L.log("report"),
-    params:
-        bench=L.bench,
-        tidy=lambda wc, output: os.path.splitext(output.csv)[0],
-        dirs=" ".join(L.study_dir(study) for study in STUDIES),
     conda:
         "../../environment.yml"
     threads: 1
     resources:
         mem_mb=1500,
+    params:
+        bench=L.bench,
+        tidy=lambda wc, output: os.path.splitext(output.csv)[0],
+        dirs=lambda wc, input: " ".join(dict.fromkeys(os.path.dirname(f) for f in input.studies)),  # in study order
     shell:
         "python -m mawt report --study-dir {params.dirs} --setup-file {input.setup} --bench-dir {params.bench} "
         "--out {output.html} --summary {output.summary} --tidy-out {params.tidy} > {log} 2>&1"
@@ -84,8 +94,8 @@ rule current_report:  # results/report.html: the configured setup's report (swit
         layout.CURRENT_REPORT,
     log:
         L.log("current_report"),
+    threads: 1
     params:
         setup=SETUP["name"],  # a params change re-runs the rule: the copy follows --config setup=...
-    threads: 1
     run:
         atomic.write_text(output[0], open(input[0]).read())

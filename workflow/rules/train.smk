@@ -7,16 +7,14 @@ rule run_config:
         L.run_file("{run}", layout.RUN_CONFIG),
     log:
         L.log("run_config", "{run}"),
+    threads: 1
     params:
         text=run_yaml,
-    threads: 1
     run:
         atomic.write_text(output[0], params.text)
 
 
 rule train:
-    wildcard_constraints:
-        run="[0-9a-f]{12}",  # trained runs; the untuned base is `base-<data id>`
     input:
         config=L.run_file("{run}", layout.RUN_CONFIG),
         split=run_train_split,
@@ -29,16 +27,18 @@ rule train:
         L.log("train", "{run}"),
     benchmark:
         L.benchmark("train", "{run}")
-    params:
-        out=lambda wc, output: os.path.dirname(output.summary),
-        split=lambda wc, input: os.path.dirname(input.split),
+    wildcard_constraints:
+        run="[0-9a-f]{12}",  # trained runs; the untuned base is `base-<data id>`
     conda:
         "../../environment.yml"
     threads: RES["threads"]
     resources:
+        **gpu_resources(),
         mem_mb=RES["mem_mb"],
         runtime=RES["runtime"],
-        **gpu_resources(),
+    params:
+        out=lambda wc, output: os.path.dirname(output.summary),
+        split=lambda wc, input: os.path.dirname(input.split),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt train --config {input.config} --split {params.split} "
         "--out {params.out} > {log} 2>&1"
