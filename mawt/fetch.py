@@ -11,7 +11,9 @@ count, the sha to pin when the revision is a branch or tag), and the datasets of
 its lm-eval tasks that are not this project's own. Local sources (a directory, a
 file, `pretrain`, `standin`) need nothing.
 
-Each item is fetched (or, with `check=True`, looked up in the cache only); what
+Each item is fetched (or, with `check=True`, looked up in the cache only, downloading
+nothing: the model's files, the dataset's pinned commit, each lm-eval task's datasets as
+lm-eval's task index names them); what
 fails is reported in ONE line that names every missing item, e.g. when the node
 is offline.
 """
@@ -65,10 +67,43 @@ def _dataset(data: dict, check: bool) -> str:
     return f"commit {commit or 'unknown'}: {len(rows)} rows in split {cfg.split!r}{pin}"
 
 
-def _task(name: str) -> None:
+def task_datasets(name: str, manager=None) -> list[str]:
+    """The Hub datasets an lm-eval task (or every task of a group) reads, from lm-eval's task
+    index alone: nothing is built or downloaded."""
+    from lm_eval.tasks import TaskManager
+
+    manager = manager or TaskManager()
+    entry = manager.task_index.get(name)
+    if entry is None:
+        raise ValueError(f"no lm-eval task or group named {name!r}")
+    cfg = entry.cfg or {}
+    if cfg.get("dataset_path"):
+        return [cfg["dataset_path"]]
+    members = cfg.get("task") or []
+    members = members if isinstance(members, list) else [members]
+    names = [m if isinstance(m, str) else m.get("task") for m in members]
+    return sorted({d for m in names if isinstance(m, str) for d in task_datasets(m, manager)})
+
+
+def hub_cached(repo: str) -> bool:
+    """Whether the Hugging Face hub cache (HF_HOME) holds a snapshot of dataset `repo`, as a download leaves it."""
+    from huggingface_hub import constants
+
+    snapshots = Path(constants.HF_HUB_CACHE) / f"datasets--{repo.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+def _task(name: str, check: bool) -> str:
     from lm_eval.tasks import TaskManager, get_task_dict
 
+    if check:  # the task index and the cache only: never builds the task (that would download)
+        repos = task_datasets(name)
+        missing = [r for r in repos if not hub_cached(r)]
+        if missing:
+            raise ValueError(f"its dataset(s) {missing} are not in the hub cache")
+        return f": dataset(s) {repos} (cached)"
     get_task_dict([name], TaskManager())  # builds the task: downloads (or, offline, reads) its dataset
+    return ""
 
 
 def fetch(setup: dict, check: bool = False) -> list[str]:
@@ -85,7 +120,7 @@ def fetch(setup: dict, check: bool = False) -> list[str]:
             elif kind == "dataset":
                 found = ": " + _dataset(setup["data"], check)
             else:
-                _task(name)
+                found = _task(name, check)
             done.append(f"{kind} {name}{found}")
         except Exception as err:  # offline, gated, unknown id: all reported together below
             if kind == "dataset" and err.__cause__ is not None:  # mawt.data.load_hub's advice wraps the news

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +129,11 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
         raise StudyError(f"{path}: variants {clash} are defined both in variants and by the grid")
     defaults = data.get("defaults") or {}
     _resolve(setup, deep_merge(setup.get("run") or {}, defaults), f"{path}: key defaults")
+    pattern = _validator("ablation.schema.yaml").schema["properties"]["variants"]["propertyNames"]["pattern"]
+    unsafe = sorted(n for n in grid if not re.match(pattern, n))
+    if unsafe:  # names built from the grid's values: checked like written ones (they become folder names)
+        raise StudyError(f"{path}: key grid: the variant names {unsafe} built from its values do not match "
+                         f"{pattern!r} (they are used in paths): name these variants under variants:")
     own = {**grid, **explicit}
     taken = sorted(n for n in own if n.split("_")[0] in BASELINES)
     if taken:

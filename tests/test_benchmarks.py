@@ -257,3 +257,15 @@ def test_docs_calibration_table_is_what_its_generator_writes(bench):
         # so allow 3 studies (0.0015) and the table's rounding; the MDE to 0.5%
         for mine, theirs in zip(fresh[5:], shown[5:], strict=True):
             assert (mine == theirs == "") or float(mine) == pytest.approx(float(theirs), abs=0.0015 + 0.0005, rel=0.005)
+
+
+@pytest.mark.slow
+def test_docs_job_counts_are_what_snakemakes_dry_run_schedules_now(tmp_path, bench):
+    """docs/results/job_counts.md (quoted by the README) against fresh dry runs: every count, not only the header;
+    the generator itself refuses to write when the power plan and the dry run disagree."""
+    out = tmp_path / "job_counts.md"
+    proc = _run("job_counts.py", "--out", out, cwd=tmp_path, timeout=600)
+    shipped = ROOT / "docs" / "results" / "job_counts.md"
+    assert _table_lines(shipped.read_text()) == _table_lines(out.read_text()) == _table_lines(proc.stdout)
+    assert shipped.read_text().split("\n", 3)[3] == out.read_text().split("\n", 3)[3]  # the sentence below it too
+    assert MEASURED.match(shipped.read_text().splitlines()[2])

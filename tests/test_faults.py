@@ -130,6 +130,42 @@ def test_killed_training_resumes_from_its_checkpoint_and_ends_identical(tmp_path
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_a_job_killed_at_its_time_limit_resumes_when_resubmitted(tmp_path, kill_reference):
+    """SLURM at a job's time limit signals the job's processes (SIGTERM, then SIGKILL), not Snakemake; the
+    job fails and the SLURM profile's `retries: 1` resubmits it. Here: SIGTERM to the train process alone,
+    `--retries 1` as in workflow/profiles/slurm; the one Snakemake call ends well, the resubmitted job
+    resumes from the last complete checkpoint and ends byte-identical to an uninterrupted run."""
+    import psutil
+
+    ref_dir, rid = kill_reference
+    run_dir = tmp_path / "timeout"
+    run_dir.mkdir()
+    _kill_setup(run_dir)
+    cmd = ["snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(run_dir), "--configfile",
+           str(ROOT / "workflow" / "config.yaml"), "--config", f"setup={run_dir / 'kill.yaml'}",
+           f"ablations={run_dir / 'ablations'}", "--cores", "2", "--retries", "1", _target(rid)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    out = run_dir / "results" / "kill" / "runs" / rid
+    deadline = time.time() + 600
+    while time.time() < deadline and not list((out / "checkpoints").glob("checkpoint-*/COMPLETE")):
+        time.sleep(0.05)
+    trains = [p for p in psutil.Process(proc.pid).children(recursive=True)
+              if "train" in p.cmdline() and "mawt" in p.cmdline()]
+    assert len(trains) == 1, [p.cmdline() for p in trains]
+    trains[0].send_signal(signal.SIGTERM)
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log[-3000:]
+    assert "Trying to restart job" in log  # the job failed once and was resubmitted
+    info = json.loads((out / "run.json").read_text())
+    assert info["resumed_from"] and info["resumed_from"].startswith("checkpoint-"), "resumed, not restarted"
+    ref_out = ref_dir / "results" / "kill" / "runs" / rid
+    assert (out / "metrics.jsonl").read_bytes() == (ref_out / "metrics.jsonl").read_bytes()
+    a, b = load_file(out / "model" / "model.safetensors"), load_file(ref_out / "model" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_half_written_checkpoint_is_ignored_and_removed(tmp_path, base_dir):
     cfg = load_run_config(_run_yaml(tmp_path, base_dir, train={"steps": 8, "save_steps": 4}))
     train_run(cfg, tmp_path / "run")

@@ -98,3 +98,29 @@ def test_fetch_names_the_pinned_revision_and_prints_the_commit_it_finds(tmp_path
         assert f"dataset mawt_pinned@{other} (ValueError: " in err
         assert (f"commit {other} is not in the datasets cache" if flags else
                 f"data.revision='{other}' is pinned, but the Hugging Face cache gave commit {commit}") in err
+
+
+def test_check_looks_up_lm_eval_task_datasets_in_the_cache_without_downloading(tmp_path, monkeypatch):
+    """`fetch --check` reads lm-eval's task index for each task's datasets (groups: every member's) and the
+    hub cache's layout; it never builds a task, which would download its dataset where there is network."""
+    from huggingface_hub import constants
+
+    from mawt.fetch import fetch, task_datasets
+
+    assert task_datasets("arc_easy") == ["allenai/ai2_arc"]
+    assert task_datasets("mmlu_anatomy") == ["cais/mmlu"]
+    with pytest.raises(ValueError, match="no lm-eval task or group named 'no_such_task'"):
+        task_datasets("no_such_task")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
+    setup = {"name": "tasks", "base_model": "standin", "data": {"source": "synthetic"},
+             "lm_eval": {"tasks": ["verbal_heldout", "arc_easy", "piqa"]}}
+    with pytest.raises(ValueError) as err:
+        fetch(setup, check=True)
+    message = str(err.value)
+    assert "lm-eval task arc_easy (ValueError: its dataset(s) ['allenai/ai2_arc'] are not in the hub cache)" in message
+    assert "lm-eval task piqa (ValueError: its dataset(s) [" in message and "verbal_heldout" not in message
+    # the layout a download leaves: datasets--<owner>--<name>/snapshots/<commit>/
+    for repo in {*task_datasets("arc_easy"), *task_datasets("piqa")}:
+        (tmp_path / "hub" / f"datasets--{repo.replace('/', '--')}" / "snapshots" / ("5" * 40)).mkdir(parents=True)
+    assert fetch(setup, check=True) == ["lm-eval task arc_easy: dataset(s) ['allenai/ai2_arc'] (cached)",
+                                        f"lm-eval task piqa: dataset(s) {task_datasets('piqa')} (cached)"]
