@@ -84,7 +84,7 @@ def routing(choice: torch.Tensor, depth: int) -> tuple[torch.Tensor, list[int]]:
 def per_token(x: torch.Tensor, weights: torch.Tensor, plan: tuple[torch.Tensor, list[int]]) -> torch.Tensor:
     """x[n, t] @ weights[d(n, t)] for every row n and position t: x (N, L, H, hd), weights
     (D, hd, hd), `plan` = routing(choice, D). Each position is multiplied once, by its own depth's
-    matrix: one gather into depth order, one matmul per depth on a contiguous slice, one scatter
+    matrix: one gather into depth order, one matmul per depth on a contiguous block of rows, one scatter
     back (no (N, L, hd, hd) gather of matrices); differentiable."""
     N, L, H, hd = x.shape
     order, counts = plan

@@ -3,7 +3,7 @@
 The index (`results/<setup>/studies/<study>/runs.json`, written by the workflow)
 lists the study's runs and the untuned base model's evaluation. Each entry of
 `index["runs"]` has `variant`, `seed`, `run_id`, `dir`, `bench` and, optionally,
-`baseline`: the variant it is compared with (e.g. "plain_last2" for a variant
+`baseline`: the variant it is compared with (e.g. "plain_trainable-last-2" for a variant
 trained with `trainable: last:2`); null for the baselines/controls themselves.
 When the key is absent the baseline is "plain" (for every variant but plain
 itself, and only if the study has a plain variant), so older indexes keep
