@@ -9,7 +9,8 @@ Runs `snakemake --cores all` (plus any --config) in this checkout, measures its
 wall time, then writes Markdown: the line naming the command, machine (CPU
 model, threads, the kernel variables, torch's CPU capability) and commit
 (benchmarks/markdown.py; as the jobs' run.json recorded them), the wall time,
-the per-rule job time and peak memory from Snakemake's benchmark files, and
+the CPU time of all processes against the jobs' own (Snakemake's share), the
+per-rule job time and peak memory from Snakemake's benchmark files, and
 every study's comparisons (score, paired difference to the baseline,
 Holm-adjusted verdict, MDE).
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -61,6 +63,21 @@ def per_rule(bench: Path) -> pd.DataFrame:
                                      mean_s=("seconds", "mean"), max_s=("seconds", "max"),
                                      peak_rss_mb=("max_rss_mb", "max"))
     return table.sort_values("total_s", ascending=False).round(1).reset_index()[RULE_COLUMNS]
+
+
+def jobs_cpu_seconds(bench: Path) -> float:
+    """CPU seconds of every job's processes, from the `cpu_time` column of Snakemake's benchmark files
+    (psutil samples of each job's process tree: the work itself)."""
+    return float(sum(pd.read_csv(t, sep="\t")["cpu_time"].iloc[-1] for t in sorted(bench.rglob("*.tsv"))))
+
+
+def cpu_line(total: float, jobs: float) -> str:
+    """Snakemake's own share of a run's CPU: all processes (getrusage of the waited-for process tree)
+    minus the jobs' own. What is left is Snakemake itself (DAG, scheduling, the `run:` rules it runs in
+    threads) plus what a job's sampling missed."""
+    rest = total - jobs
+    return (f"CPU: **{total:.0f} s** in all; the jobs {jobs:.0f} s (benchmark files); Snakemake itself, its `run:` "
+            f"rules and unsampled job time {rest:.0f} s (**{100 * rest / total:.0f}%**)")
 
 
 def _ci(row, metric: str, prefix: str = "") -> str:
@@ -157,9 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     wall = None
     if not a.summarise_only:
         cmd = ["snakemake", "--cores", "all"] + (["--config", *a.config] if a.config else [])
-        started = time.perf_counter()
+        started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, env=env)
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if proc.returncode:
             print(f"snakemake failed (exit {proc.returncode}) after {wall:.0f} s", file=sys.stderr)
             return proc.returncode
@@ -169,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     if wall is not None:
         lines += [f"`snakemake --cores all{' --config ' + ' '.join(a.config) if a.config else ''}`: "
-                  f"**{wall / 60:.1f} min** wall ({wall:.0f} s)" + (f", with {' '.join(a.env)}" if a.env else ""), ""]
+                  f"**{wall / 60:.1f} min** wall ({wall:.0f} s)" + (f", with {' '.join(a.env)}" if a.env else ""), "",
+                  cpu_line(cpu, jobs_cpu_seconds(Path("results/benchmarks"))), ""]
     lines += [f"{os.cpu_count()} CPU cores; machine, kernels and commit "
               + (f"as the jobs recorded them ({first})" if first else "as this process sees them (no run.json)"), "",
               "## Jobs (Snakemake benchmark files)", "", per_rule(Path("results/benchmarks")).to_markdown(index=False),

@@ -20,6 +20,7 @@ is offline.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]  # no pickles, no other formats
@@ -106,6 +107,16 @@ def _task(name: str, check: bool) -> str:
     return ""
 
 
+def _first_sentence(text: str, limit: int = 300) -> str:
+    """The reason of an error, whole: its first sentence (a dataset's may name two commits), never cut
+    mid-word; a sentence over `limit` characters ends at a word with an ellipsis."""
+    line = (text.strip().splitlines() or [""])[0]
+    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
+    if len(sentence) <= limit:
+        return sentence
+    return sentence[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 def fetch(setup: dict, check: bool = False) -> list[str]:
     """Download (check=False) or look up in the cache (check=True) what the setup needs;
     returns the names done, raises ValueError naming every item that failed."""
@@ -125,8 +136,7 @@ def fetch(setup: dict, check: bool = False) -> list[str]:
         except Exception as err:  # offline, gated, unknown id: all reported together below
             if kind == "dataset" and err.__cause__ is not None:  # mawt.data.load_hub's advice wraps the news
                 err = err.__cause__
-            # a dataset's reason may name two commits (pinned, cached): room for both
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300 if kind == "dataset" else 120]
+            reason = _first_sentence(str(err))
             missing.append(f"{kind} {name} ({type(err).__name__}: {reason})")
     if missing:
         raise ValueError(f"setup {setup['name']!r}: not in the Hugging Face cache and not downloadable here: "

@@ -124,3 +124,15 @@ def test_check_looks_up_lm_eval_task_datasets_in_the_cache_without_downloading(t
         (tmp_path / "hub" / f"datasets--{repo.replace('/', '--')}" / "snapshots" / ("5" * 40)).mkdir(parents=True)
     assert fetch(setup, check=True) == ["lm-eval task arc_easy: dataset(s) ['allenai/ai2_arc'] (cached)",
                                         f"lm-eval task piqa: dataset(s) {task_datasets('piqa')} (cached)"]
+
+
+def test_a_missing_items_reason_is_its_whole_first_sentence():
+    from mawt.fetch import _first_sentence
+
+    hub = ("Cannot find the requested files in the disk cache and outgoing traffic has been disabled. To enable "
+           "hf.co look-ups and downloads online, set 'local_files_only' to False.")
+    assert _first_sentence(hub) == ("Cannot find the requested files in the disk cache and outgoing traffic has been "
+                                    "disabled.")  # 88 characters: the old 120-character cut fell mid-sentence
+    assert _first_sentence("first line\nsecond line") == "first line"
+    long = _first_sentence("word " * 100)
+    assert len(long) <= 304 and long.endswith("word ...")
