@@ -1,9 +1,9 @@
-"""The benchmark scripts run end to end (tiny sizes; the real numbers are in the README).
+"""The benchmark scripts run end to end (tiny sizes; the real numbers are in the docs/ pages).
 
 Each script prints its Markdown table(s) and writes the same text to `<out>.md`
 (benchmarks/markdown.py: a title, the "Measured by `<command>` on <machine> ...,
-commit <sha>, <date>" line, the tables); the README's copies of the tables must
-have the columns the scripts write.
+commit <sha>, <date>" line, the tables); the copies of the tables in docs/*.md (and the
+README's headline) must have the columns the scripts write.
 """
 
 import json
@@ -18,7 +18,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+
+
+def _page(name: str) -> str:
+    """A documentation page's text (`README.md` or a page under docs/)."""
+    return (ROOT / name).read_text() if name == "README.md" else (DOCS / name).read_text()
 MEASURED = re.compile(r"^Measured by `python benchmarks/(?P<script>[\w.]+\.py)(?P<args>[^`]*)` on (?P<machine>.+) "
                       r"\(torch (?P<torch>\S+), CPU capability (?P<cap>[^)]+)\), "
                       r"commit (?P<commit>[0-9a-f]{7}(\+dirty)?|unknown), \d{4}-\d\d-\d\d \d\d:\d\d UTC$")
@@ -49,12 +54,16 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def _readme_header(*first_cells: str) -> list[str]:
-    """The header cells of the README's table whose first columns are `first_cells`."""
+def _page_header(page: str, *first_cells: str) -> list[str]:
+    """The header cells of the table in `page` (README.md or docs/<page>) whose first columns are `first_cells`:
+    exactly one such table there, and none in any other page (a table is copied to one page only)."""
     n = len(first_cells)
-    headers = [_cells(line) for line in _table_lines(README) if tuple(_cells(line)[:n]) == first_cells]
-    assert len(headers) == 1, f"README: {len(headers)} tables start with columns {first_cells!r}"
-    return headers[0]
+    pages = ["README.md"] + sorted(p.name for p in DOCS.glob("*.md"))
+    found = {name: [_cells(line) for line in _table_lines(_page(name)) if tuple(_cells(line)[:n]) == first_cells]
+             for name in pages}
+    where = {name: len(headers) for name, headers in found.items() if headers}
+    assert where == {page: 1}, f"tables starting with columns {first_cells!r}: {where} (expected one, in {page})"
+    return found[page][0]
 
 
 def _check_markdown(md: Path, stdout: str, script: str, args: list, columns: list[str]) -> list[str]:
@@ -136,14 +145,15 @@ def test_generate_benchmark_decodes_base_fused_and_routed(tmp_path, bench):
     assert len(table) == 3 and "D=2: routed/base decode throughput" in proc.stdout
 
 
-def test_readme_shows_what_the_precision_memory_benchmark_computes_now(tmp_path, bench):
-    """Computed from shapes (no timing): the README's copy must be the generator's output, line for line."""
+def test_docs_show_what_the_precision_memory_benchmark_computes_now(tmp_path, bench):
+    """Computed from shapes (no timing): docs/paper.md's copy must be the generator's output, line for line."""
     out = tmp_path / "precision_memory.json"
     proc = _run("precision_memory.py", "--out", out, cwd=ROOT)
     table = _check_markdown(out.with_suffix(".md"), proc.stdout, "precision_memory.py", ["--out", out],
                             bench("precision_memory").COLUMNS)
     assert len(json.loads(out.read_text())) == len(table) - 2
-    assert len(table) >= 3 and all(line in README for line in table)
+    shown = _table_lines(_page("paper.md"))
+    assert len(table) >= 3 and all(line in shown for line in table)
 
 
 def test_calibration_benchmark_writes_its_table(tmp_path, bench):
@@ -218,19 +228,20 @@ def test_full_run_summary_has_the_measured_line_and_tables(tmp_path, bench):
     assert _cells(table[4]) == full_run.STUDY_COLUMNS  # no study here: the header alone
 
 
-def test_readme_copies_of_measured_tables_have_the_generators_columns(tmp_path, bench):
-    """Every generated table the README shows: its header cells are the generator's columns."""
-    assert _readme_header("length") == bench("attention").COLUMNS
-    assert _readme_header("G") == bench("attention").GRPO_COLUMNS
-    assert _readme_header("depth") == bench("generate").COLUMNS
-    assert _readme_header("layers") == bench("train_step").COLUMNS
-    assert _readme_header("trainable") == bench("precision_memory").COLUMNS
-    assert _readme_header("job (ESTIMATE for the real 1.5B)") == bench("paper_cost").COLUMNS
-    assert _readme_header("advantage", "beta") == bench("policy_beta").COLUMNS
+def test_docs_copies_of_measured_tables_have_the_generators_columns(tmp_path, bench):
+    """Every generated table the docs pages show: its header cells are the generator's columns, on the page
+    that owns its topic."""
+    assert _page_header("layer.md", "length") == bench("attention").COLUMNS
+    assert _page_header("layer.md", "G") == bench("attention").GRPO_COLUMNS
+    assert _page_header("layer.md", "depth") == bench("generate").COLUMNS
+    assert _page_header("grpo.md", "layers") == bench("train_step").COLUMNS
+    assert _page_header("paper.md", "trainable") == bench("precision_memory").COLUMNS
+    assert _page_header("paper.md", "job (ESTIMATE for the real 1.5B)") == bench("paper_cost").COLUMNS
+    assert _page_header("grpo.md", "advantage", "beta") == bench("policy_beta").COLUMNS
     full_run = bench("full_run")
-    assert _readme_header("rule") == full_run.RULE_COLUMNS
-    assert _readme_header("study", "variant", "trainable params") == full_run.STUDY_COLUMNS
-    assert _readme_header("study", "compared") == full_run.PLAN_COLUMNS
+    assert _page_header("workflow.md", "rule") == full_run.RULE_COLUMNS
+    assert _page_header("workflow.md", "study", "variant", "trainable params") == full_run.STUDY_COLUMNS
+    assert _page_header("workflow.md", "study", "compared") == full_run.PLAN_COLUMNS
     rules = tmp_path / "benchmarks" / "train"
     rules.mkdir(parents=True)
     (rules / "r.tsv").write_text("s\th:m:s\tmax_rss\n1.5\t0:00:01\t100\n")
@@ -261,7 +272,7 @@ def test_docs_calibration_table_is_what_its_generator_writes(bench):
 
 @pytest.mark.slow
 def test_docs_job_counts_are_what_snakemakes_dry_run_schedules_now(tmp_path, bench):
-    """docs/results/job_counts.md (quoted by the README) against fresh dry runs: every count, not only the header;
+    """docs/results/job_counts.md (quoted by docs/paper.md) against fresh dry runs: every count, not only the header;
     the generator itself refuses to write when the power plan and the dry run disagree."""
     out = tmp_path / "job_counts.md"
     proc = _run("job_counts.py", "--out", out, cwd=tmp_path, timeout=600)

@@ -1,4 +1,5 @@
-"""The project's own contracts: pinned environments agree, CI runs the README's test command."""
+"""The project's own contracts: pinned environments agree, CI runs the README's test command, the README
+links every docs page and every link resolves."""
 
 import re
 import tomllib
@@ -41,6 +42,59 @@ def test_readme_quick_start_has_two_commands_and_ci_runs_the_test_one():
     assert ci_lines[-2:] == ["snakefmt --check Snakefile workflow/rules",
                              "snakemake --lint --config setup=.test/smoke.yaml ablations=.test/ablations"]
     assert "pytest" in commands[1] and ".[test]" in commands[1]
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {_slug(line.lstrip("#")) for line in text.splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def test_readme_is_short_and_every_relative_link_in_the_docs_resolves():
+    """The README stays an entry point (at most 250 lines) that links every docs page; every relative link in
+    it and in docs/*.md names a file of the repository and, with `#anchor`, a heading of that file."""
+    readme = ROOT / "README.md"
+    pages = sorted((ROOT / "docs").rglob("*.md"))
+    assert len(readme.read_text().splitlines()) <= 250
+    broken = []
+    for page in [readme, *pages]:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in LINK.findall(text):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not a file of this repository
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.is_file() or ROOT not in file.parents:
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file in the repository)")
+            elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+    linked = {(ROOT / t.partition("#")[0]).resolve() for t in LINK.findall(readme.read_text())}
+    unlinked = [str(p.relative_to(ROOT)) for p in pages if p.resolve() not in linked]
+    assert not unlinked, f"README.md does not link {unlinked}"
+
+
+def test_readme_headline_rows_are_copies_of_the_measured_run():
+    """Every row of the README's result table is the same variant's row of docs/workflow.md's study table
+    (exact match, difference to the baseline, verdict, MDE): the headline is a copy, not a retyping."""
+    def rows(text):
+        return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+                if line.startswith("|") and not set(line) <= set("|-: ")]
+    readme = rows((ROOT / "README.md").read_text().split("## Result", 1)[1].split("\n## ", 1)[0])
+    assert readme[0] == ["study", "variant", "exact match [95% CI]", "vs baseline", "verdict", "MDE"]
+    measured = {(r[0], r[1]): r for r in rows((ROOT / "docs" / "workflow.md").read_text())
+                if r[:3] != ["study", "variant", "trainable params"]}
+    assert len(readme) > 10
+    for study, variant, em, diff, verdict, mde in readme[1:]:
+        full = measured[(study, variant.strip("`"))]
+        assert [full[3], full[5], full[7], full[8]] == [em, diff, verdict, mde], (study, variant)
 
 
 def test_every_shipped_run_config_loads():
