@@ -165,31 +165,13 @@ from __future__ import annotations
 
 import torch
 
+from .preflight import check_credit  # noqa: F401  (grpo.check_credit: the one check, also run before any job)
 from .runconfig import TrainConfig
 
 CREDITS = TrainConfig.CREDITS  # ("token", "sequence", "exact")
 ADVANTAGES = TrainConfig.ADVANTAGES  # ("grpo", "dr_grpo", "rloo")
 REWARD_CONTROLS = TrainConfig.REWARD_CONTROLS  # ("none", "shuffled")
 ZERO_SPREAD_TOL = 1e-6  # nats: rewards closer than this count as equal
-
-
-def check_credit(credit: str, patched_layers, n_layers: int) -> None:
-    """Raise ValueError (one line) when `credit` cannot be used with MAWT in `patched_layers`.
-
-    `patched_layers`: the MAWT layer indices (absolute, or negative from the
-    end); `n_layers`: the model's decoder layers. `exact` needs every MAWT
-    layer to be the last one. Needs only the model config (call it before the
-    weights load).
-    """
-    if credit not in CREDITS:
-        raise ValueError(f"train.credit={credit!r} is invalid: allowed are {', '.join(CREDITS)}")
-    if credit == "exact":
-        below = sorted({i % n_layers for i in patched_layers} - {n_layers - 1})
-        if below:
-            raise ValueError(
-                f"train.credit='exact' needs MAWT only in the last layer ({n_layers - 1}), but it is also in "
-                f"layer(s) {below}: use train.credit 'token' (approximate below the last layer) or 'sequence'"
-            )
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:

@@ -32,6 +32,8 @@ from transformers import (
 )
 
 from .attention import MAWTAttention
+from .preflight import nothing_to_train
+from .preflight import resolve_layers as _resolve_layers  # the checks a run's preflight makes too
 from .runconfig import trainable_tail
 from .config import MAWTConfig
 
@@ -77,20 +79,6 @@ def mawt_layers(model: nn.Module) -> dict[int, MAWTAttention]:
     return {m.layer_idx: m for m in model.modules() if isinstance(m, MAWTAttention)}
 
 
-def _resolve_layers(layers: list[int], n_layers: int) -> list[int]:
-    resolved = []
-    for i in layers:
-        if not -n_layers <= i < n_layers:
-            raise ValueError(
-                f"MAWTConfig.layers contains {i}, out of range for a model with {n_layers} "
-                f"decoder layers: allowed are 0..{n_layers - 1} or -{n_layers}..-1"
-            )
-        resolved.append(i % n_layers)
-    if len(set(resolved)) != len(resolved):
-        raise ValueError(f"MAWTConfig.layers={layers} names the same layer twice")
-    return sorted(resolved)
-
-
 def _replace_attention(model: nn.Module, cfg: MAWTConfig) -> None:
     layers = _decoder_layers(model)
     for i in _resolve_layers(cfg.layers, len(layers)):
@@ -132,10 +120,6 @@ def patch_model(model: nn.Module, cfg: MAWTConfig) -> nn.Module:
             module.config = new_config
     model.__class__ = model_cls
     return model
-
-
-def nothing_to_train(trainable: str) -> ValueError:
-    return ValueError(f"freeze: trainable={trainable!r} leaves nothing to train (the model has no MAWT layers)")
 
 
 def freeze(model: nn.Module, trainable: str = "last") -> int:

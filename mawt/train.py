@@ -18,28 +18,21 @@ from .runconfig import RunConfig
 
 def preflight(cfg: RunConfig) -> None:
     """Checks that need only the base model's config (cheap): patched layers and trainable
-    layers exist, something trains. Runs before any weight is loaded or any file written."""
+    layers exist, something trains, exact credit only in the last layer, the depth's memory
+    estimate (mawt/preflight.py, the checks the workflow makes before any job). Runs before any
+    weight is loaded or any file written."""
     from transformers import AutoConfig
 
-    from .patching import _resolve_layers, nothing_to_train
-    from .runconfig import trainable_tail
+    from .preflight import Shape, check_run
 
     check_model_source(cfg.base_model)
     try:
         conf = AutoConfig.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
         raise unloadable(cfg, err) from None
-    n = getattr(conf, "num_hidden_layers", None)
-    if n is None:
-        return
-    if cfg.mawt is not None:
-        layers = _resolve_layers(cfg.mawt.layers, n)  # the same checks patch_model makes
-        if cfg.uses_grpo:
-            from .grpo import check_credit
-
-            check_credit(cfg.train.credit, layers, n)
-    if trainable_tail(cfg.trainable, n) == 0 and cfg.mawt is None:
-        raise nothing_to_train(cfg.trainable)
+    shape = Shape.from_config(conf.to_dict(), cfg.base_model)
+    if shape is not None:
+        check_run(cfg.to_dict(), shape)
 
 
 def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:

@@ -137,3 +137,91 @@ def test_train_with_a_missing_split_folder_is_one_line_and_writes_nothing(tmp_pa
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert "train --split" in proc.stderr and "no train.jsonl there" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- the base model's shape, before any job
+# (issue 20, item 4: these runs passed `snakemake -n` and failed in the train job, the message only in its log)
+
+
+def _workflow(tmp_path, *args, setup="micro", study=None):
+    """`snakemake` (tests/test_workflow.py) on one study file, tmp_path/ablations/x.yaml."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_workflow import snakemake
+
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "x.yaml").write_text(yaml.safe_dump(study))
+    return snakemake(tmp_path, *args, setup=setup, ablations=tmp_path / "ablations", config=("studies=[x]",))
+
+
+SHAPE_CASES = [  # (case, the variant on the 4-layer micro base, what the one line says after its key)
+    ("layer out of range", {"mawt": {"layers": [10]}},
+     r"MAWTConfig\.layers contains 10, out of range for a model with 4 decoder layers: allowed are 0\.\.3 or -4\.\.-1"),
+    ("last:N over the layers", {"trainable": "last:99"},
+     r"trainable='last:99' is invalid: N in 'last:N' must be an integer in 1\.\.4 \(the model has 4 decoder layers\)"),
+    ("exact credit below the last layer", {"mawt": {"layers": [2]}, "train": {"credit": "exact"}},
+     r"train\.credit='exact' needs MAWT only in the last layer \(3\), but it is also in layer\(s\) \[2\]: "
+     r"use train\.credit 'token' .* or 'sequence'"),
+    ("depth over the memory bound", {"mawt": {"depth": 1000000000}},
+     r"mawt\.depth=1000000000 needs an estimated [\d,]+\.\d GiB for the MAWT layer\(s\) \[-1\] in training .*"
+     r"more than the 80 GiB bound: allowed are depths 1\.\.\d+ with these settings"),
+]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case, variant, message", SHAPE_CASES, ids=[c[0] for c in SHAPE_CASES])
+def test_a_run_the_base_model_cannot_take_stops_the_workflow_before_any_job(tmp_path, case, variant, message):
+    import re
+
+    proc = _workflow(tmp_path, "-n", study={"name": "x", "seeds": [0], "variants": {"v": variant}})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if "Invalid ablation configuration" in line]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert re.search(r"ablations/x\.yaml: key variants\.v: " + message + r" \(base model: assets/micro_base\)$",
+                     lines[0]), lines[0]
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.workflow
+def test_a_job_failing_at_run_time_shows_its_message_in_snakemakes_output(tmp_path):
+    import re
+
+    # train.max_length below every row's length: only the train job's tokenizer can see it
+    setup = yaml.safe_load((ROOT / "mawt" / "setups" / "micro.yaml").read_text())
+    setup.update(name="late", base_model=str(ROOT / "assets" / "micro_base"), seeds=[0])
+    setup["data"].update(n_train=8, n_heldout=4)
+    setup["run"]["train"].update(steps=1, max_length=8)
+    (tmp_path / "late.yaml").write_text(yaml.safe_dump(setup))
+    study = {"name": "x", "variants": {"v": {"mawt": {"depth": 2, "mixer": "softmax"}}}}
+    proc = _workflow(tmp_path, "--cores", "1", "--until", "train", setup=tmp_path / "late.yaml", study=study)
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    assert "job failed (exit 2); the end of its log" in proc.stderr, proc.stderr[-3000:]
+    assert re.search(r"^error: .*row \d+.*: prompt \+ answer \+ eos is \d+ tokens, more than train\.max_length=8; "
+                     r"raise train\.max_length$", proc.stderr, flags=re.M), proc.stderr[-3000:]
+
+
+def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
+    from mawt.micro import MicroConfig
+    from mawt.preflight import GIB, MEMORY_BOUND_GIB, Shape, base_shape, check_run, memory_estimate
+    from mawt.standin import GEOMETRY
+    from mawt.studies import load_studies, run_config
+
+    def numbers(shape):
+        return shape.num_hidden_layers, shape.num_attention_heads, shape.num_key_value_heads, shape.head_dim
+
+    micro = MicroConfig()  # read from mawt/micro.py's source without importing it (no torch at workflow start)
+    shape, _ = base_shape({"base_model": "pretrain", "pretrain": {"num_layers": 2}})
+    assert numbers(shape) == (2, micro.heads, micro.kv_heads, micro.hidden // micro.heads)
+    shape, _ = base_shape({"base_model": "standin", "standin": {"num_layers": 3}})
+    assert numbers(shape) == (3, GEOMETRY["num_attention_heads"], GEOMETRY["num_key_value_heads"],
+                              GEOMETRY["head_dim"])
+    assert base_shape({"base_model": "nobody/no-such-model"})[0] is None  # not cached: left to the train job
+    # every run of every shipped study on the paper setup fits the paper's 1.5B (28 layers), D=8 included
+    paper = load_setup("paper")
+    r1_distill = Shape(28, 12, 2, 128, "DeepSeek-R1-Distill-Qwen-1.5B")
+    for study in load_studies(paper, folder=ROOT / "ablations").values():
+        for variant in study.variants:
+            check_run(run_config(paper, study, variant, 0), r1_distill)
+    d8 = run_config(paper, load_studies(paper, ["depths"], ROOT / "ablations")["depths"], "depth-8", 0)
+    assert d8["mawt"]["depth"] == 8 and memory_estimate(d8, r1_distill) < MEMORY_BOUND_GIB * GIB / 10

@@ -33,7 +33,7 @@ rule prepare_data:
     params:
         out=lambda wc, output: os.path.dirname(output.train),
     shell:
-        "python -m mawt prepare-data --data {input} --out {params.out} > {log} 2>&1"
+        "python -m mawt prepare-data --data {input} --out {params.out} > {log} 2>&1 || job_failed {log}"
 
 
 # A base the workflow builds itself (only one of these exists per setup): the micro model,
@@ -59,7 +59,7 @@ if SETUP["base_model"] == "pretrain":
             out=lambda wc, output: os.path.dirname(output[0]),
         shell:
             "OMP_NUM_THREADS={threads} python -m mawt pretrain-micro --overrides '{params.overrides}' "
-            "--out {params.out} > {log} 2>&1"
+            "--out {params.out} > {log} 2>&1 || job_failed {log}"
 
 elif SETUP["base_model"] == "standin":
 
@@ -87,4 +87,4 @@ elif SETUP["base_model"] == "standin":
             out=lambda wc, output: os.path.dirname(output[0]),
         shell:
             "python -m mawt build-standin --num-layers {params.num_layers} --seed {params.seed} --out {params.out} "
-            "> {log} 2>&1"
+            "> {log} 2>&1 || job_failed {log}"

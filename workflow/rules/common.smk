@@ -12,13 +12,25 @@ import yaml
 _ROOT = os.path.abspath(workflow.basedir)  # the top-level Snakefile's folder
 # (braces doubled twice: once for this f-string, once for Snakemake's formatting of the command)
 _QROOT = shlex.quote(_ROOT).replace("{", "{{").replace("}", "}}")
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={_QROOT}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# A failed job shows why in Snakemake's own error output, not only in its log: every rule that runs
+# `python -m mawt ... > {log} 2>&1` ends in `|| job_failed {log}`, which prints the log's last lines
+# (a user mistake's one `error: ...` line) to stderr and fails with the job's exit status.
+_JOB_FAILED = (
+    'job_failed() { local rc=$?; echo "job failed (exit $rc); the end of its log $1:" >&2; '
+    'tail -n 5 "$1" >&2 || true; return $rc; }; '
+)
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={_QROOT}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    + _JOB_FAILED.replace("{", "{{").replace("}", "}}")  # Snakemake formats the prefix
+)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from mawt import atomic, layout
+from mawt.baselines import BASELINES
 from mawt.config import is_mawt
 from mawt.layout import Layout, base_run
+from mawt.preflight import base_shape, check_run
 from mawt.studies import StudyError, data_id, eval_id, load_setup, load_studies, run_config, run_id, training_config
 
 try:
@@ -36,6 +48,36 @@ BASE_MODEL = L.built_base if BUILT_BASE else SETUP["base_model"]
 # a local base (the shipped micro asset, a directory): its files are job inputs, so a rebuilt base reruns
 LOCAL_BASE = BUILT_BASE or os.path.isfile(os.path.join(BASE_MODEL, "config.json"))
 RES = SETUP["resources"]
+
+# The base model's shape (mawt/preflight.py): read without building or downloading anything
+SHAPE, _why = base_shape(SETUP)
+
+
+def check_runs_against_base():
+    """Every distinct run of every study against the base model's shape (mawt/preflight.py), before any
+    job: layers in range, trainable last:N, exact credit, the depth's memory. The study's own variants
+    first, so a mistake is named where it was written (the baselines derived from it fail the same way).
+    The seed changes no check: each variant is checked at its study's first seed."""
+    if SHAPE is None:
+        print(f"mawt: the checks against the base model's shape are left to the train jobs: {_why}", file=sys.stderr)
+        return
+    checked = set()
+    for study in STUDIES.values():
+        for variant in sorted(study.variants, key=lambda v: v.split("_")[0] in BASELINES):
+            cfg = run_config(SETUP, study, variant, study.seeds[0], base_model=BASE_MODEL)
+            if run_id(cfg) in checked:
+                continue
+            checked.add(run_id(cfg))
+            try:
+                check_run(cfg, SHAPE)
+            except ValueError as err:
+                sys.exit(
+                    f"Invalid ablation configuration: {study.path}: key variants.{variant}: {err} "
+                    f"(base model: {SHAPE.source})"
+                )
+
+
+check_runs_against_base()
 
 # run id -> resolved training config (no `eval`: it is not part of the run id); eval id -> eval
 # config; study -> [(variant, seed, run id, eval id)]; data id -> data config

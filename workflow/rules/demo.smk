@@ -12,4 +12,4 @@ rule demo:  # snakemake demo: the layer demo alone
         depth=4,
         mixer="grpo",
     shell:
-        "python -m mawt demo --depth {params.depth} --mixer {params.mixer} > {output} 2> {log}"
+        "python -m mawt demo --depth {params.depth} --mixer {params.mixer} > {output} 2> {log} || job_failed {log}"

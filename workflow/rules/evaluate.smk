@@ -38,7 +38,7 @@ rule eval_heldout:
         device=device(),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt eval-heldout --model {params.model} --heldout {input.heldout} "
-        "--eval-config {input.config} --device {params.device} --out {output} > {log} 2>&1"
+        "--eval-config {input.config} --device {params.device} --out {output} > {log} 2>&1 || job_failed {log}"
 
 
 rule lm_eval:
@@ -67,7 +67,7 @@ rule lm_eval:
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt lm-eval --model {params.model} --tasks {params.tasks} "
         "--heldout {input.heldout} --eval-config {input.config} --device {params.device} {params.limit} "
-        "--out {output} > {log} 2>&1"
+        "--out {output} > {log} 2>&1 || job_failed {log}"
 
 
 rule attention_example:  # the report's heatmaps: one held-out example's 5D attention
@@ -87,4 +87,5 @@ rule attention_example:  # the report's heatmaps: one held-out example's 5D atte
     params:
         model=model_dir,
     shell:
-        "python -m mawt attention --model {params.model} --heldout {input.heldout} --out {output} > {log} 2>&1"
+        "python -m mawt attention --model {params.model} --heldout {input.heldout} --out {output} "
+        "> {log} 2>&1 || job_failed {log}"

@@ -44,7 +44,8 @@ rule study_table:  # every file of the study folder (mawt/tables.py); the report
     params:
         out=lambda wc: L.study_dir(wc.study),
     shell:
-        "python -m mawt table --index {input.index} --out-dir {params.out} --plots {output.plots} > {log} 2>&1"
+        "python -m mawt table --index {input.index} --out-dir {params.out} --plots {output.plots} "
+        "> {log} 2>&1 || job_failed {log}"
 
 
 rule setup_text:  # what the report shows of the setup: resolved (`extends` merged), without `resources`
@@ -84,7 +85,7 @@ rule report:
         dirs=lambda wc, input: " ".join(dict.fromkeys(os.path.dirname(f) for f in input.studies)),  # in study order
     shell:
         "python -m mawt report --study-dir {params.dirs} --setup-file {input.setup} --bench-dir {params.bench} "
-        "--out {output.html} --summary {output.summary} --tidy-out {params.tidy} > {log} 2>&1"
+        "--out {output.html} --summary {output.summary} --tidy-out {params.tidy} > {log} 2>&1 || job_failed {log}"
 
 
 rule current_report:  # results/report.html: the configured setup's report (switching setups re-copies it)

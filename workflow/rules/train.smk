@@ -41,4 +41,4 @@ rule train:
         split=lambda wc, input: os.path.dirname(input.split),
     shell:
         "OMP_NUM_THREADS={threads} python -m mawt train --config {input.config} --split {params.split} "
-        "--out {params.out} > {log} 2>&1"
+        "--out {params.out} > {log} 2>&1 || job_failed {log}"
