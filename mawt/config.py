@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .ranges import check_ranges
+
 MIXERS = ("softmax", "grpo", "gumbel", "mean", "fixed")
 PATHS = ("auto", "fused", "materialized", "routed")
 SELECTOR_INPUTS = ("stats", "hidden", "both")
@@ -59,13 +61,16 @@ class MAWTConfig:
     # parameter-comparable baseline `gated` that every study gets.
     gate: str = "none"
 
+    # The allowed range of every number above, checked by mawt/ranges.py (a class constant, not a field).
+    RANGES = {"depth": ">= 1", "init_noise": ">= 0", "tau": "> 0", "fixed_index": "0..depth-1",
+              "selector_width": ">= 1", "query_block": ">= 1"}
+
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> ValueError:
             value = getattr(self, name)
             return ValueError(f"MAWTConfig.{name}={value!r} is invalid: {allowed}")
 
-        if isinstance(self.depth, bool) or not isinstance(self.depth, int) or self.depth < 1:
-            raise bad("depth", "must be an integer >= 1")
+        check_ranges(self, "MAWTConfig.")
         if self.mixer not in MIXERS:
             raise bad("mixer", f"allowed values are {', '.join(MIXERS)}")
         if self.path not in PATHS:
@@ -83,18 +88,11 @@ class MAWTConfig:
         ):
             raise bad("layers", "must be a non-empty list of layer indices, e.g. [-1]")
         self.layers = list(self.layers)
+        twice = sorted({i for i in self.layers if self.layers.count(i) > 1})
+        if twice:  # literal repeats; indices that meet only on a model ([-1, 3] of 4 layers): mawt/patching.py
+            raise bad("layers", f"names layer {', '.join(map(str, twice))} twice: list each layer once")
         if self.gate not in GATES:
             raise bad("gate", f"allowed values are {', '.join(GATES)}")
-        if not isinstance(self.fixed_index, int) or not 0 <= self.fixed_index < self.depth:
-            raise bad("fixed_index", f"must be in 0..{self.depth - 1} (depth={self.depth})")
-        if not self.init_noise >= 0:
-            raise bad("init_noise", "must be >= 0")
-        if not self.tau > 0:
-            raise bad("tau", "must be > 0")
-        if not isinstance(self.selector_width, int) or self.selector_width < 1:
-            raise bad("selector_width", "must be an integer >= 1")
-        if not isinstance(self.query_block, int) or self.query_block < 1:
-            raise bad("query_block", "must be an integer >= 1")
 
     @property
     def is_mawt(self) -> bool:

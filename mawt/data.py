@@ -34,6 +34,7 @@ from pathlib import Path
 
 from . import atomic, puzzles
 from .puzzles import normalise_challenge  # noqa: F401  (the one definition of "the same challenge")
+from .ranges import check_ranges
 from .yamlfile import short
 
 
@@ -49,10 +50,8 @@ class DataConfig:
     revision: str | None = None
     n_train: int = 300  # rows trained on (the study: 300)
     # Rows held out; more items: a smaller minimum detectable effect, more eval time.
-    # null: every distinct row not trained on (a file or hub source only). A default_factory, not a
-    # plain default: mawt.runconfig._build refuses a non-number for a field whose default is a number
-    # (null included); __post_init__ checks this field itself.
-    n_heldout: int | None = field(default_factory=lambda: 50)
+    # null: every distinct row not trained on (a file or hub source only).
+    n_heldout: int | None = 50
     # Synthetic generator settings (ignored for other sources).
     families: list[str] = field(default_factory=lambda: list(puzzles.FAMILIES))  # puzzle kinds (mawt/puzzles.py)
     chain: int = 1  # families chained per puzzle ("..., then ..."): 1 = one transform
@@ -63,15 +62,13 @@ class DataConfig:
     # Distinct puzzles generated before the split; None = exactly n_train + n_heldout.
     synthetic_rows: int | None = None
 
+    # The allowed range of every number above, checked by mawt/ranges.py (a class constant, not a field).
+    RANGES = {"seed": ">= 0", "n_train": ">= 1", "n_heldout": ">= 1; = every distinct row not in training",
+              "chain": ">= 1", "difficulty": f"{min(puzzles.DIFFICULTY)}..{max(puzzles.DIFFICULTY)}",
+              "synthetic_rows": ">= 1; = data.n_train + data.n_heldout"}
+
     def __post_init__(self) -> None:
-        nullable = {"synthetic_rows": " or null (= data.n_train + data.n_heldout)",
-                    "n_heldout": " or null (= every distinct row not in training)"}
-        for name in ("n_train", "n_heldout", "synthetic_rows"):
-            value = getattr(self, name)
-            if value is None and name in nullable:
-                continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"data.{name}={value!r} is invalid: must be an integer >= 1" + nullable.get(name, ""))
+        check_ranges(self, "data.")
         if self.revision is not None and (not isinstance(self.revision, str) or not self.revision.strip()
                                           or self.revision != self.revision.strip()):
             raise ValueError(f"data.revision={self.revision!r} is invalid: must be a Hub commit sha or tag")

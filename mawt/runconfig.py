@@ -19,6 +19,7 @@ from pathlib import Path
 from . import yamlfile
 from .config import MAWTConfig, refuse_renamed
 from .data import DataConfig
+from .ranges import check_ranges
 
 
 @dataclass
@@ -55,19 +56,17 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda: where training runs (auto: cuda when visible)
     dtype: str = "float32"  # float32 | bfloat16: compute dtype; trainable masters stay float32 (mawt/models.py)
 
-    # allowed values (class constants, not fields: no annotation)
+    # allowed values (class constants, not fields: no annotation); numbers: mawt/ranges.py
+    RANGES = {"steps": ">= 1", "batch_size": ">= 1", "learning_rate": "> 0", "weight_decay": ">= 0",
+              "warmup_steps": ">= 0", "seed": ">= 0", "max_length": ">= 1", "group_size": ">= 1",
+              "lambda_pg": ">= 0", "beta": ">= 0", "eta": ">= 0", "logging_steps": ">= 1",
+              "save_steps": ">= 0; 0 = none"}
     CREDITS = ("token", "sequence", "exact")
     ADVANTAGES = ("grpo", "dr_grpo", "rloo")
     REWARD_CONTROLS = ("none", "shuffled")
 
     def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "max_length", "group_size", "logging_steps")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"train.{name}={value!r} is invalid: must be an integer >= 1")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ValueError(f"train.learning_rate={self.learning_rate!r} is invalid: must be > 0")
+        check_ranges(self, "train.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device={self.device!r} is invalid: allowed are auto, cpu, cuda")
         if self.dtype not in ("float32", "bfloat16"):
@@ -101,17 +100,12 @@ class EvalConfig:
     thinking: str = "empty"
     max_length: int = 128  # tokens of prompt + answer + EOS in the answer-loss pass (longer: refused)
 
+    RANGES = {"batch_size": ">= 1", "max_new_tokens": ">= 1", "temperature": ">= 0; 0 = greedy",
+              "top_p": "(0, 1]", "n_samples": ">= 1", "seed": ">= 0", "max_length": ">= 1"}  # mawt/ranges.py
     THINKING = ("empty", "native")
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_new_tokens", "n_samples", "max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"eval.{name}={value!r} is invalid: must be an integer >= 1")
-        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
-            raise ValueError(f"eval.temperature={self.temperature!r} is invalid: must be >= 0 (0 = greedy)")
-        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            raise ValueError(f"eval.top_p={self.top_p!r} is invalid: must be in (0, 1]")
+        check_ranges(self, "eval.")
         if self.n_samples > 1 and self.temperature == 0:
             raise ValueError(f"eval.n_samples={self.n_samples} needs eval.temperature > 0: greedy samples are "
                              "all the same answer")
@@ -139,7 +133,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.trainable, str):
             raise ValueError(f"trainable={self.trainable!r} is invalid: allowed are {FREEZE_MODES}")
-        trainable_tail(self.trainable, n_layers=10**6)  # the form; the layer count is checked in preflight
+        trainable_tail(self.trainable, n_layers=None)  # the form; the layer count is checked in preflight
         if self.uses_grpo and self.train.group_size < 2:
             raise ValueError(
                 f"train.group_size={self.train.group_size} is invalid for mixer grpo: "
@@ -168,10 +162,11 @@ class RunConfig:
 FREEZE_MODES = "'last', 'last:N' (N >= 1), 'mawt' or 'all'"
 
 
-def trainable_tail(trainable: str, n_layers: int) -> int | None:
+def trainable_tail(trainable: str, n_layers: int | None) -> int | None:
     """How many of the last decoder layers a freeze mode trains (None: all parameters).
 
-    Needs only the layer count, so runs check it from the config before loading weights."""
+    Needs only the layer count, so runs check it from the config before loading weights;
+    n_layers=None (no model yet) checks the form only."""
     if trainable == "all":
         return None
     if trainable == "mawt":
@@ -180,7 +175,9 @@ def trainable_tail(trainable: str, n_layers: int) -> int | None:
         return 1
     if isinstance(trainable, str) and trainable.startswith("last:"):
         tail = trainable.split(":", 1)[1]
-        if not tail.isdigit() or not 1 <= int(tail) <= n_layers:
+        if n_layers is None and not (tail.isdigit() and int(tail) >= 1):
+            raise ValueError(f"trainable={trainable!r} is invalid: N in 'last:N' must be an integer >= 1")
+        if n_layers is not None and not (tail.isdigit() and 1 <= int(tail) <= n_layers):
             raise ValueError(
                 f"trainable={trainable!r} is invalid: N in 'last:N' must be an "
                 f"integer in 1..{n_layers} (the model has {n_layers} decoder layers)"
@@ -213,12 +210,9 @@ def _build(cls, data, where: str):
                 try:  # YAML 1.1 reads 1e-3 as a string
                     value = float(value)
                 except ValueError:
-                    pass
-            if isinstance(default, (int, float)) and not isinstance(default, bool):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"{where}.{key}={value!r} is invalid: must be a number")
-                if isinstance(default, float):
-                    value = float(value)
+                    pass  # refused by the class's RANGES (mawt/ranges.py), like every other bad number
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
             kwargs[key] = value
     try:
         return cls(**kwargs)

@@ -139,6 +139,97 @@ def test_train_with_a_missing_split_folder_is_one_line_and_writes_nothing(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Numbers in a run config (issue 20, item 3): every number of TrainConfig, EvalConfig, MAWTConfig and
+# DataConfig has its range in the class's RANGES table (mawt/ranges.py checks it); floats must be finite.
+# Each case is refused when the YAML is read, with the section.key, the value and the allowed range.
+# ---------------------------------------------------------------------------------------------------------
+
+NUMBER_CASES = [
+    # (case, run YAML, message pattern: the rest of the line after the file and section)
+    ("nan temperature", "eval: {temperature: .nan}",
+     r"eval\.temperature=nan is invalid: must be a finite number >= 0 \(0 = greedy\)"),
+    ("-inf temperature", "eval: {temperature: -.inf}",
+     r"eval\.temperature=-inf is invalid: must be a finite number >= 0 \(0 = greedy\)"),
+    ("top_p 0", "eval: {top_p: 0}", r"eval\.top_p=0\.0 is invalid: must be a finite number in \(0, 1\]"),
+    ("top_p above 1", "eval: {top_p: 1.5}", r"eval\.top_p=1\.5 is invalid: must be a finite number in \(0, 1\]"),
+    ("negative eval seed", "eval: {seed: -1}", r"eval\.seed=-1 is invalid: must be an integer >= 0"),
+    ("negative beta", "train: {beta: -0.1}", r"train\.beta=-0\.1 is invalid: must be a finite number >= 0"),
+    ("negative eta", "train: {eta: -0.001}", r"train\.eta=-0\.001 is invalid: must be a finite number >= 0"),
+    ("negative weight_decay", "train: {weight_decay: -0.01}",
+     r"train\.weight_decay=-0\.01 is invalid: must be a finite number >= 0"),
+    ("negative warmup_steps", "train: {warmup_steps: -1}",
+     r"train\.warmup_steps=-1 is invalid: must be an integer >= 0"),
+    ("negative save_steps", "train: {save_steps: -5}",
+     r"train\.save_steps=-5 is invalid: must be an integer >= 0 \(0 = none\)"),
+    ("negative train seed", "train: {seed: -3}", r"train\.seed=-3 is invalid: must be an integer >= 0"),
+    ("inf learning_rate", "train: {learning_rate: .inf}",
+     r"train\.learning_rate=inf is invalid: must be a finite number > 0"),
+    ("nan lambda_pg", "train: {lambda_pg: .nan}", r"train\.lambda_pg=nan is invalid: must be a finite number >= 0"),
+    ("fractional steps", "train: {steps: 2.5}", r"train\.steps=2\.5 is invalid: must be an integer >= 1"),
+    ("inf tau", "mawt: {tau: .inf}", r"MAWTConfig\.tau=inf is invalid: must be a finite number > 0"),
+    ("nan tau", "mawt: {tau: .nan}", r"MAWTConfig\.tau=nan is invalid: must be a finite number > 0"),
+    ("inf init_noise", "mawt: {init_noise: .inf}",
+     r"MAWTConfig\.init_noise=inf is invalid: must be a finite number >= 0"),
+    ("nan init_noise", "mawt: {init_noise: .nan}",
+     r"MAWTConfig\.init_noise=nan is invalid: must be a finite number >= 0"),
+    ("fixed_index past depth", "mawt: {mixer: fixed, depth: 2, fixed_index: 2}",
+     r"MAWTConfig\.fixed_index=2 is invalid: must be an integer in 0\.\.1 \(depth=2\)"),
+    ("selector_width 0", "mawt: {selector_width: 0}",
+     r"MAWTConfig\.selector_width=0 is invalid: must be an integer >= 1"),
+    ("layers [-1, -1]", "mawt: {layers: [-1, -1]}",
+     r"MAWTConfig\.layers=\[-1, -1\] is invalid: names layer -1 twice: list each layer once"),
+    ("layers [3, 3]", "mawt: {layers: [0, 3, 3]}",
+     r"MAWTConfig\.layers=\[0, 3, 3\] is invalid: names layer 3 twice: list each layer once"),
+    ("negative data seed", "data: {seed: -1}", r"data\.seed=-1 is invalid: must be an integer >= 0"),
+    ("difficulty 9", "data: {difficulty: 9}", r"data\.difficulty=9 is invalid: must be an integer in 1\.\.3"),
+    ("n_heldout 0", "data: {n_heldout: 0}",
+     r"data\.n_heldout=0 is invalid: must be an integer >= 1 or null \(= every distinct row not in training\)"),
+    ("last:0", "trainable: 'last:0'", r"trainable='last:0' is invalid: N in 'last:N' must be an integer >= 1"),
+]
+
+
+@pytest.mark.parametrize("case, text, message", NUMBER_CASES, ids=[c[0] for c in NUMBER_CASES])
+def test_a_number_out_of_its_range_is_refused_naming_key_and_range(tmp_path, case, text, message):
+    import re
+
+    path = tmp_path / "run.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}(\.\w+)?: {message}$") as err:
+        load_run_config(path)
+    assert "\n" not in str(err.value) and "decoder layers" not in str(err.value), str(err.value)
+
+
+def test_numbers_in_their_ranges_still_load(tmp_path):
+    path = tmp_path / "run.yaml"  # PyYAML reads 1e-3 (no dot) as a string: _build makes it the float
+    path.write_text("train: {learning_rate: 1e-3, weight_decay: 0, save_steps: 0, beta: 0}\n"
+                    "eval: {temperature: 0, top_p: 1}\nmawt: {init_noise: 0, layers: [-2, -1]}\n")
+    cfg = load_run_config(path)
+    assert cfg.train.learning_rate == 0.001 and isinstance(cfg.train.weight_decay, float)
+    assert (cfg.train.save_steps, cfg.eval.top_p, cfg.mawt.layers) == (0, 1.0, [-2, -1])
+
+
+def test_every_number_of_a_run_config_has_a_range():
+    import dataclasses
+
+    from mawt.config import MAWTConfig
+    from mawt.data import DataConfig
+    from mawt.runconfig import EvalConfig, TrainConfig
+
+    for cls in (TrainConfig, EvalConfig, MAWTConfig, DataConfig):
+        numbers = {f.name for f in dataclasses.fields(cls) if f.type.split(" |")[0] in ("int", "float")}
+        assert numbers == set(cls.RANGES), (cls.__name__, numbers ^ set(cls.RANGES))
+
+
+def test_train_with_a_number_out_of_range_is_one_line_and_writes_nothing(tmp_path, cli):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("train: {steps: 1, beta: -0.1}\n")
+    proc = cli("train", "--config", cfg, "--out", tmp_path / "out")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert "train.beta=-0.1 is invalid: must be a finite number >= 0" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- the base model's shape, before any job
 # (issue 20, item 4: these runs passed `snakemake -n` and failed in the train job, the message only in its log)
 

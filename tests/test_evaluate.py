@@ -92,7 +92,7 @@ def test_a_budget_below_the_longest_answer_is_refused_before_any_work(model_and_
 
 @pytest.mark.parametrize("field, value, message", [
     ("n_samples", 0, "eval.n_samples=0 is invalid: must be an integer >= 1"),
-    ("temperature", -0.1, "eval.temperature=-0.1 is invalid: must be >= 0"),
+    ("temperature", -0.1, "eval.temperature=-0.1 is invalid: must be a finite number >= 0"),
     ("thinking", "maybe", "eval.thinking='maybe' is invalid: allowed are empty, native"),
     ("n_samples", 4, "eval.n_samples=4 needs eval.temperature > 0"),
 ])

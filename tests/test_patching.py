@@ -113,7 +113,7 @@ def test_patched_model_moves_dtype_and_mode_with_the_model(batch):
     [
         ({"depth": 0}, "MAWTConfig.depth=0 is invalid: must be an integer >= 1"),
         ({"mixer": "argmax"}, "MAWTConfig.mixer='argmax' is invalid: allowed values are softmax, grpo, gumbel, mean, fixed"),
-        ({"depth": 2, "mixer": "fixed", "fixed_index": 2}, r"MAWTConfig.fixed_index=2 is invalid: must be in 0..1 \(depth=2\)"),
+        ({"depth": 2, "mixer": "fixed", "fixed_index": 2}, r"MAWTConfig.fixed_index=2 is invalid: must be an integer in 0..1 \(depth=2\)"),
         ({"path": "flash"}, "MAWTConfig.path='flash' is invalid: allowed values are auto, fused, materialized, routed"),
         ({"layers": []}, "MAWTConfig.layers=.* is invalid"),
         ({"init_noise": -1.0}, "MAWTConfig.init_noise=-1.0 is invalid"),

@@ -303,7 +303,7 @@ def test_cli_train_and_eval_in_real_processes(tmp_path, base_dir):
     [
         ({"mawt": {"depth": 0}}, r"mawt: MAWTConfig.depth=0 is invalid"),
         ({"mawt": {"mixer": "grpo", "depth": 2}, "train": {"group_size": 1}}, "group_size=1 is invalid for mixer grpo"),
-        ({"train": {"learning_rate": "fast"}}, r"train.learning_rate='fast' is invalid: must be a number"),
+        ({"train": {"learning_rate": "fast"}}, r"train.learning_rate='fast' is invalid: must be a finite number > 0"),
         ({"data": {"n_train": 0}}, r"data.n_train=0 is invalid"),
     ],
 )
