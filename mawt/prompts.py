@@ -48,17 +48,17 @@ def think_open(tokenizer, thinking: str = "empty") -> bool:
 
 
 def encode_example(tokenizer, row: dict, max_length: int, where: str = "train.max_length", index: int | None = None,
-                   thinking: str = "empty") -> dict:
+                   thinking: str = "empty", which: str | None = None) -> dict:
     """prompt + answer + eos; labels are -100 on the prompt (loss on the answer only).
 
-    An example longer than `max_length` is refused (naming the row and the key `where`),
+    An example longer than `max_length` is refused (naming the row, `which` or `row <index>`, and the key `where`),
     never cut: a cut answer would be trained or scored on a part of itself, and a prompt
     cut from the right would leave no answer token, a silent loss of 0.
     """
     prompt = tokenizer(prompt_text(tokenizer, row["challenge"], thinking), add_special_tokens=False)["input_ids"]
     answer = tokenizer(row["answer"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     if len(prompt) + len(answer) > max_length:
-        which = f"row {index}" if index is not None else "a row"
+        which = which or (f"row {index}" if index is not None else "a row")
         ident = row.get("ID", row.get("id"))
         raise ValueError(f"{which}{f' (ID {ident})' if ident is not None else ''}: prompt + answer + eos is "
                          f"{len(prompt) + len(answer)} tokens, more than {where}={max_length}; raise {where}")

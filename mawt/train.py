@@ -108,9 +108,7 @@ def _prepare_model(cfg: RunConfig, out: Path, split_dir: Path | None, device: st
         train_rows = parts.train
     set_seed(cfg.train.seed)
     model, tokenizer = load_base(cfg, device)
-    # every example must fit train.max_length: refused (naming the row) before anything is written
-    examples = [encode_example(tokenizer, r, cfg.train.max_length, "train.max_length", i)
-                for i, r in enumerate(train_rows)]
+    examples = _encode_train(cfg, tokenizer, train_rows)
     if cfg.mawt is not None:
         patch_model(model, cfg.mawt)
         model.to(device)
@@ -119,6 +117,24 @@ def _prepare_model(cfg: RunConfig, out: Path, split_dir: Path | None, device: st
     if split_dir is None:
         write_split(*parts, cfg.data, out / "data", duplicates_removed=parts.duplicates_removed)
     return model, tokenizer, examples, n_trainable, trainable_dtype
+
+
+def _encode_train(cfg: RunConfig, tokenizer, rows: list[dict]) -> list[dict]:
+    """Every train row encoded. One longer than train.max_length is refused before anything is written,
+    named by its row in the source (file order), which a user can find; the split's order is shuffled."""
+    examples = []
+    for r in rows:
+        try:
+            examples.append(encode_example(tokenizer, r, cfg.train.max_length, "train.max_length"))
+        except ValueError:
+            source = load_rows(cfg.data)  # the error path only
+            k = next((i for i, s in enumerate(source) if (s["challenge"], s["answer"]) == (r["challenge"], r["answer"])),
+                     None)
+            which = f"data.source={cfg.data.source!r}: " + (f"source row {k} (counting from 0, in file order)"
+                                                             if k is not None else "a row not in the source now")
+            encode_example(tokenizer, r, cfg.train.max_length, "train.max_length", which=which)  # raises, named
+            raise
+    return examples
 
 
 def _training_arguments(t, out: Path, device: str):

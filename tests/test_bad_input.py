@@ -139,6 +139,16 @@ def test_train_with_a_missing_split_folder_is_one_line_and_writes_nothing(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
+def test_grid_built_names_are_checked_like_written_ones(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text("name: g\ngrid: {mawt.layers: [[-1], [-2, -1]]}\n")  # names from list values: brackets, spaces
+    with pytest.raises(StudyError, match=r"g.yaml: key grid: the variant names \['layers-\[-1\]', 'layers-\[-2, -1\]'\] "
+                                         r"built from its values do not match"):
+        load_study_spec(path, load_setup("micro"))
+    path.write_text("name: g\ngrid: {mawt.depth: [2, 8]}\n")
+    assert {"depth-2", "depth-8"} <= set(load_study_spec(path, load_setup("micro")).variants)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Numbers in a run config (issue 20, item 3): every number of TrainConfig, EvalConfig, MAWTConfig and
 # DataConfig has its range in the class's RANGES table (mawt/ranges.py checks it); floats must be finite.
@@ -316,3 +326,20 @@ def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
             check_run(run_config(paper, study, variant, 0), r1_distill)
     d8 = run_config(paper, load_studies(paper, ["depths"], ROOT / "ablations")["depths"], "depth-8", 0)
     assert d8["mawt"]["depth"] == 8 and memory_estimate(d8, r1_distill) < MEMORY_BOUND_GIB * GIB / 10
+
+
+def test_a_too_long_train_row_is_named_by_its_source_row_and_file(tmp_path, monkeypatch):
+    """The split is shuffled: its index means nothing to a user; the source file's row does."""
+    from mawt.train import train_run
+
+    monkeypatch.chdir(ROOT)  # the shipped micro base
+    rows = [f"q{i},a{i}" for i in range(6)]
+    rows[3] = "q3," + "x" * 400  # far over train.max_length=128 tokens (a character-level vocabulary)
+    (tmp_path / "data.csv").write_text("challenge,answer\n" + "\n".join(rows) + "\n")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"source": str(tmp_path / "data.csv"), "n_train": 5, "n_heldout": 1},
+                                   "mawt": {"depth": 2, "mixer": "softmax"}, "train": {"steps": 1}}))
+    with pytest.raises(ValueError, match=r"data.source='.*data.csv': source row 3 \(counting from 0, in file order\): "
+                                         r"prompt \+ answer \+ eos is \d+ tokens, more than train.max_length=128"):
+        train_run(load_run_config(cfg), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

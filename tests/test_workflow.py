@@ -238,6 +238,14 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert counts["report"] == 1 and counts["train"] == 54 and counts["lm_eval"] == 5 + 1  # micro: 18 configs x 3 seeds
 
 
+def test_snakemakes_own_report_before_any_run_reports_the_workflow(tmp_path):
+    """Outputs are flagged for Snakemake's report once made (common.smk: report_once_made): before a
+    run, `--report` shows the workflow instead of failing on a flagged file that does not exist yet."""
+    proc = snakemake(tmp_path, "--report", str(tmp_path / "own.html"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "own.html").stat().st_size > 0 and not (tmp_path / "results").exists()
+
+
 STANDIN_STUDY = {"name": "standin", "seeds": [0], "variants": {"grpo2": {"mawt": {"depth": 2, "mixer": "grpo"}}}}
 
 

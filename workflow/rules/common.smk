@@ -248,3 +248,10 @@ def eval_model(wildcards):
 
 def model_dir(wildcards):
     return BASE_MODEL if layout.is_base_run(wildcards.run) else L.run_file(wildcards.run, layout.MODEL)
+
+
+def report_once_made(path, made, **kwargs):
+    """`report(path, **kwargs)` once every file in `made` exists, else the bare path. Snakemake's `--report`
+    refuses an output flagged for the report that does not exist yet; so before (or during) a run it
+    reports the workflow and what is finished instead of failing. Flags change nothing when running."""
+    return report(path, **kwargs) if all(os.path.exists(p) for p in made) else path

@@ -19,14 +19,16 @@ rule study_table:  # every file of the study folder (mawt/tables.py); the report
         results=study_inputs,
     output:
         **{role: L.study_file("{study}", name) for role, name in layout.STUDY_FILES.items() if role != "markdown"},
-        md=report(
+        md=report_once_made(
             L.study_file("{study}", layout.STUDY_FILES["markdown"]),
+            [L.study_file(s, layout.STUDY_FILES["markdown"]) for s in STUDIES],
             caption="../report/table.rst",
             category="{study}",
             labels={"study": "{study}", "figure": "table"},
         ),
-        plots=report(
+        plots=report_once_made(
             directory(L.study_file("{study}", layout.PLOTS)),
+            [L.study_file(s, layout.PLOTS) for s in STUDIES],
             patterns=["{name}.svg"],
             caption="../report/plots.rst",
             category="{study}",
@@ -68,7 +70,9 @@ rule report:
         studies=all_study_files(),
         setup=L.setup_text,
     output:
-        html=report(L.report, caption="../report/report.rst", category="Report", labels={"figure": "report.html"}),
+        html=report_once_made(
+            L.report, [L.report], caption="../report/report.rst", category="Report", labels={"figure": "report.html"}
+        ),
         summary=L.summary,
         csv=f"{L.tidy}.csv",
         parquet=f"{L.tidy}.parquet",
