@@ -4,7 +4,7 @@
 #   snakemake --report results/snakemake_report.html   Snakemake's own report of the same outputs
 #   snakemake --cores all --config setup=paper  the full-scale setup (GPU, HF cache)
 #   snakemake --profile workflow/profiles/slurm --config setup=paper   on a SLURM cluster
-# Outputs land under results/<setup>/; see README.md.
+# Outputs land under results/<setup>/; see docs/workflow.md.
 
 from snakemake.utils import min_version, validate
 

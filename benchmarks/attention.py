@@ -37,7 +37,7 @@ import markdown  # benchmarks/markdown.py
 from mawt.atomic import write_text
 
 COLUMNS = ["length", "depth", "base ms", "fused ms", "fused/base", "routed ms", "routed/base", "materialized ms",
-           "mat./base", "base MB", "fused MB", "routed MB", "materialized MB", "mat./fused mem"]  # of the printed table (the README's copy: tested)
+           "mat./base", "base MB", "fused MB", "routed MB", "materialized MB", "mat./fused mem"]  # of the printed table (docs/layer.md's copy: tested)
 
 # DeepSeek-R1-Distill-Qwen-1.5B's config.json (architecture only; weights random).
 R1_DISTILL_QWEN_1_5B = dict(

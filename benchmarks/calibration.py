@@ -1,4 +1,4 @@
-"""Calibration of mawt.stats on simulated studies with a known truth: the README's calibration table.
+"""Calibration of mawt.stats on simulated studies with a known truth: the calibration table of docs/statistics.md.
 
     python benchmarks/calibration.py                     # 2000 studies per cell (minutes on 2 cores)
     python benchmarks/calibration.py --sims 1000 --out results/bench/calibration.md

@@ -1,4 +1,4 @@
-"""Time the full default workflow and summarise it: the README's "Measured" tables.
+"""Time the full default workflow and summarise it: the "Measured" tables of docs/workflow.md.
 
     python benchmarks/full_run.py --out results/bench/full_run.md            # in a fresh clone
     python benchmarks/full_run.py --env ATEN_CPU_CAPABILITY=default --out results/bench/generic.md
@@ -41,7 +41,7 @@ from mawt.display import fmt_p, worth_text  # noqa: E402
 from mawt.environment import environment  # noqa: E402
 from mawt.results import read_benchmark  # noqa: E402
 
-# the columns of the written tables (the README's copies: tested)
+# the columns of the written tables (docs/workflow.md's copies: tested)
 RULE_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "peak_rss_mb"]
 STUDY_COLUMNS = ["study", "variant", "trainable params", "exact match [95% CI]", "answer loss", "vs baseline", "Holm p",
                  "verdict", "MDE", "selector entropy", "worth loss (learned / uniform / best / oracle)",

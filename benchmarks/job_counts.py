@@ -6,7 +6,7 @@ For each shipped setup (mawt/setups/*.yaml) with its default studies, runs
 `snakemake -n` in an empty folder and prints one table: a row per rule, a column
 per setup (Snakemake's "Job stats"). For `paper` it also checks that the power
 plan (`python -m mawt plan --setup paper`) counts as many trainings and trained-run
-evaluations as the dry run schedules. The README and docs/ quote these counts;
+evaluations as the dry run schedules. docs/paper.md quotes them and the README links them;
 tests/test_benchmarks.py re-runs the dry runs and compares them with the file.
 """
 

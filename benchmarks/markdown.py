@@ -7,7 +7,7 @@ where and at which commit it was measured,
     CPU capability AVX512), commit 1a2b3c4+dirty, 2025-01-31 12:00 UTC
 
 and then the table(s) and target checks exactly as the script printed them. The
-README shows the last measured copy of each; `tests/test_benchmarks.py` checks
+docs/ pages show the last measured copy of each; `tests/test_benchmarks.py` checks
 that its copies have the columns the scripts write (each script's `COLUMNS`).
 """
 

@@ -47,7 +47,7 @@ from mawt.standin import GEOMETRY  # noqa: E402
 
 REAL = {"layers": 28, "vocab": 151936, "steps": 200, "max_new_tokens": 2048, "eval_batch": 8}
 COLUMNS = ["job (ESTIMATE for the real 1.5B)", "stand-in runs", "stand-in measured (s, mean)", "FLOP ratio",
-           "CPU estimate (h)", "H200 estimate (s)"]  # of the printed table (the README's copy: tested)
+           "CPU estimate (h)", "H200 estimate (s)"]  # of the printed table (docs/paper.md's copy: tested)
 H200_FLOPS, MFU, WEIGHT_BYTES, BANDWIDTH = 989e12, 0.30, 3.55e9, 0.5 * 4.8e12
 
 

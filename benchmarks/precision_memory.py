@@ -40,7 +40,7 @@ from mawt.standin import GEOMETRY  # noqa: E402
 LAYERS, VOCAB = 28, 151936  # the real model's (config.json)
 GIB = 2**30
 COLUMNS = ["trainable", "D", "trainable params", "weights + grads + AdamW, bf16", "with fp32 masters",
-           "extra"]  # of the printed table (the README's copy: tested line for line)
+           "extra"]  # of the printed table (docs/paper.md's copy: tested line for line)
 
 
 def footprint(trainable: str, depth: int | None) -> dict:

@@ -46,7 +46,7 @@ VARIANTS = {
     "grpo+reuse": (MAWTConfig(depth=4, mixer="grpo"), True),
     "grpo-reuse": (MAWTConfig(depth=4, mixer="grpo"), False),
 }
-COLUMNS = ["layers"] + [f"{v} ms (x plain)" for v in VARIANTS]  # of the printed table (the README's copy: tested)
+COLUMNS = ["layers"] + [f"{v} ms (x plain)" for v in VARIANTS]  # of the printed table (docs/grpo.md's copy: tested)
 
 
 class StepTimer(TrainerCallback):

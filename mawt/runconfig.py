@@ -36,7 +36,7 @@ class TrainConfig:
     lambda_pg: float = 1.0  # weight of the policy-gradient loss against the answer cross-entropy
     # KL(pi || pi_ref) weight: holds the policy near its start (stability vs. learning). In reward units
     # (rloo): 0.01 was the weight for unit-scale grpo advantages, times a typical reward std of ~0.1 nats
-    # between depths; 0, 0.001 and 0.01 learn the same here (benchmarks/policy_beta.py, README).
+    # between depths; 0, 0.001 and 0.01 learn the same here (benchmarks/policy_beta.py, docs/grpo.md).
     beta: float = 0.001
     eta: float = 0.001  # entropy bonus weight: keeps exploring the depths (too high: stays uniform)
     reuse_prefix: bool = True  # run the frozen prefix once, the trainable suffix G times (same result, faster)

@@ -45,7 +45,7 @@ the cell noise 1 + 2 (S - 1) / S times, shrank the seed variance by (S - 1) / S
 and had no small-sample correction: its "95%" intervals covered 77-100%
 depending on the seed variance. `tests/test_stats_calibration.py` checks this
 method against studies simulated with a known truth (`mawt.simulate`), and
-`benchmarks/calibration.py` writes the calibration table the README shows.
+`benchmarks/calibration.py` writes the calibration table in docs/statistics.md.
 
 From the same components `paired_difference` derives:
 
