@@ -20,6 +20,7 @@ is offline.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -71,9 +72,7 @@ def _dataset(data: dict, check: bool) -> str:
 def task_datasets(name: str, manager=None) -> list[str]:
     """The Hub datasets an lm-eval task (or every task of a group) reads, from lm-eval's task
     index alone: nothing is built or downloaded."""
-    from lm_eval.tasks import TaskManager
-
-    manager = manager or TaskManager()
+    manager = manager or _task_manager()
     entry = manager.task_index.get(name)
     if entry is None:
         raise ValueError(f"no lm-eval task or group named {name!r}")
@@ -86,6 +85,14 @@ def task_datasets(name: str, manager=None) -> list[str]:
     return sorted({d for m in names if isinstance(m, str) for d in task_datasets(m, manager)})
 
 
+@functools.cache
+def _task_manager():
+    """lm-eval's task index (it reads every task YAML it ships: seconds), built once per process."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
 def hub_cached(repo: str) -> bool:
     """Whether the Hugging Face hub cache (HF_HOME) holds a snapshot of dataset `repo`, as a download leaves it."""
     from huggingface_hub import constants
@@ -95,7 +102,7 @@ def hub_cached(repo: str) -> bool:
 
 
 def _task(name: str, check: bool) -> str:
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import get_task_dict
 
     if check:  # the task index and the cache only: never builds the task (that would download)
         repos = task_datasets(name)
@@ -103,7 +110,7 @@ def _task(name: str, check: bool) -> str:
         if missing:
             raise ValueError(f"its dataset(s) {missing} are not in the hub cache")
         return f": dataset(s) {repos} (cached)"
-    get_task_dict([name], TaskManager())  # builds the task: downloads (or, offline, reads) its dataset
+    get_task_dict([name], _task_manager())  # builds the task: downloads (or, offline, reads) its dataset
     return ""
 
 

@@ -86,6 +86,9 @@ def pytest_collection_modifyitems(config, items):
                 raise pytest.UsageError(f"{item.path.name}: no tier; add it to FILE_TIERS in tests/conftest.py "
                                         f"(allowed: {', '.join(TIERS)})")
             item.add_marker(FILE_TIERS[item.path.name])
+    # the slow tests first, Snakemake's (the longest) before the others, stable otherwise: with several
+    # workers (-n) they start early and the quick ones fill the gaps, instead of one long test at the end
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("workflow") is None))
 
 
 @pytest.fixture

@@ -1,8 +1,19 @@
 """Bad input, one row per case: each is refused with one short line that names the file (and the
-key or line), before any work, and nothing is written. (Issue 20's matrix; more rows join it.)
+key or line), before any work, and nothing is written; or, where the input is legitimate, it works.
 
-Run folders (`train --out` into another config's folder) are in tests/test_training.py
-(`test_a_run_folder_belongs_to_one_config`): they need a trained run.
+An index of the cases (issue 20); "here" = this file, else the file that holds the test because it
+needs a trained run, a Snakemake run or the Hugging Face cache:
+  * run folders (train --out into another config's): test_training.py, test_a_run_folder_belongs_to_one_config
+  * YAML (duplicate keys, alias bombs, size, encoding): here
+  * numbers (nan, inf, negative, out of range; a layer named twice): here
+  * the base model's shape before any job, a failed job's line in Snakemake's output: here
+  * data read as text; a missing answer and a too-long row named by source row; --split missing: here
+  * names (setup, study, variant, grid-built): here and test_faults.py, test_names_cannot_escape_results
+  * localrules on SLURM: test_workflow.py, test_slurm_profile_dry_run
+  * fetch --check (model, dataset, lm-eval tasks; nothing downloaded), whole reasons: test_fetch.py
+  * a job killed at its time limit resumes when resubmitted: test_faults.py
+  * Snakemake's --report before a run: test_workflow.py; paper_cost.py without a stand-in run: here
+  * the job counts the docs state: test_benchmarks.py, test_docs_job_counts_are_what_snakemakes_dry_run...
 """
 
 import time

@@ -138,3 +138,18 @@ def test_an_installed_wheel_finds_its_schemas_setups_and_lm_eval_tasks(tmp_path)
     where, name, steps, tasks = run.stdout.split(" ", 3)
     assert Path(where) == site / "mawt" and name == "paper_standin" and steps == "4"  # `extends: paper` resolved
     assert tasks.strip() == "['verbal_choice.yaml', 'verbal_heldout.yaml']"
+
+
+def test_schemas_use_one_draft_and_their_defaults_are_the_codes():
+    """Every schema is JSON-schema draft-07 (what mawt.studies validates with); a default a schema
+    states is the one the code applies (one source each, checked so they cannot drift apart)."""
+    from mawt.plan import TARGET_MDE
+    from mawt.stats import DEFAULT_MARGIN
+    from mawt.studies import DEFAULT_SEEDS
+
+    schemas = {p.name: yaml.safe_load(p.read_text()) for p in (ROOT / "mawt" / "schemas").glob("*.yaml")}
+    assert {s["$schema"] for s in schemas.values()} == {"http://json-schema.org/draft-07/schema#"}
+    setup = schemas["setup.schema.yaml"]["properties"]
+    assert setup["seeds"]["default"] == list(DEFAULT_SEEDS)
+    assert setup["margin"]["default"] == DEFAULT_MARGIN
+    assert setup["plan"]["properties"]["target_mde"]["default"] == TARGET_MDE
