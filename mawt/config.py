@@ -159,3 +159,52 @@ def refuse_renamed(data: dict, where: str = "MAWTConfig") -> None:
         if old in data:
             raise ValueError(f"{where}.{old} was replaced by {new} (stats | hidden | both; "
                              f"selector_hidden_state: true is selector_input: both)")
+
+
+# ------------------------------------------------ which layers (torch-free: checked before any model loads)
+
+
+def resolve_layers(layers: list[int], n_layers: int) -> list[int]:
+    """Patched layer indices, absolute and sorted; out of range or twice the same: ValueError."""
+    resolved = []
+    for i in layers:
+        if not -n_layers <= i < n_layers:
+            raise ValueError(
+                f"MAWTConfig.layers contains {i}, out of range for a model with {n_layers} "
+                f"decoder layers: allowed are 0..{n_layers - 1} or -{n_layers}..-1"
+            )
+        resolved.append(i % n_layers)
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"MAWTConfig.layers={layers} names the same layer twice")
+    return sorted(resolved)
+
+
+FREEZE_MODES = "'last', 'last:N' (N >= 1), 'mawt' or 'all'"
+
+
+def trainable_tail(trainable: str, n_layers: int | None) -> int | None:
+    """How many of the last decoder layers a freeze mode trains (None: all parameters).
+
+    Needs only the layer count, so runs check it from the config before loading weights;
+    n_layers=None (no model yet) checks the form only."""
+    if trainable == "all":
+        return None
+    if trainable == "mawt":
+        return 0
+    if trainable == "last":
+        return 1
+    if isinstance(trainable, str) and trainable.startswith("last:"):
+        tail = trainable.split(":", 1)[1]
+        if n_layers is None and not (tail.isdigit() and int(tail) >= 1):
+            raise ValueError(f"trainable={trainable!r} is invalid: N in 'last:N' must be an integer >= 1")
+        if n_layers is not None and not (tail.isdigit() and 1 <= int(tail) <= n_layers):
+            raise ValueError(
+                f"trainable={trainable!r} is invalid: N in 'last:N' must be an "
+                f"integer in 1..{n_layers} (the model has {n_layers} decoder layers)"
+            )
+        return int(tail)
+    raise ValueError(f"trainable={trainable!r} is unknown; allowed are {FREEZE_MODES}")
+
+
+def nothing_to_train(trainable: str) -> ValueError:
+    return ValueError(f"freeze: trainable={trainable!r} leaves nothing to train (the model has no MAWT layers)")

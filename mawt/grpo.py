@@ -165,12 +165,7 @@ from __future__ import annotations
 
 import torch
 
-from .preflight import check_credit  # noqa: F401  (grpo.check_credit: the one check, also run before any job)
-from .runconfig import TrainConfig
-
-CREDITS = TrainConfig.CREDITS  # ("token", "sequence", "exact")
-ADVANTAGES = TrainConfig.ADVANTAGES  # ("grpo", "dr_grpo", "rloo")
-REWARD_CONTROLS = TrainConfig.REWARD_CONTROLS  # ("none", "shuffled")
+ADVANTAGES = ("grpo", "dr_grpo", "rloo")  # what this module computes (TrainConfig validates a run's choice)
 ZERO_SPREAD_TOL = 1e-6  # nats: rewards closer than this count as equal
 
 
@@ -205,7 +200,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4, 
     enter the group statistics). mode: grpo | dr_grpo | rloo (module docstring).
     """
     if mode not in ADVANTAGES:
-        raise ValueError(f"train.advantage={mode!r} is invalid: allowed are {', '.join(ADVANTAGES)}")
+        raise ValueError(f"advantage mode {mode!r}: implemented are {', '.join(ADVANTAGES)}")
     G = group_size
     r = rewards.reshape(-1, G, *rewards.shape[1:])
     if cells is None:  # every rollout counts (the sequence form: the same ops as before the options)
@@ -317,7 +312,7 @@ def exact_advantages(log_probs: torch.Tensor, rewards: torch.Tensor, mode: str =
     """A_t(d) of exact mode: r_t(d) - b_t, b_t = sum_d pi r_t(d); grpo divides by the
     pi-weighted std. log_probs, rewards: (..., D); pi is detached."""
     if mode not in ADVANTAGES:
-        raise ValueError(f"train.advantage={mode!r} is invalid: allowed are {', '.join(ADVANTAGES)}")
+        raise ValueError(f"advantage mode {mode!r}: implemented are {', '.join(ADVANTAGES)}")
     pi = log_probs.detach().exp()
     centred = rewards - (pi * rewards).sum(-1, keepdim=True)
     if mode == "grpo":

@@ -32,9 +32,8 @@ from transformers import (
 )
 
 from .attention import MAWTAttention
-from .preflight import nothing_to_train
-from .preflight import resolve_layers as _resolve_layers  # the checks a run's preflight makes too
-from .runconfig import trainable_tail
+from .config import nothing_to_train, trainable_tail
+from .config import resolve_layers as _resolve_layers  # the checks a run's preflight makes too
 from .config import MAWTConfig
 
 # model_type -> (config class, causal-LM class) of the supported base families.

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import uses_grpo
-from .runconfig import TrainConfig, trainable_tail
+from .config import nothing_to_train, resolve_layers, trainable_tail
+from .runconfig import TrainConfig
 
 MEMORY_BOUND_GIB = 80  # one H200 holds 141 GB: the model, the optimiser and the rest of the step need the others
 GIB = 2**30
@@ -72,21 +73,6 @@ class Shape:
 # ------------------------------------------------------------------ the checks
 
 
-def resolve_layers(layers: list[int], n_layers: int) -> list[int]:
-    """Patched layer indices, absolute and sorted; out of range or twice the same: ValueError."""
-    resolved = []
-    for i in layers:
-        if not -n_layers <= i < n_layers:
-            raise ValueError(
-                f"MAWTConfig.layers contains {i}, out of range for a model with {n_layers} "
-                f"decoder layers: allowed are 0..{n_layers - 1} or -{n_layers}..-1"
-            )
-        resolved.append(i % n_layers)
-    if len(set(resolved)) != len(resolved):
-        raise ValueError(f"MAWTConfig.layers={layers} names the same layer twice")
-    return sorted(resolved)
-
-
 def check_credit(credit: str, patched_layers, n_layers: int) -> None:
     """Raise ValueError (one line) when `credit` cannot be used with MAWT in `patched_layers`.
 
@@ -104,10 +90,6 @@ def check_credit(credit: str, patched_layers, n_layers: int) -> None:
                 f"train.credit='exact' needs MAWT only in the last layer ({n_layers - 1}), but it is also in "
                 f"layer(s) {below}: use train.credit 'token' (approximate below the last layer) or 'sequence'"
             )
-
-
-def nothing_to_train(trainable: str) -> ValueError:
-    return ValueError(f"freeze: trainable={trainable!r} leaves nothing to train (the model has no MAWT layers)")
 
 
 def memory_estimate(run: dict, shape: Shape, depth: int | None = None) -> int:

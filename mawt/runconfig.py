@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import yamlfile
-from .config import MAWTConfig, refuse_renamed
+from .config import FREEZE_MODES, MAWTConfig, refuse_renamed, trainable_tail
 from .data import DataConfig
 from .ranges import check_ranges
 
@@ -157,33 +157,6 @@ class RunConfig:
         out = self.to_dict()
         del out["eval"]
         return out
-
-
-FREEZE_MODES = "'last', 'last:N' (N >= 1), 'mawt' or 'all'"
-
-
-def trainable_tail(trainable: str, n_layers: int | None) -> int | None:
-    """How many of the last decoder layers a freeze mode trains (None: all parameters).
-
-    Needs only the layer count, so runs check it from the config before loading weights;
-    n_layers=None (no model yet) checks the form only."""
-    if trainable == "all":
-        return None
-    if trainable == "mawt":
-        return 0
-    if trainable == "last":
-        return 1
-    if isinstance(trainable, str) and trainable.startswith("last:"):
-        tail = trainable.split(":", 1)[1]
-        if n_layers is None and not (tail.isdigit() and int(tail) >= 1):
-            raise ValueError(f"trainable={trainable!r} is invalid: N in 'last:N' must be an integer >= 1")
-        if n_layers is not None and not (tail.isdigit() and 1 <= int(tail) <= n_layers):
-            raise ValueError(
-                f"trainable={trainable!r} is invalid: N in 'last:N' must be an "
-                f"integer in 1..{n_layers} (the model has {n_layers} decoder layers)"
-            )
-        return int(tail)
-    raise ValueError(f"trainable={trainable!r} is unknown; allowed are {FREEZE_MODES}")
 
 
 _SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval": EvalConfig}

@@ -40,8 +40,8 @@ class StudyError(ValueError):
     """A user mistake in a setup or study file (message names file and key)."""
 
 
-def _validator(name: str) -> jsonschema.Draft7Validator:
-    return jsonschema.Draft7Validator(yaml.safe_load((SCHEMAS / name).read_text()))
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(yaml.safe_load((SCHEMAS / name).read_text()))
 
 
 def _explain(error: jsonschema.ValidationError) -> str:

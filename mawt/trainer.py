@@ -40,6 +40,7 @@ from . import atomic, grpo
 from .checkpoints import COMPLETE
 from .depthwise import cell_ce, every_depth, float32_suffix, run_layers, upcast_suffix
 from .patching import mawt_layers
+from .preflight import check_credit
 from .runconfig import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class MAWTTrainer(Trainer):
             patched = sorted(mawt_layers(self.model))
             if run.dtype == "bfloat16":  # the rewards' layers in float32 (mawt/depthwise.py)
                 upcast_suffix(self.model, patched[0])
-            grpo.check_credit(run.credit, patched, n_layers)
+            check_credit(run.credit, patched, n_layers)
             below = [i for i in patched if i != n_layers - 1]
             if run.credit == "token" and below:
                 logger.warning("train.credit='token' with MAWT in layer(s) %s below the last (%d): per-token "

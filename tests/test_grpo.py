@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mawt import grpo
+from mawt.preflight import check_credit
 
 
 def test_group_advantages_by_hand():
@@ -152,19 +153,19 @@ def test_exact_gradient_is_the_analytic_policy_gradient():
 
 
 def test_check_credit_messages():
-    grpo.check_credit("exact", [3], 4)
-    grpo.check_credit("exact", [-1], 4)
-    grpo.check_credit("token", [0, 3], 4)
-    grpo.check_credit("sequence", [1], 4)
+    check_credit("exact", [3], 4)
+    check_credit("exact", [-1], 4)
+    check_credit("token", [0, 3], 4)
+    check_credit("sequence", [1], 4)
     with pytest.raises(ValueError) as err:
-        grpo.check_credit("exact", [1, 3], 4)
+        check_credit("exact", [1, 3], 4)
     message = str(err.value)
     assert "\n" not in message and "train.credit='exact'" in message and "layer(s) [1]" in message
     assert "'token'" in message and "'sequence'" in message and "last layer (3)" in message
     with pytest.raises(ValueError, match=r"train.credit='exact' needs MAWT only in the last layer \(5\)"):
-        grpo.check_credit("exact", [-2], 6)
+        check_credit("exact", [-2], 6)
     with pytest.raises(ValueError, match=r"train.credit='tokens' is invalid: allowed are token, sequence, exact"):
-        grpo.check_credit("tokens", [3], 4)
+        check_credit("tokens", [3], 4)
 
 
 @pytest.mark.parametrize("field, value, message", [

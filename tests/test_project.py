@@ -141,14 +141,14 @@ def test_an_installed_wheel_finds_its_schemas_setups_and_lm_eval_tasks(tmp_path)
 
 
 def test_schemas_use_one_draft_and_their_defaults_are_the_codes():
-    """Every schema is JSON-schema draft-07 (what mawt.studies validates with); a default a schema
-    states is the one the code applies (one source each, checked so they cannot drift apart)."""
+    """Every schema is JSON-schema 2020-12 (Snakemake's `validate` and mawt.studies both validate with it);
+    a default a schema states is the one the code applies (one source each, checked so they cannot drift)."""
     from mawt.plan import TARGET_MDE
     from mawt.stats import DEFAULT_MARGIN
     from mawt.studies import DEFAULT_SEEDS
 
     schemas = {p.name: yaml.safe_load(p.read_text()) for p in (ROOT / "mawt" / "schemas").glob("*.yaml")}
-    assert {s["$schema"] for s in schemas.values()} == {"http://json-schema.org/draft-07/schema#"}
+    assert {s["$schema"] for s in schemas.values()} == {"https://json-schema.org/draft/2020-12/schema"}
     setup = schemas["setup.schema.yaml"]["properties"]
     assert setup["seeds"]["default"] == list(DEFAULT_SEEDS)
     assert setup["margin"]["default"] == DEFAULT_MARGIN

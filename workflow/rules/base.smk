@@ -1,43 +1,6 @@
-# Data splits (one per distinct data config, keyed by its hash) and the base model.
-
-
-rule data_config:
-    output:
-        L.split_file("{data}", layout.DATA_CONFIG),
-    log:
-        L.log("data_config", "{data}"),
-    threads: 1
-    params:
-        text=data_yaml,
-    run:
-        atomic.write_text(output[0], params.text)
-
-
-rule prepare_data:
-    input:
-        L.split_file("{data}", layout.DATA_CONFIG),
-    output:
-        train=L.split_file("{data}", layout.TRAIN_SPLIT),
-        heldout=L.split_file("{data}", layout.HELDOUT_SPLIT),
-        manifest=L.split_file("{data}", layout.MANIFEST),
-    log:
-        L.log("prepare_data", "{data}"),
-    benchmark:
-        L.benchmark("prepare_data", "{data}")
-    conda:
-        "../../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        out=lambda wc, output: os.path.dirname(output.train),
-    shell:
-        "python -m mawt prepare-data --data {input} --out {params.out} > {log} 2>&1 || job_failed {log}"
-
-
-# A base the workflow builds itself (only one of these exists per setup): the micro model,
-# pre-trained here, or the 1.5B's stand-in (its geometry, random weights; mawt/standin.py).
+# The base model, when the workflow builds it (a directory or a hub id needs no rule); only one of
+# these exists per setup: the micro model, pre-trained here, or the 1.5B's stand-in (its geometry,
+# random weights; mawt/standin.py).
 if SETUP["base_model"] == "pretrain":
 
     rule pretrain_micro:
