@@ -11,13 +11,15 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from typing import TYPE_CHECKING
 
 from . import atomic, puzzles
-from .prompts import AnswerCollator, encode_example
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
+
+# torch, tokenizers and transformers are imported where they are used: `MicroConfig` alone (the
+# workflow's shape check at every start, mawt/preflight.py) must not pay seconds of imports
 
 SPECIAL = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
@@ -54,6 +56,9 @@ def train_tokenizer() -> PreTrainedTokenizerFast:
     is, so `AutoTokenizer` (which picks the class from the model type) reads the
     saved tokenizer back with identical ids.
     """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -66,6 +71,9 @@ def train_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_model(cfg: MicroConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
     config = Qwen2Config(
         vocab_size=len(tokenizer), hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.kv_heads,
@@ -94,7 +102,10 @@ def pretraining_rows(cfg: MicroConfig) -> list[dict]:
 
 def pretrain(cfg: MicroConfig, out_dir: Path, log_steps: int = 100) -> Path:
     """Train the micro base on single-step puzzles; save model + tokenizer to out_dir."""
+    import torch
     from transformers import Trainer, TrainingArguments, set_seed
+
+    from .prompts import AnswerCollator, encode_example
 
     set_seed(cfg.seed)
     tokenizer = train_tokenizer()

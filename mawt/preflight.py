@@ -6,6 +6,7 @@ reads it without building or downloading anything:
   * a local base (a save_pretrained directory): its config.json (a relative path: the working
     directory's, else the checkout's, where the shipped assets are);
   * `base_model: pretrain`: the setup's `pretrain:` over MicroConfig's defaults (mawt/micro.py);
+    (mawt.micro and mawt.standin import torch only inside their functions: these reads stay cheap)
   * `base_model: standin`: the 1.5B's GEOMETRY (mawt/standin.py) with `standin: {num_layers}`;
   * a hub id: the config.json in the local Hugging Face cache, if there (offline lookup only).
 When none is readable the workflow says so in one line and the train job runs the checks.
@@ -31,7 +32,6 @@ micro base (4 heads of 32; batch 16 x G 4, L 128, float32): D up to 3408.
 
 from __future__ import annotations
 
-import ast
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,11 +145,15 @@ def base_shape(setup: dict) -> tuple[Shape | None, str]:
     """The base model's shape of a setup, and "" (or None, and why it is not known here)."""
     base = setup["base_model"]
     if base == "pretrain":
-        micro = {**_literal_defaults("micro", "MicroConfig"), **(setup.get("pretrain") or {})}
+        from dataclasses import asdict
+
+        from .micro import MicroConfig  # its heavy imports are inside its functions: cheap here
+
+        micro = {**asdict(MicroConfig()), **(setup.get("pretrain") or {})}
         return Shape(micro["num_layers"], micro["heads"], micro["kv_heads"], micro["hidden"] // micro["heads"],
                      "the micro base the workflow pre-trains (setup key pretrain)"), ""
     if base == "standin":
-        geometry = _literal_defaults("standin", "GEOMETRY")
+        from .standin import GEOMETRY as geometry  # cheap, as above
         n = (setup.get("standin") or {}).get("num_layers", STANDIN_LAYERS)
         return Shape(n, geometry["num_attention_heads"], geometry["num_key_value_heads"], geometry["head_dim"],
                      "the stand-in the workflow builds (setup key standin)"), ""
@@ -179,17 +183,3 @@ def _config_file(base: str) -> Path | None:
     except Exception:  # not a valid repo id (a missing local path): nothing cached under it
         return None
     return Path(found) if isinstance(found, str) else None
-
-
-def _literal_defaults(module: str, name: str) -> dict:
-    """The literal defaults of class `name`'s fields, or the keywords of a `name = dict(...)`, in
-    mawt/<module>.py, read from its source: importing mawt.micro or mawt.standin would import torch
-    (seconds) at every start of the workflow. tests/test_bad_input.py compares them with the imports."""
-    tree = ast.parse((Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == name:
-            return {s.target.id: ast.literal_eval(s.value) for s in node.body
-                    if isinstance(s, ast.AnnAssign) and isinstance(s.value, ast.Constant)}
-        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [name]:
-            return {k.arg: ast.literal_eval(k.value) for k in node.value.keywords if isinstance(k.value, ast.Constant)}
-    raise LookupError(f"mawt/{module}.py defines no {name}")

@@ -25,8 +25,7 @@ built on demand: the model (`build`), never stored in git.
 
 The tokenizer (pipeline, added tokens, chat template, training text, files) is
 `mawt.standin_tokenizer` and the puzzles are `mawt.standin_puzzles`; this module keeps the
-model, builds the shipped assets, and re-exports both modules' public names so that
-`mawt.standin.X` still reads them.
+geometry and the model and builds the shipped assets.
 """
 
 from __future__ import annotations
@@ -35,19 +34,15 @@ import contextlib
 import hashlib
 import shutil
 from pathlib import Path
-
-import torch
-from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+from typing import TYPE_CHECKING
 
 from . import atomic
-from .standin_puzzles import puzzle_rows, write_puzzles
-from .standin_tokenizer import ASSETS, build_tokenizer, load_tokenizer, save_tokenizer, training_texts
-# The puzzles' and the tokenizer's other public names, re-exported: they were defined here before
-# each got its own module, and callers (tests, scripts, docs) read them as `mawt.standin.X`.
-from .standin_puzzles import SCHEMA  # noqa: F401
-from .standin_tokenizer import (  # noqa: F401
-    ADDED_TOKENS, ASSISTANT, BOS, CHAT_TEMPLATE, EOS, GENERIC_TEXT, MODEL_MAX_LENGTH, SPLIT_REGEX, USER,
-    tokenizer_config)
+
+if TYPE_CHECKING:
+    from transformers import Qwen2ForCausalLM
+
+# torch, transformers and the tokenizer's module (tokenizers) are imported where they are used:
+# `GEOMETRY` alone (the workflow's shape check at every start, mawt/preflight.py) must stay cheap.
 
 # ---------------------------------------------------------------- geometry
 
@@ -102,6 +97,9 @@ def build_model(tokenizer, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausal
     `torch.manual_seed(seed)`, in float32, then cast: the same numbers on every machine
     with the same torch, whatever the default dtype.
     """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
     config = Qwen2Config(
         **GEOMETRY, num_hidden_layers=num_layers, vocab_size=padded_vocab(tokenizer),
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -119,6 +117,8 @@ def build_model(tokenizer, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausal
 @contextlib.contextmanager
 def _default_dtype(dtype):
     """Parameters are created (and initialised) in the torch default dtype."""
+    import torch
+
     old = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -127,11 +127,13 @@ def _default_dtype(dtype):
         torch.set_default_dtype(old)
 
 
-def build(out: Path, num_layers: int = 2, seed: int = 0, assets: Path = ASSETS) -> Path:
+def build(out: Path, num_layers: int = 2, seed: int = 0, assets: Path | None = None) -> Path:
     """A `save_pretrained` stand-in model in `out`: bf16 safetensors, config, generation
-    config, and the shipped tokenizer files copied verbatim. Byte-identical for the same
-    arguments (same torch and transformers)."""
-    tokenizer_dir = Path(assets) / "tokenizer"
+    config, and the shipped tokenizer files copied verbatim (`assets`: default the shipped
+    ones). Byte-identical for the same arguments (same torch and transformers)."""
+    from .standin_tokenizer import ASSETS, load_tokenizer
+
+    tokenizer_dir = Path(assets or ASSETS) / "tokenizer"
     model = build_model(load_tokenizer(tokenizer_dir), num_layers=num_layers, seed=seed)
     with atomic.atomic_path(Path(out)) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -147,10 +149,13 @@ def file_sha256(path: Path) -> str:
 # ---------------------------------------------------------------- shipped assets
 
 
-def build_assets(dest: Path = ASSETS) -> Path:
-    """The shipped stand-in assets: `dest/puzzles.parquet` (360 rows) and `dest/tokenizer/`
-    (trained on those rows and GENERIC_TEXT). Deterministic."""
-    dest = Path(dest)
+def build_assets(dest: Path | None = None) -> Path:
+    """The shipped stand-in assets (default: where they ship): `dest/puzzles.parquet` (360 rows) and
+    `dest/tokenizer/` (trained on those rows and GENERIC_TEXT). Deterministic."""
+    from .standin_puzzles import puzzle_rows, write_puzzles
+    from .standin_tokenizer import ASSETS, build_tokenizer, save_tokenizer, training_texts
+
+    dest = Path(dest or ASSETS)
     write_puzzles(dest / "puzzles.parquet")
     save_tokenizer(build_tokenizer(training_texts(puzzle_rows())), dest / "tokenizer")
     return dest

@@ -322,7 +322,7 @@ def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
     def numbers(shape):
         return shape.num_hidden_layers, shape.num_attention_heads, shape.num_key_value_heads, shape.head_dim
 
-    micro = MicroConfig()  # read from mawt/micro.py's source without importing it (no torch at workflow start)
+    micro = MicroConfig()
     shape, _ = base_shape({"base_model": "pretrain", "pretrain": {"num_layers": 2}})
     assert numbers(shape) == (2, micro.heads, micro.kv_heads, micro.hidden // micro.heads)
     shape, _ = base_shape({"base_model": "standin", "standin": {"num_layers": 3}})
@@ -354,3 +354,16 @@ def test_a_too_long_train_row_is_named_by_its_source_row_and_file(tmp_path, monk
                                          r"prompt \+ answer \+ eos is \d+ tokens, more than train.max_length=128"):
         train_run(load_run_config(cfg), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_workflows_shape_check_imports_no_torch():
+    """At every workflow start (and every `snakemake -n`): the recipes' shapes without torch's seconds."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from mawt.preflight import base_shape; "
+             "assert base_shape({'base_model': 'pretrain'})[0].num_hidden_layers == 4; "
+             "assert base_shape({'base_model': 'standin'})[0].head_dim == 128; "
+             "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:] + proc.stdout

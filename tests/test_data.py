@@ -412,7 +412,7 @@ def test_a_training_row_longer_than_max_length_is_refused_not_cut():
 
 def test_the_r1_template_gets_an_empty_think_block_for_training_and_evaluation():
     from mawt.prompts import opens_think, prompt_text, think_open
-    from mawt.standin import load_tokenizer
+    from mawt.standin_tokenizer import load_tokenizer
 
     tok = load_tokenizer()  # the stand-in's R1-Distill-style template
     assert opens_think(tok) and not opens_think(train_tokenizer())

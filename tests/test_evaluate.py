@@ -115,7 +115,8 @@ def thinking_model():
     """A tiny random Qwen2 with the stand-in's R1-Distill tokenizer (chat template opening <think>)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from mawt.standin import load_tokenizer, padded_vocab
+    from mawt.standin import padded_vocab
+    from mawt.standin_tokenizer import load_tokenizer
 
     tok = load_tokenizer()
     torch.manual_seed(1)

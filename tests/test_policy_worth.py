@@ -172,12 +172,12 @@ def test_bf16_rewards_pick_the_float32_best_depth():
     the per-depth rewards of the bf16 training path pick the same best depth as float32 compute."""
     from transformers import TrainingArguments
 
-    from mawt import standin
+    from mawt import standin, standin_tokenizer
     from mawt.patching import freeze
     from mawt.models import upcast_trainable
     from mawt.trainer import MAWTTrainer
 
-    tok = standin.load_tokenizer()
+    tok = standin_tokenizer.load_tokenizer()
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, len(tok), (24, 40), generator=g)  # 8 prompt tokens, 32 answer tokens per row
     labels = ids.clone()

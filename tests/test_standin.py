@@ -14,12 +14,12 @@ from mawt.prompts import encode_example
 from mawt.scoring import challenge_metric, exact_match
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
-SHIPPED = standin.ASSETS
+SHIPPED = standin_tokenizer.ASSETS
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return standin.load_tokenizer(SHIPPED / "tokenizer")
+    return standin_tokenizer.load_tokenizer(SHIPPED / "tokenizer")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_templated_prompt_has_one_bos_and_single_token_markers(tok):
 
 def test_special_flags_and_decoding_are_r1_distills(tok):
     flags = {t.content: t.special for t in tok.added_tokens_decoder.values()}
-    assert flags == dict(standin.ADDED_TOKENS)
+    assert flags == dict(standin_tokenizer.ADDED_TOKENS)
     assert not flags["<think>"] and not flags["</think>"] and not flags["<｜User｜>"] and flags[BOS] and flags[EOS]
     ids = tok(f"<｜User｜>Q<｜Assistant｜><think>\nhm</think> T-shirt café{EOS}")["input_ids"]
     # skip_special_tokens drops only bos/eos: the role markers and the thinking tags stay
@@ -130,7 +130,7 @@ def test_build_is_byte_identical(model_dir, tmp_path):
 
 
 def test_puzzles_have_the_nuprl_schema(tmp_path):
-    path = standin.write_puzzles(tmp_path / "p.parquet")
+    path = standin_puzzles.write_puzzles(tmp_path / "p.parquet")
     schema = pq.read_schema(path)
     assert [(f.name, str(f.type)) for f in schema] == [("ID", "int64"), ("url", "string"), ("date", "string"),
                                                        ("challenge", "string"), ("answer", "string")]
@@ -143,7 +143,7 @@ def test_puzzles_have_the_nuprl_schema(tmp_path):
 
 
 def test_answers_exercise_the_scorer():
-    answers = [r["answer"] for r in standin.puzzle_rows()]
+    answers = [r["answer"] for r in standin_puzzles.puzzle_rows()]
     for feature in (";", ",", "-->", "'", "T-shirt", "U.S.A.", "café"):
         assert any(feature in a for a in answers), feature
     assert any(not a.isascii() for a in answers) and any(a[0].isupper() and " " in a for a in answers)
@@ -163,15 +163,3 @@ def test_shipped_assets_are_what_the_builder_builds(tmp_path):
     assert sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file()) < 300_000
 
 
-def test_tokenizer_names_stay_importable_from_standin():
-    # the tokenizer has its own module; `mawt.standin.X` (tests, scripts, assets/README.md) reads the same objects
-    for name in ("ASSETS", "BOS", "EOS", "USER", "ASSISTANT", "ADDED_TOKENS", "SPLIT_REGEX", "CHAT_TEMPLATE",
-                 "MODEL_MAX_LENGTH", "GENERIC_TEXT", "build_tokenizer", "tokenizer_config", "save_tokenizer",
-                 "load_tokenizer", "training_texts"):
-        assert getattr(standin, name) is getattr(standin_tokenizer, name), name
-
-
-def test_puzzle_names_stay_importable_from_standin():
-    # the puzzles have their own module; `mawt.standin.X` reads the same objects
-    for name in ("SCHEMA", "puzzle_rows", "write_puzzles"):
-        assert getattr(standin, name) is getattr(standin_puzzles, name), name
