@@ -195,13 +195,10 @@ def trainable_tail(trainable: str, n_layers: int | None) -> int | None:
         return 1
     if isinstance(trainable, str) and trainable.startswith("last:"):
         tail = trainable.split(":", 1)[1]
-        if n_layers is None and not (tail.isdigit() and int(tail) >= 1):
-            raise ValueError(f"trainable={trainable!r} is invalid: N in 'last:N' must be an integer >= 1")
-        if n_layers is not None and not (tail.isdigit() and 1 <= int(tail) <= n_layers):
-            raise ValueError(
-                f"trainable={trainable!r} is invalid: N in 'last:N' must be an "
-                f"integer in 1..{n_layers} (the model has {n_layers} decoder layers)"
-            )
+        if not (tail.isdigit() and 1 <= int(tail) <= (n_layers or int(tail))):
+            allowed = ("an integer >= 1" if n_layers is None else
+                       f"an integer in 1..{n_layers} (the model has {n_layers} decoder layers)")
+            raise ValueError(f"trainable={trainable!r} is invalid: N in 'last:N' must be {allowed}")
         return int(tail)
     raise ValueError(f"trainable={trainable!r} is unknown; allowed are {FREEZE_MODES}")
 

@@ -18,6 +18,7 @@ The untuned base model is evaluated once per data split and joins every table.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import re
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class StudyError(ValueError):
     """A user mistake in a setup or study file (message names file and key)."""
 
 
+@functools.cache  # read once per process: every setup and study file is checked against it
 def _validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(yaml.safe_load((SCHEMAS / name).read_text()))
 
