@@ -180,6 +180,13 @@ def test_train_config_rejects_unknown_credit_and_advantage(field, value, message
         TrainConfig(**{field: value})
 
 
+def test_the_grpo_math_computes_every_advantage_a_run_config_allows():
+    """Two lists on purpose: the run config (no torch, read at workflow start) and the math (no run config)."""
+    from mawt.runconfig import TrainConfig
+
+    assert grpo.ADVANTAGES == TrainConfig.ADVANTAGES
+
+
 # ---------------------------------------------------------------- with a real (tiny) model
 def _tiny_grpo(credit, advantage="grpo", depth=3, layers=(-1,), n_layers=2):
     from conftest import tiny_model

@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,10 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     for rule, jobs in (("train", 4), ("eval_heldout", 5), ("lm_eval", 5)):
         assert len(list((bench / rule).glob("*.tsv"))) == jobs, rule
     assert (bench / "train" / f"{runs[0].name}.tsv").read_text().startswith("s\th:m:s\tmax_rss")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from full_run import jobs_cpu_seconds  # Snakemake's own CPU share (benchmarks/full_run.py) reads these files
+
+    assert jobs_cpu_seconds(bench) > 0
 
     own = snakemake(smoke, "--report", str(smoke / "snakemake_report.html"), **args)  # Snakemake's own report
     assert own.returncode == 0 and (smoke / "snakemake_report.html").stat().st_size > 0, own.stderr[-2000:]
