@@ -4,21 +4,21 @@
 
 Importing the layer API registers the MAWT model classes with transformers'
 AutoConfig / AutoModelForCausalLM, so MAWT checkpoints load with either. The
-names are resolved lazily, so light modules (e.g. `mawt.studies`, read by the
+names are resolved lazily, so light modules (e.g. `mawt.studies.study`, read by the
 Snakefile at every invocation) do not pay for importing torch and transformers.
 """
 
 import importlib
 
 _API = {
-    "MAWTAttention": "attention",
-    "MAWTConfig": "config",
-    "Selection": "selectors",
-    "capture": "patching",
-    "freeze": "patching",
-    "load_model": "patching",
-    "mawt_layers": "patching",
-    "patch_model": "patching",
+    "MAWTAttention": "layer.attention",
+    "MAWTConfig": "layer.config",
+    "Selection": "layer.selectors",
+    "capture": "layer.patching",
+    "freeze": "layer.patching",
+    "load_model": "layer.patching",
+    "mawt_layers": "layer.patching",
+    "patch_model": "layer.patching",
 }
 __all__ = sorted(_API)
 __version__ = "0.1.0"

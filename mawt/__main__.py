@@ -13,7 +13,7 @@ def _demo(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    from . import MAWTConfig, capture, freeze, patch_model
+    from mawt import MAWTConfig, capture, freeze, patch_model
 
     torch.manual_seed(args.seed)
     config = Qwen2Config(
@@ -39,12 +39,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _pretrain_micro(args: argparse.Namespace) -> int:
-    from .micro import MicroConfig, pretrain
-    from .runconfig import _build
+    from mawt.bases.micro import MicroConfig, pretrain
+    from mawt.training.runconfig import _build
 
     overrides = {}
     if args.config:
-        from .yamlfile import load
+        from mawt.common.yamlfile import load
 
         overrides = load(args.config, "pretrain-micro config") or {}
     if args.overrides:
@@ -56,15 +56,15 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
 
 
 def _build_standin(args: argparse.Namespace) -> int:
-    from .standin import build
+    from mawt.bases.standin import build
 
     print(f"stand-in base model written to {build(Path(args.out), num_layers=args.num_layers, seed=args.seed)}")
     return 0
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .fetch import fetch
-    from .studies import load_setup
+    from mawt.evaluation.fetch import fetch
+    from mawt.studies.study import load_setup
 
     done = fetch(load_setup(args.setup), check=args.check)
     print("\n".join(done) if done else f"setup {args.setup!r}: nothing to fetch (every source is local)")
@@ -72,8 +72,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import train_run
-    from .runconfig import load_run_config
+    from mawt.training.train import train_run
+    from mawt.training.runconfig import load_run_config
 
     split_dir = Path(args.split) if args.split else None
     summary = train_run(load_run_config(args.config), Path(args.out), split_dir, restart=args.restart)
@@ -83,16 +83,16 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _prepare_data(args: argparse.Namespace) -> int:
-    from .train import prepare_data
-    from .runconfig import _build, load_run_config
-    from .data import DataConfig
+    from mawt.training.train import prepare_data
+    from mawt.training.runconfig import _build, load_run_config
+    from mawt.data.dataset import DataConfig
 
     if args.data:
-        from .yamlfile import load
+        from mawt.common.yamlfile import load
 
         cfg = _build(DataConfig, load(args.data, "data config") or {}, args.data)
     elif args.setup:
-        from .studies import load_setup
+        from mawt.studies.study import load_setup
 
         cfg = _build(DataConfig, load_setup(args.setup)["data"], f"{load_setup(args.setup)['path']} data")
     else:
@@ -103,8 +103,8 @@ def _prepare_data(args: argparse.Namespace) -> int:
 
 
 def _lm_eval(args: argparse.Namespace) -> int:
-    from .lmeval import run_lm_eval
-    from .runconfig import load_eval_config
+    from mawt.evaluation.lmeval import run_lm_eval
+    from mawt.training.runconfig import load_eval_config
 
     result = run_lm_eval(Path(args.model), args.tasks, Path(args.out), heldout=args.heldout, limit=args.limit,
                          eval_cfg=load_eval_config(args.eval_config), device=args.device)
@@ -113,7 +113,7 @@ def _lm_eval(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .tables import study_table
+    from mawt.analysis.tables import study_table
 
     frame = study_table(Path(args.index), Path(args.out_dir), plots=Path(args.plots) if args.plots else None)
     print(frame.to_string())
@@ -121,14 +121,14 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _attention(args: argparse.Namespace) -> int:
-    from .evaluate import attention_example
+    from mawt.evaluation.evaluate import attention_example
 
     print(json.dumps(attention_example(Path(args.model), Path(args.heldout), Path(args.out), args.index, args.head)))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from mawt.analysis.report import build_report
 
     print(build_report([Path(p) for p in args.study_dir], Path(args.setup_file), Path(args.bench_dir), Path(args.out),
                        Path(args.tidy_out), Path(args.summary) if args.summary else None))
@@ -136,8 +136,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from .plan import TARGET_MDE, fewest_seeds, plan, render
-    from .studies import load_setup, load_studies
+    from mawt.studies.plan import TARGET_MDE, fewest_seeds, plan, render
+    from mawt.studies.study import load_setup, load_studies
 
     setup = load_setup(args.setup)
     studies = load_studies(setup, setup.get("studies"), Path(args.ablations))
@@ -153,8 +153,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _eval_heldout(args: argparse.Namespace) -> int:
-    from .evaluate import eval_heldout
-    from .runconfig import load_eval_config
+    from mawt.evaluation.evaluate import eval_heldout
+    from mawt.training.runconfig import load_eval_config
 
     result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), load_eval_config(args.eval_config),
                           args.device)
@@ -204,7 +204,7 @@ def _model_commands(sub) -> None:
     pre.set_defaults(func=_pretrain_micro)
 
     std = sub.add_parser("build-standin", help="the 1.5B's stand-in: its attention geometry, few layers, "
-                         "random bf16 weights, the shipped R1-style tokenizer (mawt/standin.py)")
+                         "random bf16 weights, the shipped R1-style tokenizer (mawt/bases/standin.py)")
     std.add_argument("--out", required=True, help="directory for save_pretrained")
     std.add_argument("--num-layers", type=int, default=2)
     std.add_argument("--seed", type=int, default=0)
@@ -220,7 +220,7 @@ def _model_commands(sub) -> None:
 def _run_commands(sub) -> None:
     """One run's stages: the data split, training, the held-out and lm-eval evaluations."""
     train = sub.add_parser("train", help="fine-tune one run (patch, freeze, train, save)")
-    train.add_argument("--config", required=True, help="run YAML (see mawt/runconfig.py)")
+    train.add_argument("--config", required=True, help="run YAML (see mawt/training/runconfig.py)")
     train.add_argument("--out", required=True, help="run directory (resumes from its last checkpoint)")
     train.add_argument("--split", help="prepared split directory (train.jsonl, heldout.jsonl); default: split here")
     train.add_argument("--restart", action="store_true",

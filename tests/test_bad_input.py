@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mawt import yamlfile
-from mawt.runconfig import load_eval_config, load_run_config
-from mawt.studies import StudyError, load_setup, load_study_spec
+from mawt.common import yamlfile
+from mawt.training.runconfig import load_eval_config, load_run_config
+from mawt.studies.study import StudyError, load_setup, load_study_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,14 +124,14 @@ def test_paper_cost_without_a_stand_in_run_says_what_to_run(tmp_path):
 ])
 def test_answers_are_read_as_text(tmp_path, name, text, answers):
     """No NA parsing and no dtype inference: "NA" is an answer, "007" keeps its zeros."""
-    from mawt.data import DataConfig, load_rows
+    from mawt.data.dataset import DataConfig, load_rows
 
     (tmp_path / name).write_text(text)
     assert [r["answer"] for r in load_rows(DataConfig(source=str(tmp_path / name)))] == answers
 
 
 def test_a_missing_answer_names_the_file_and_its_source_row(tmp_path):
-    from mawt.data import DataConfig, load_rows
+    from mawt.data.dataset import DataConfig, load_rows
 
     path = tmp_path / "rows.jsonl"
     path.write_text('{"challenge": "q1", "answer": "a"}\n{"challenge": "q2", "answer": null}\n')
@@ -162,7 +162,7 @@ def test_grid_built_names_are_checked_like_written_ones(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------
 # Numbers in a run config (issue 20, item 3): every number of TrainConfig, EvalConfig, MAWTConfig and
-# DataConfig has its range in the class's RANGES table (mawt/ranges.py checks it); floats must be finite.
+# DataConfig has its range in the class's RANGES table (mawt/common/ranges.py checks it); floats must be finite.
 # Each case is refused when the YAML is read, with the section.key, the value and the allowed range.
 # ---------------------------------------------------------------------------------------------------------
 
@@ -233,9 +233,9 @@ def test_numbers_in_their_ranges_still_load(tmp_path):
 def test_every_number_of_a_run_config_has_a_range():
     import dataclasses
 
-    from mawt.config import MAWTConfig
-    from mawt.data import DataConfig
-    from mawt.runconfig import EvalConfig, TrainConfig
+    from mawt.layer.config import MAWTConfig
+    from mawt.data.dataset import DataConfig
+    from mawt.training.runconfig import EvalConfig, TrainConfig
 
     for cls in (TrainConfig, EvalConfig, MAWTConfig, DataConfig):
         numbers = {f.name for f in dataclasses.fields(cls) if f.type.split(" |")[0] in ("int", "float")}
@@ -314,10 +314,10 @@ def test_a_job_failing_at_run_time_shows_its_message_in_snakemakes_output(tmp_pa
 
 
 def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
-    from mawt.micro import MicroConfig
-    from mawt.preflight import GIB, MEMORY_BOUND_GIB, Shape, base_shape, check_run, memory_estimate
-    from mawt.standin import GEOMETRY
-    from mawt.studies import load_studies, run_config
+    from mawt.bases.micro import MicroConfig
+    from mawt.training.preflight import GIB, MEMORY_BOUND_GIB, Shape, base_shape, check_run, memory_estimate
+    from mawt.bases.standin import GEOMETRY
+    from mawt.studies.study import load_studies, run_config
 
     def numbers(shape):
         return shape.num_hidden_layers, shape.num_attention_heads, shape.num_key_value_heads, shape.head_dim
@@ -341,7 +341,7 @@ def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
 
 def test_a_too_long_train_row_is_named_by_its_source_row_and_file(tmp_path, monkeypatch):
     """The split is shuffled: its index means nothing to a user; the source file's row does."""
-    from mawt.train import train_run
+    from mawt.training.train import train_run
 
     monkeypatch.chdir(ROOT)  # the shipped micro base
     rows = [f"q{i},a{i}" for i in range(6)]
@@ -361,7 +361,7 @@ def test_the_workflows_shape_check_imports_no_torch():
     import subprocess
     import sys
 
-    probe = ("import sys; from mawt.preflight import base_shape; "
+    probe = ("import sys; from mawt.training.preflight import base_shape; "
              "assert base_shape({'base_model': 'pretrain'})[0].num_hidden_layers == 4; "
              "assert base_shape({'base_model': 'standin'})[0].head_dim == 128; "
              "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))")

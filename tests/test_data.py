@@ -11,11 +11,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mawt import puzzles
-from mawt.data import (DataConfig, content_hash, deduplicate, hub_load_kwargs, load_rows, normalise_challenge, split,
-                       write_split)
-from mawt.prompts import encode_example
-from mawt.micro import train_tokenizer
+from mawt.data import puzzles
+from mawt.data.dataset import (
+    DataConfig,
+    content_hash,
+    deduplicate,
+    hub_load_kwargs,
+    load_rows,
+    normalise_challenge,
+    split,
+    write_split,
+)
+from mawt.data.prompts import encode_example
+from mawt.bases.micro import train_tokenizer
 
 
 def _rows(n):
@@ -210,7 +218,7 @@ def test_a_hub_source_needs_a_revision_and_it_reaches_load_dataset(tmp_path):
     params = inspect.signature(datasets.load_dataset).parameters  # named parameters, not swallowed by **kwargs
     assert all(k in params for k in kwargs), sorted(params)
     # the paper setup pins a full commit sha and holds out the rest
-    from mawt.studies import load_setup
+    from mawt.studies.study import load_setup
 
     paper = DataConfig(**load_setup("paper")["data"])
     assert (paper.revision, paper.n_train, paper.n_heldout) == (PAPER_REVISION, 300, None)
@@ -237,7 +245,7 @@ def cached_hub_copy(tmp_path: Path, commit: str, n: int = 12) -> dict:
 LOAD_PINNED = """
 import json, sys
 from pathlib import Path
-from mawt.data import DataConfig, load_hub, split, write_split
+from mawt.data.dataset import DataConfig, load_hub, split, write_split
 cfg = DataConfig(source="mawt_pinned", revision=sys.argv[1], n_train=8, n_heldout=None)
 try:
     rows, commit = load_hub(cfg)
@@ -411,8 +419,8 @@ def test_a_training_row_longer_than_max_length_is_refused_not_cut():
 
 
 def test_the_r1_template_gets_an_empty_think_block_for_training_and_evaluation():
-    from mawt.prompts import opens_think, prompt_text, think_open
-    from mawt.standin_tokenizer import load_tokenizer
+    from mawt.data.prompts import opens_think, prompt_text, think_open
+    from mawt.bases.standin_tokenizer import load_tokenizer
 
     tok = load_tokenizer()  # the stand-in's R1-Distill-style template
     assert opens_think(tok) and not opens_think(train_tokenizer())

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from mawt import MAWTConfig, patch_model, puzzles
-from mawt.evaluate import evaluate_heldout, generate, generate_answers, teacher_forced
-from mawt.runconfig import EvalConfig
-from mawt.scoring import challenge_metric, challenge_strict, exact_match, think_closed
+from mawt import MAWTConfig, patch_model
+from mawt.data import puzzles
+from mawt.evaluation.evaluate import evaluate_heldout, generate, generate_answers, teacher_forced
+from mawt.training.runconfig import EvalConfig
+from mawt.evaluation.scoring import challenge_metric, challenge_strict, exact_match, think_closed
 
 GREEDY = EvalConfig(batch_size=16, max_new_tokens=12)
 
@@ -47,7 +48,7 @@ def test_teacher_forced_exact_match_equals_greedy_generation_on_every_item(model
             assert item["prediction"] == text
     # generation ran only where the forced pass said no
     assert result["generated"] == len(rows) - sum(decisions)
-    # what the choice is worth (mawt/worth.py): its learned policy is the model's own greedy forward
+    # what the choice is worth (mawt/evaluation/worth.py): its learned policy is the model's own greedy forward
     worth = result["worth"]
     assert worth["loss_learned"] == pytest.approx(result["heldout_answer_loss"], abs=1e-5)
     assert worth["em_learned"] == pytest.approx(sum(decisions) / len(rows), abs=1e-9)  # no ties in float32
@@ -115,8 +116,8 @@ def thinking_model():
     """A tiny random Qwen2 with the stand-in's R1-Distill tokenizer (chat template opening <think>)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from mawt.standin import padded_vocab
-    from mawt.standin_tokenizer import load_tokenizer
+    from mawt.bases.standin import padded_vocab
+    from mawt.bases.standin_tokenizer import load_tokenizer
 
     tok = load_tokenizer()
     torch.manual_seed(1)

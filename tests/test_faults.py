@@ -19,11 +19,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from mawt.patching import load_model
-from mawt import ownership
-from mawt.train import train_run
-from mawt.runconfig import load_run_config
-from mawt.studies import StudyError, load_setup, load_studies, run_config, run_id
+from mawt.layer.patching import load_model
+from mawt.training import ownership
+from mawt.training.train import train_run
+from mawt.training.runconfig import load_run_config
+from mawt.studies.study import StudyError, load_setup, load_studies, run_config, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -185,7 +185,7 @@ def test_a_half_written_checkpoint_is_ignored_and_removed(tmp_path, base_dir):
 
 CRASH_WRITER = """
 import sys, time
-from mawt import atomic
+from mawt.common import atomic
 with atomic.atomic_path(sys.argv[1]) as tmp:
     tmp.write_text('{"exact_match": 0.')  # half of the new content
     print("written", flush=True)
@@ -215,7 +215,7 @@ def test_a_crash_between_write_and_rename_leaves_the_old_file(tmp_path):
 
 
 def test_every_result_writer_goes_through_the_atomic_helper():
-    """No result file is written in place: the package has no bare writes outside mawt/atomic.py."""
+    """No result file is written in place: the package has no bare writes outside mawt/common/atomic.py."""
     offenders = []
     for path in (ROOT / "mawt").glob("*.py"):
         if path.name == "atomic.py":

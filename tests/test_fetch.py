@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mawt.fetch import needs
-from mawt.studies import load_setup
+from mawt.evaluation.fetch import needs
+from mawt.studies.study import load_setup
 
 
 def test_a_setup_names_what_it_takes_from_the_hub():
@@ -105,7 +105,7 @@ def test_check_looks_up_lm_eval_task_datasets_in_the_cache_without_downloading(t
     hub cache's layout; it never builds a task, which would download its dataset where there is network."""
     from huggingface_hub import constants
 
-    from mawt.fetch import fetch, task_datasets
+    from mawt.evaluation.fetch import fetch, task_datasets
 
     assert task_datasets("arc_easy") == ["allenai/ai2_arc"]
     assert task_datasets("mmlu_anatomy") == ["cais/mmlu"]
@@ -127,7 +127,7 @@ def test_check_looks_up_lm_eval_task_datasets_in_the_cache_without_downloading(t
 
 
 def test_a_missing_items_reason_is_its_whole_first_sentence():
-    from mawt.fetch import _first_sentence
+    from mawt.evaluation.fetch import _first_sentence
 
     hub = ("Cannot find the requested files in the disk cache and outgoing traffic has been disabled. To enable "
            "hf.co look-ups and downloads online, set 'local_files_only' to False.")

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from mawt import grpo
-from mawt.preflight import check_credit
+from mawt.training import grpo
+from mawt.training.preflight import check_credit
 
 
 def test_group_advantages_by_hand():
@@ -173,7 +173,7 @@ def test_check_credit_messages():
     ("advantage", "ppo", "train.advantage='ppo' is invalid: allowed are grpo, dr_grpo, rloo"),
 ])
 def test_train_config_rejects_unknown_credit_and_advantage(field, value, message):
-    from mawt.runconfig import TrainConfig
+    from mawt.training.runconfig import TrainConfig
 
     assert (TrainConfig().credit, TrainConfig().advantage) == ("token", "rloo")
     with pytest.raises(ValueError, match=message):
@@ -182,7 +182,7 @@ def test_train_config_rejects_unknown_credit_and_advantage(field, value, message
 
 def test_the_grpo_math_computes_every_advantage_a_run_config_allows():
     """Two lists on purpose: the run config (no torch, read at workflow start) and the math (no run config)."""
-    from mawt.runconfig import TrainConfig
+    from mawt.training.runconfig import TrainConfig
 
     assert grpo.ADVANTAGES == TrainConfig.ADVANTAGES
 
@@ -193,8 +193,8 @@ def _tiny_grpo(credit, advantage="grpo", depth=3, layers=(-1,), n_layers=2):
     from transformers import TrainingArguments
 
     from mawt import MAWTConfig, patch_model
-    from mawt.runconfig import TrainConfig
-    from mawt.trainer import MAWTTrainer
+    from mawt.training.runconfig import TrainConfig
+    from mawt.training.trainer import MAWTTrainer
 
     model = patch_model(tiny_model("qwen2", layers=n_layers), MAWTConfig(depth=depth, init_noise=0.3,
                                                                        layers=list(layers))).train()
@@ -259,7 +259,7 @@ def test_sequence_credit_stops_at_the_last_answer_position():
 def test_sequence_credit_in_the_trainer_matches_the_formula():
     """The logged loss_pg equals the sequence formula, recomputed from the sampled choices."""
     from mawt import mawt_layers
-    from mawt.trainer import answer_ce
+    from mawt.training.trainer import answer_ce
 
     model, trainer = _tiny_grpo("sequence")
     batch = _labelled_batch()
@@ -286,7 +286,7 @@ def test_sequence_credit_in_the_trainer_matches_the_formula():
 def test_exact_credit_in_the_trainer_is_the_expected_reward_gradient():
     """Exact mode (D forced copies, attention shared) == D separate forced passes, by hand."""
     from mawt import mawt_layers
-    from mawt.trainer import token_ce
+    from mawt.training.trainer import token_ce
 
     model, trainer = _tiny_grpo("exact", advantage="dr_grpo")
     batch = _labelled_batch()
@@ -356,11 +356,11 @@ def test_forced_choices_are_one_hot_and_keep_the_policy():
 def test_token_credit_below_the_last_layer_is_labelled_an_approximation(caplog):
     import logging
 
-    with caplog.at_level(logging.WARNING, logger="mawt.trainer"):
+    with caplog.at_level(logging.WARNING, logger="mawt.training.trainer"):
         _tiny_grpo("token", layers=(0,), n_layers=2)
     assert "APPROXIMATION" in caplog.text and "layer(s) [0]" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="mawt.trainer"):
+    with caplog.at_level(logging.WARNING, logger="mawt.training.trainer"):
         _tiny_grpo("token")  # last layer: exact, nothing to warn about
     assert "APPROXIMATION" not in caplog.text
 
@@ -445,8 +445,8 @@ def _tiny_trainer(reward_control, credit, out, steps=4):
     from transformers import TrainingArguments
 
     from mawt import MAWTConfig, patch_model
-    from mawt.runconfig import TrainConfig
-    from mawt.trainer import MAWTTrainer
+    from mawt.training.runconfig import TrainConfig
+    from mawt.training.trainer import MAWTTrainer
 
     model = patch_model(tiny_model("qwen2"), MAWTConfig(depth=3, init_noise=0.3)).train()
     batch = _labelled_batch()
@@ -504,8 +504,8 @@ def test_reward_generator_is_seeded_from_seed_and_step(tmp_path):
 
 
 def test_reward_control_is_validated_and_shares_the_plain_baseline():
-    from mawt.baselines import plainized
-    from mawt.runconfig import TrainConfig
+    from mawt.studies.baselines import plainized
+    from mawt.training.runconfig import TrainConfig
 
     assert TrainConfig().reward_control == "none" and TrainConfig(reward_control="shuffled")
     with pytest.raises(ValueError, match=r"^train.reward_control='permuted' is invalid: allowed are none, shuffled$"):

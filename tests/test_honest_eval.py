@@ -17,13 +17,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from mawt import load_model, puzzles
-from mawt.evaluate import eval_heldout, evaluate_heldout, generate, teacher_forced
-from mawt.models import load_checkpoint, with_pad_token
-from mawt.prompts import AnswerCollator, encode_example, prompt_text
-from mawt.runconfig import EvalConfig
-from mawt.scoring import exact_match
-from mawt.standin_puzzles import puzzle_rows
+from mawt import load_model
+from mawt.data import puzzles
+from mawt.evaluation.evaluate import eval_heldout, evaluate_heldout, generate, teacher_forced
+from mawt.training.models import load_checkpoint, with_pad_token
+from mawt.data.prompts import AnswerCollator, encode_example, prompt_text
+from mawt.training.runconfig import EvalConfig
+from mawt.evaluation.scoring import exact_match
+from mawt.bases.standin_puzzles import puzzle_rows
 
 MICRO_BASE = Path(__file__).resolve().parents[1] / "assets" / "micro_base"
 BUDGET = 16
@@ -36,7 +37,7 @@ OWN_SETTINGS = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "do_sample
 
 def argmax_decode(model, tokenizer, challenge: str, budget: int = BUDGET) -> str:
     """Real greedy decoding, by hand: one full forward pass per step, the argmax appended,
-    stopped at EOS or the budget; the answer text as mawt.evaluate.generate decodes it."""
+    stopped at EOS or the budget; the answer text as mawt.evaluation.evaluate.generate decodes it."""
     ids = tokenizer(prompt_text(tokenizer, challenge), add_special_tokens=False)["input_ids"]
     out: list[int] = []
     with torch.no_grad():
@@ -129,7 +130,7 @@ def test_sampling_uses_only_the_eval_config(penalised):
 
 
 def test_lm_eval_generates_argmax_decoding_whatever_the_checkpoint_config_says(penalised, tmp_path):
-    from mawt.lmeval import run_lm_eval
+    from mawt.evaluation.lmeval import run_lm_eval
 
     model_dir, _, _, rows, greedy, _, heldout = penalised
     result = run_lm_eval(model_dir, ["verbal_heldout"], tmp_path / "lmeval.json", heldout=heldout, eval_cfg=GREEDY)

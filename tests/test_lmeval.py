@@ -1,8 +1,8 @@
-"""The local lm-eval tasks (mawt/lmeval_tasks) run through mawt.lmeval.run_lm_eval.
+"""The local lm-eval tasks (mawt/evaluation/lmeval_tasks) run through mawt.evaluation.lmeval.run_lm_eval.
 
 `verbal_heldout` must generate and score exactly what mawt's own evaluation does
-(mawt.evaluate: same prompts of mawt.prompts.prompt_text, chat template and thinking mode
-included, same stopping at EOS or the budget, same mawt.scoring scores), for a plain
+(mawt.evaluation.evaluate: same prompts of mawt.data.prompts.prompt_text, chat template and thinking mode
+included, same stopping at EOS or the budget, same mawt.evaluation.scoring scores), for a plain
 checkpoint and for a MAWT checkpoint with a DeepSeek-R1-style chat template.
 `verbal_choice` must be lm-eval's own log-likelihood path, agreeing with a direct
 forward pass.
@@ -17,18 +17,19 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from mawt import MAWTConfig, load_model, patch_model, puzzles
-from mawt.data import read_jsonl
-from mawt.prompts import prompt_text, think_open
-from mawt.evaluate import evaluate_heldout, generate_answers
+from mawt import MAWTConfig, load_model, patch_model
+from mawt.data import puzzles
+from mawt.data.dataset import read_jsonl
+from mawt.data.prompts import prompt_text, think_open
+from mawt.evaluation.evaluate import evaluate_heldout, generate_answers
 from mawt.__main__ import main
-from mawt.lmeval import LMEVAL_DIR, gen_kwargs, run_lm_eval
-from mawt.micro import MicroConfig, build_model, pretrain, train_tokenizer
-from mawt.runconfig import EvalConfig
-from mawt.scoring import challenge_metric, challenge_strict, exact_match
+from mawt.evaluation.lmeval import LMEVAL_DIR, gen_kwargs, run_lm_eval
+from mawt.bases.micro import MicroConfig, build_model, pretrain, train_tokenizer
+from mawt.training.runconfig import EvalConfig
+from mawt.evaluation.scoring import challenge_metric, challenge_strict, exact_match
 
 MICRO_BASE = Path(__file__).resolve().parents[1] / "assets" / "micro_base"
-SCORES = ("exact_match", "challenge_metric", "challenge_strict")  # lm-eval metric = mawt.evaluate aggregate key
+SCORES = ("exact_match", "challenge_metric", "challenge_strict")  # lm-eval metric = mawt.evaluation.evaluate aggregate key
 # A DeepSeek-R1-style template: the generation prompt opens <think>, assistant turns drop
 # everything up to "</think>".
 R1_TEMPLATE = (
@@ -119,7 +120,7 @@ def r1_mawt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def r1_runs(r1_mawt, tmp_path_factory):
-    """Per thinking mode: mawt.evaluate's result and run_lm_eval's (both tasks, batch 3 vs 4)."""
+    """Per thinking mode: mawt.evaluation.evaluate's result and run_lm_eval's (both tasks, batch 3 vs 4)."""
     model_dir, heldout = r1_mawt
     root = tmp_path_factory.mktemp("r1_runs")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -141,7 +142,7 @@ def r1_runs(r1_mawt, tmp_path_factory):
 def test_verbal_heldout_scores_what_mawt_evaluation_scores(plain):
     model_dir, heldout, out, result = plain
     saved = json.loads(out.read_text())
-    assert not list(out.parent.glob(f".{out.name}.tmp*"))  # mawt.atomic's hidden temporary: renamed away
+    assert not list(out.parent.glob(f".{out.name}.tmp*"))  # mawt.common.atomic's hidden temporary: renamed away
     assert saved["model"] == str(model_dir) and saved["lm_eval_version"]
     assert saved["eval"] == json.loads(json.dumps(EvalConfig(batch_size=5).__dict__))
     assert saved["n"] == {"verbal_heldout": 8, "verbal_choice": 8}

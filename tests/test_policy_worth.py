@@ -5,7 +5,7 @@
   tables (peaked policies, rewards from 1e-3 to 1e2 nats);
 * the KL term's gradient is that of KL(pi || pi_ref), not the reverse direction's
   (which is what TRL's k3 loss has in expectation);
-* what a choice is worth (mawt/worth.py), against independent truths: the model's own
+* what a choice is worth (mawt/evaluation/worth.py), against independent truths: the model's own
   eval-mode forward for the learned policy, and every combination of choices enumerated
   through real forced forward passes for the uniform policy and the oracle;
 * rewards on the bf16 path agree with float32 compute on the best depth (stand-in geometry).
@@ -19,9 +19,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mawt import MAWTConfig, grpo, mawt_layers, patch_model
-from mawt.runconfig import TrainConfig
-from mawt import worth
+from mawt import MAWTConfig, mawt_layers, patch_model
+from mawt.training import grpo
+from mawt.training.runconfig import TrainConfig
+from mawt.evaluation import worth
 
 DEFAULT = TrainConfig().advantage
 
@@ -172,10 +173,10 @@ def test_bf16_rewards_pick_the_float32_best_depth():
     the per-depth rewards of the bf16 training path pick the same best depth as float32 compute."""
     from transformers import TrainingArguments
 
-    from mawt import standin, standin_tokenizer
-    from mawt.patching import freeze
-    from mawt.models import upcast_trainable
-    from mawt.trainer import MAWTTrainer
+    from mawt.bases import standin, standin_tokenizer
+    from mawt.layer.patching import freeze
+    from mawt.training.models import upcast_trainable
+    from mawt.training.trainer import MAWTTrainer
 
     tok = standin_tokenizer.load_tokenizer()
     g = torch.Generator().manual_seed(0)

@@ -13,11 +13,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import Qwen2Config, Qwen2ForCausalLM, set_seed
 
-from mawt import patch_model, puzzles
-from mawt.micro import train_tokenizer
-from mawt.models import load_base
-from mawt.train import train_run
-from mawt.runconfig import _build, RunConfig
+from mawt import patch_model
+from mawt.data import puzzles
+from mawt.bases.micro import train_tokenizer
+from mawt.training.models import load_base
+from mawt.training.train import train_run
+from mawt.training.runconfig import _build, RunConfig
 
 LR = 1e-5
 # Tolerance: the two runs' gradients differ by bf16 rounding of the compute (~1e-2 relative),

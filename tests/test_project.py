@@ -98,7 +98,7 @@ def test_readme_headline_rows_are_copies_of_the_measured_run():
 
 
 def test_every_shipped_run_config_loads():
-    from mawt.runconfig import load_run_config
+    from mawt.training.runconfig import load_run_config
 
     configs = sorted((ROOT / "examples").glob("*.yaml"))
     assert configs
@@ -128,7 +128,7 @@ def test_an_installed_wheel_finds_its_schemas_setups_and_lm_eval_tasks(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     site = tmp_path / "site"
     zipfile.ZipFile(next((tmp_path / "dist").glob("mawt-*.whl"))).extractall(site)
-    probe = ("import mawt, mawt.studies as s, mawt.lmeval as l; from pathlib import Path; "
+    probe = ("import mawt, mawt.studies.study as s, mawt.evaluation.lmeval as l; from pathlib import Path; "
              "setup = s.load_setup('paper_standin'); "
              "print(Path(mawt.__file__).parent, setup['name'], setup['run']['train']['steps'], "
              "sorted(p.name for p in l.LMEVAL_DIR.glob('*.yaml')))")
@@ -141,11 +141,11 @@ def test_an_installed_wheel_finds_its_schemas_setups_and_lm_eval_tasks(tmp_path)
 
 
 def test_schemas_use_one_draft_and_their_defaults_are_the_codes():
-    """Every schema is JSON-schema 2020-12 (Snakemake's `validate` and mawt.studies both validate with it);
+    """Every schema is JSON-schema 2020-12 (Snakemake's `validate` and mawt.studies.study both validate with it);
     a default a schema states is the one the code applies (one source each, checked so they cannot drift)."""
-    from mawt.plan import TARGET_MDE
-    from mawt.stats import DEFAULT_MARGIN
-    from mawt.studies import DEFAULT_SEEDS
+    from mawt.studies.plan import TARGET_MDE
+    from mawt.statistics.stats import DEFAULT_MARGIN
+    from mawt.studies.study import DEFAULT_SEEDS
 
     schemas = {p.name: yaml.safe_load(p.read_text()) for p in (ROOT / "mawt" / "schemas").glob("*.yaml")}
     assert {s["$schema"] for s in schemas.values()} == {"https://json-schema.org/draft/2020-12/schema"}

@@ -15,22 +15,23 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from mawt.evaluate import score_items
+from mawt.evaluation.evaluate import score_items
 import pandas as pd
 import pytest
 import torch
 import yaml
 from scipy import stats as sps
 
-from mawt import MAWTConfig, patch_model, plots
-from mawt.micro import MicroConfig, build_model, train_tokenizer
-from mawt.report import WARNING, build_report, controls_text
-from mawt.evaluate import attention_example
-from mawt.stats import holm, paired_difference
-from mawt.comparisons import VERDICTS, summarise
-from mawt.display import display_table, fmt_p, verdict_text
-from mawt.results import BASE, load_results
-from mawt.tables import study_table
+from mawt import MAWTConfig, patch_model
+from mawt.analysis import plots
+from mawt.bases.micro import MicroConfig, build_model, train_tokenizer
+from mawt.analysis.report import WARNING, build_report, controls_text
+from mawt.evaluation.evaluate import attention_example
+from mawt.statistics.stats import holm, paired_difference
+from mawt.analysis.comparisons import VERDICTS, summarise
+from mawt.analysis.display import display_table, fmt_p, verdict_text
+from mawt.analysis.results import BASE, load_results
+from mawt.analysis.tables import study_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +64,7 @@ def _heldout(p: float, seed: int, items: list[dict], correct=None, selection=Non
     rng = np.random.default_rng(seed)
     if correct is None:
         correct = [bool(rng.random() < p) for _ in items]
-    # scored by mawt.evaluate's own record builder: the file has exactly the real keys
+    # scored by mawt.evaluation.evaluate's own record builder: the file has exactly the real keys
     out = score_items(items, [item["answer"] if ok else "zzz" for item, ok in zip(items, correct, strict=True)])
     out.update(heldout_answer_loss=2.0 - out["exact_match"], model="fixture")
     if selection is not None:
@@ -513,7 +514,7 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
 
 def _compared(variant: str, baseline: str, diff: float, half: float, p_holm: float, p_equiv_holm: float,
               **extra) -> dict:
-    """One compared row of table.csv, built directly (what `mawt.comparisons.summarise` writes)."""
+    """One compared row of table.csv, built directly (what `mawt.analysis.comparisons.summarise` writes)."""
     return {"variant": variant, "baseline": baseline, "is_baseline": False, "seeds": 3, "runs": 3, "items": 40,
             "margin": 0.03, "depth": 1, "mixer": "fixed", "steps": 100, "reward_control": "none",
             "exact_match": 0.6 + diff, "exact_match_low": 0.55 + diff, "exact_match_high": 0.65 + diff,

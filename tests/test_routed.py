@@ -1,4 +1,4 @@
-"""The routed path (mawt/attention.py): with a hidden-state selector and a hard choice, each
+"""The routed path (mawt/layer/attention.py): with a hidden-state selector and a hard choice, each
 token computes only its chosen depth, and must equal the fused path with the same one-hot
 weights: outputs and gradients (float32, 1e-5), causality, the KV cache, left padding, the
 three families, and the GRPO loss with its gradients."""
@@ -11,8 +11,8 @@ from conftest import FAMILIES, padded_batch, tiny_model
 from transformers import DynamicCache, TrainingArguments
 
 from mawt import MAWTConfig, mawt_layers, patch_model
-from mawt.runconfig import TrainConfig
-from mawt.trainer import MAWTTrainer
+from mawt.training.runconfig import TrainConfig
+from mawt.training.trainer import MAWTTrainer
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -215,7 +215,7 @@ def test_auto_routes_where_it_applies_and_gumbel_trains_fused():
 
 
 def test_the_old_selector_key_is_refused_with_the_new_one(tmp_path):
-    from mawt.runconfig import load_run_config
+    from mawt.training.runconfig import load_run_config
 
     with pytest.raises(ValueError, match="selector_hidden_state was replaced by selector_input"):
         MAWTConfig.from_dict({"depth": 4, "selector_hidden_state": True})

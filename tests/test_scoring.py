@@ -2,14 +2,14 @@
 
 `challenge_metric` must behave as the published checker of
 nuprl/verbal-reasoning-challenge (lighteval's community task
-`verbal_reasoning_challenge`); see the rules in mawt/scoring.py's docstring.
+`verbal_reasoning_challenge`); see the rules in mawt/evaluation/scoring.py's docstring.
 """
 
 import random
 
 import pytest
 
-from mawt.scoring import challenge_metric, challenge_strict, drop_think, exact_match, think_closed
+from mawt.evaluation.scoring import challenge_metric, challenge_strict, drop_think, exact_match, think_closed
 
 CHALLENGE_CASES = [
     # --- basics, case, whole words
@@ -181,7 +181,7 @@ def test_drop_think_handles_unclosed_reasoning():
 
 # ---------------------------------------------------------------------------------------------
 # Differential check: a second implementation of the published rules, built differently from
-# mawt.scoring (a character scanner for thinking, character classes for words, a sliding window
+# mawt.evaluation.scoring (a character scanner for thinking, character classes for words, a sliding window
 # over word lists for matching), must agree with challenge_metric on adversarial random inputs.
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mawt import standin, standin_puzzles, standin_tokenizer
-from mawt.data import DataConfig, deduplicate, load_rows, split
-from mawt.prompts import encode_example
-from mawt.scoring import challenge_metric, exact_match
+from mawt.bases import standin, standin_puzzles, standin_tokenizer
+from mawt.data.dataset import DataConfig, deduplicate, load_rows, split
+from mawt.data.prompts import encode_example
+from mawt.evaluation.scoring import challenge_metric, exact_match
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
 SHIPPED = standin_tokenizer.ASSETS

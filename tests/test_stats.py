@@ -1,4 +1,4 @@
-"""mawt.stats: crossed random-effects intervals, paired differences, p-values, TOST, Holm, minimum detectable effect.
+"""mawt.statistics.stats: crossed random-effects intervals, paired differences, p-values, TOST, Holm, minimum detectable effect.
 
 Checked against independent truths: the classic one-sample t interval (one seed or
 one item), mean squares of a 2 x 3 matrix worked out by hand, the seed-level t test
@@ -10,8 +10,18 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mawt.stats import (components, detectable_ncp, holm, interval, mean_squares, minimum_detectable_effect,
-                        paired_difference, t_power, tost_p_value, variance_of_mean)
+from mawt.statistics.stats import (
+    components,
+    detectable_ncp,
+    holm,
+    interval,
+    mean_squares,
+    minimum_detectable_effect,
+    paired_difference,
+    t_power,
+    tost_p_value,
+    variance_of_mean,
+)
 
 # ---------------------------------------------------------------- identical runs, pairing, shapes, inputs
 

@@ -1,9 +1,9 @@
-"""Calibration tier of mawt.stats: its intervals, p-values, MDE and verdicts on studies with a known truth.
+"""Calibration tier of mawt.statistics.stats: its intervals, p-values, MDE and verdicts on studies with a known truth.
 
-`mawt.simulate` draws (seeds x items) 0/1 score matrices from a probit model that
-never calls `mawt.stats` (item difficulty shared by seeds and variants, per-run
+`mawt.statistics.simulate` draws (seeds x items) 0/1 score matrices from a probit model that
+never calls `mawt.statistics.stats` (item difficulty shared by seeds and variants, per-run
 seed effects, heterogeneous item effects), with the true difference known in
-closed form; `calibrate` runs `mawt.stats` on each simulated study and counts
+closed form; `calibrate` runs `mawt.statistics.stats` on each simulated study and counts
 how often its interval holds the truth, how often it calls a null difference
 significant, and how often the Holm verdict finds an effect of the MDE it reports.
 
@@ -28,8 +28,8 @@ import pytest
 
 pytestmark = pytest.mark.slow  # Monte Carlo: several seconds per cell
 
-from mawt import stats
-from mawt.simulate import Cell, accuracy_seed_sd, calibrate, simulate
+from mawt.statistics import stats
+from mawt.statistics.simulate import Cell, accuracy_seed_sd, calibrate, simulate
 
 N_SIMS = 1000
 ALPHA = 0.05

@@ -10,10 +10,10 @@ import torch
 import yaml
 
 from mawt import mawt_layers, patch_model
-from mawt.evaluate import eval_heldout
-from mawt.train import train_run
-from mawt.runconfig import load_run_config
-from mawt.trainer import MAWTTrainer
+from mawt.evaluation.evaluate import eval_heldout
+from mawt.training.train import train_run
+from mawt.training.runconfig import load_run_config
+from mawt.training.trainer import MAWTTrainer
 
 GRPO_RUN = {
     "data": {"source": "synthetic", "families": ["shift_two"], "synthetic_rows": 80,
@@ -123,8 +123,8 @@ MIN_GAP = 1.0  # nats per answer token that a bad depth must cost
 def _selector_batches(base_dir):
     from transformers import AutoTokenizer
 
-    from mawt.prompts import AnswerCollator, encode_example
-    from mawt.puzzles import generate
+    from mawt.data.prompts import AnswerCollator, encode_example
+    from mawt.data.puzzles import generate
 
     tok = AutoTokenizer.from_pretrained(base_dir)
     collate = AnswerCollator(tok.pad_token_id)
@@ -142,8 +142,8 @@ def _one_good_depth(base_dir, credit, advantage, batches):
     from transformers import AutoModelForCausalLM, TrainingArguments
 
     from mawt import MAWTConfig, patch_model
-    from mawt.runconfig import TrainConfig
-    from mawt.trainer import answer_ce
+    from mawt.training.runconfig import TrainConfig
+    from mawt.training.trainer import answer_ce
 
     torch.manual_seed(0)
     model = patch_model(AutoModelForCausalLM.from_pretrained(base_dir), MAWTConfig(depth=4, init_noise=0.0))
@@ -183,7 +183,7 @@ def _one_good_depth(base_dir, credit, advantage, batches):
 @pytest.mark.parametrize("advantage", ["grpo", "dr_grpo", "rloo"])
 @pytest.mark.parametrize("credit", ["token", "sequence", "exact"])
 def test_grpo_selector_moves_to_a_plainly_better_depth(base_dir, credit, advantage):
-    from mawt import grpo
+    from mawt.training import grpo
 
     batches = _selector_batches(base_dir)
     model, layer, trainer, gap = _one_good_depth(base_dir, credit, advantage, batches)
@@ -223,7 +223,7 @@ def test_every_trainable_parameter_changes(tmp_path, base_dir):
     from transformers import set_seed
 
     from mawt import load_model
-    from mawt.models import load_base
+    from mawt.training.models import load_base
 
     cfg = _config(tmp_path, base_dir, mawt={"mixer": "softmax"}, train={"steps": 5})
     train_run(cfg, tmp_path / "run")
@@ -248,7 +248,7 @@ def _tree(folder):
 
 def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir, cli):
     """Resume only the same config; another config is refused, the folder left byte-identical; --restart."""
-    from mawt import ownership
+    from mawt.training import ownership
 
     mine = _config(tmp_path, base_dir, train={"steps": 8, "save_steps": 4})
     first = train_run(mine, tmp_path / "run")
@@ -325,9 +325,9 @@ def test_prefix_reuse_gives_the_same_loss_and_gradients(tmp_path, base_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments
 
     from mawt import MAWTConfig, freeze, patch_model
-    from mawt.prompts import AnswerCollator, encode_example
-    from mawt.puzzles import generate
-    from mawt.runconfig import TrainConfig
+    from mawt.data.prompts import AnswerCollator, encode_example
+    from mawt.data.puzzles import generate
+    from mawt.training.runconfig import TrainConfig
 
     tok = AutoTokenizer.from_pretrained(base_dir)
     batch = AnswerCollator(tok.pad_token_id)([encode_example(tok, r, 64) for r in generate(4, ["shift_two"])])

@@ -1,0 +1,309 @@
+"""Held-out evaluation: per-item scores, answer loss, selector statistics, and
+the reasoning-model quantities (output length, closed thinking, truncation).
+
+Everything is set by one `EvalConfig` (mawt/training/runconfig.py): budget, sampling,
+thinking mode, batch size, answer-loss length.
+
+Generation runs to EOS or the budget (`eval.max_new_tokens`), nothing else stops
+it: a reasoning model's thinking holds newlines. Per sample it records the
+generated tokens (EOS included), whether EOS came before the budget (else the
+sample is *truncated*) and whether its thinking closed; the scores are those of
+mawt.evaluation.scoring: `challenge_metric` (the published checker), `challenge_strict`
+(wrong unless the thinking closed) and `exact_match`. With `n_samples` > 1
+(temperature > 0) an item's score is the mean over its samples: pass@1
+estimated from n samples (DeepSeek-R1's protocol), which the tables then treat
+as the item's score (mawt/statistics/stats.py: the samples' noise is inside the item means).
+
+Decoding settings come from the EvalConfig only, never from the checkpoint's
+generation_config.json: greedy is the plain argmax (`do_sample=False`, no logits
+processor: no repetition penalty, n-gram ban, minimum length, banned words, top-k /
+top-p / temperature); sampling uses `eval.temperature` and `eval.top_p` with no
+top-k cut. transformers fills every field a `generate` call leaves unset (None in
+its GenerationConfig) from `model.generation_config`, so passing explicit settings
+alone would still inherit, say, a `repetition_penalty: 1.3` of the checkpoint:
+the items the shortcut below accepts would be scored as argmax decoding, the
+others as penalised decoding. So both: `generate` passes one explicit
+`generation_config` and, for the call, swaps the model's own config for
+`mawt.training.models.plain_generation_config` (token ids only), whatever model it is
+given; and `load_checkpoint` installs that plain config on every model it loads
+for evaluation, which also covers lm-eval (mawt.evaluation.lmeval), whose HFLM calls
+`model.generate` itself. `tests/test_honest_eval.py` checks this against a
+hand-written argmax loop on a base whose file sets `repetition_penalty` and
+`no_repeat_ngram_size`.
+
+Greedy exact match is decided by ONE teacher-forced forward pass when the prompt
+leaves no thinking open: greedy decoding reproduces the gold answer exactly iff
+the argmax at every answer position (the final EOS included) is the gold token,
+because each greedy step then sees the same prefix as the teacher-forced pass.
+The gold token must be the UNIQUE argmax: where its logit equals the largest
+other one (exact top-1 ties happen in bf16), which token wins depends on the
+kernel (the cached decoding step need not round like the full forward pass), and
+accepting the tie would only ever inflate a score; such an item is generated.
+Generation runs only for the items where that fails. `tests/test_evaluate.py`
+checks that both give the same decisions on every item. With sampling, or with
+native thinking, every item is generated.
+
+The same forward pass gives each item's answer cross-entropy (in the training
+prompt format: after an empty think block for a reasoning model) and, for MAWT
+models, the selector's statistics over every held-out item at the positions that
+predict answer tokens (what the tables label "depth usage (held-out)").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from mawt.common import atomic
+from mawt.data.dataset import read_jsonl
+from mawt.data.prompts import AnswerCollator, encode_example, prompt_text, think_open
+from mawt.common.environment import environment
+from mawt.training.models import load_checkpoint, plain_generation_config
+from mawt.training.runconfig import EvalConfig
+from mawt.evaluation.worth import depth_worth
+from mawt.evaluation.scoring import challenge_metric, challenge_strict, exact_match, think_closed
+
+
+def generation_config(tokenizer, cfg: EvalConfig):
+    """The explicit settings of every `generate` call: greedy is `do_sample=False` and nothing
+    else (plain argmax); sampling is `cfg.temperature` and `cfg.top_p`, no top-k cut. The
+    budget, `cfg.n_samples` per prompt, stopping at the tokenizer's EOS only."""
+    from transformers import GenerationConfig
+
+    sampling = {"do_sample": False} if cfg.greedy else {
+        "do_sample": True, "temperature": float(cfg.temperature), "top_p": float(cfg.top_p), "top_k": 0}
+    return GenerationConfig(max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.n_samples, use_cache=True,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sampling)
+
+
+@contextlib.contextmanager
+def _plain_defaults(model, tokenizer):
+    """The model's own generation config replaced by `plain_generation_config` for the block, so
+    that what `generation_config` leaves unset is never filled from the checkpoint's file."""
+    own = model.generation_config
+    model.generation_config = plain_generation_config(model, tokenizer)
+    try:
+        yield
+    finally:
+        model.generation_config = own
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> list[list[dict]]:
+    """`cfg.n_samples` answers per prompt: left-padded batches, KV cache on, stopped by EOS or
+    the budget only, with `generation_config` and nothing from the model's own generation
+    config. Each sample: {"text": decoded answer (special tokens dropped, stripped),
+    "tokens": generated tokens incl. EOS, "eos": whether EOS came within the budget}."""
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    eos = tokenizer.eos_token_id
+    settings = generation_config(tokenizer, cfg)
+    samples: list[list[dict]] = []
+    try:
+        with _plain_defaults(model, tokenizer):
+            for i in range(0, len(prompts), cfg.batch_size):
+                enc = tokenizer(prompts[i : i + cfg.batch_size], return_tensors="pt", padding=True,
+                                add_special_tokens=False).to(model.device)
+                if not cfg.greedy:
+                    torch.manual_seed(cfg.seed * 1_000_003 + i)  # a batch's draws depend only on the config
+                out = model.generate(**enc, generation_config=settings)
+                new = out[:, enc["input_ids"].shape[1] :].tolist()
+                for j in range(0, len(new), cfg.n_samples):
+                    group = []
+                    for ids in new[j : j + cfg.n_samples]:
+                        ended = eos in ids
+                        ids = ids[: ids.index(eos) + 1] if ended else ids
+                        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                        group.append({"text": text, "tokens": len(ids), "eos": ended})
+                    samples.append(group)
+    finally:
+        tokenizer.padding_side = side
+    return samples
+
+
+def generate_answers(model, tokenizer, challenges: list[str], cfg: EvalConfig | None = None) -> list[str]:
+    """The first sample's answer text per challenge, in the evaluation's prompt format."""
+    cfg = cfg or EvalConfig()
+    prompts = [prompt_text(tokenizer, c, cfg.thinking) for c in challenges]
+    return [group[0]["text"] for group in generate(model, tokenizer, prompts, cfg)]
+
+
+def _selection_sums(model, predicts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """Summed depth weights (D,), summed selector entropy and the count over `predicts` positions,
+    averaged over the model's MAWT layers; None for a model without a learned or mixed selector."""
+    from mawt.layer.patching import mawt_layers
+
+    sels = [m.last_selection for m in mawt_layers(model).values() if m.last_selection is not None]
+    if not sels:
+        return None
+    mask = predicts.float()  # (B, L)
+    usage = torch.stack([(s.weights.float() * mask[..., None]).sum((0, 1)) for s in sels]).mean(0)  # (D,)
+    ents = [(s.selector_entropy.float() * mask).sum() for s in sels if s.log_probs is not None]
+    entropy = torch.stack(ents).mean() if ents else None
+    return usage, entropy, int(mask.sum())
+
+
+@torch.no_grad()
+def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32):
+    """Per item: answer CE (nats/token) and whether greedy decoding surely reproduces the gold
+    answer (the gold token the unique argmax at every answer position: a tie is left to
+    generation); plus the held-out selector statistics over answer-predicting positions
+    ({} without MAWT)."""
+    model.eval()
+    collate = AnswerCollator(tokenizer.pad_token_id)
+    losses, greedy = [], []
+    usage, entropy, count = None, None, 0
+    # every row is encoded (a row longer than eval.max_length refused) before any forward pass
+    examples = [encode_example(tokenizer, r, max_length, "eval.max_length", j) for j, r in enumerate(rows)]
+    for i in range(0, len(rows), batch_size):
+        encoded = examples[i : i + batch_size]
+        batch = {k: v.to(model.device) for k, v in collate(encoded).items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        labels = batch["labels"][:, 1:]  # position t predicts token t + 1
+        answer = labels != -100  # (B, L-1)
+        tok = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+        losses += ((tok * answer).sum(1) / answer.sum(1)).tolist()
+        top = logits.topk(2, dim=-1)  # (B, L-1, 2): a top-1 tie is no greedy decision
+        unique_gold = (top.indices[..., 0] == labels) & (top.values[..., 0] > top.values[..., 1])
+        greedy += (unique_gold | ~answer).all(1).tolist()
+        sums = _selection_sums(model, torch.nn.functional.pad(answer, (0, 1)))
+        if sums is not None:
+            u, e, n = sums
+            usage = u if usage is None else usage + u
+            entropy = e if entropy is None else (entropy + e if e is not None else entropy)
+            count += n
+    selection = {}
+    if usage is not None and count:
+        selection = {f"depth_usage_{d}": float(u / count) for d, u in enumerate(usage)}
+        if entropy is not None:
+            selection["selector_entropy"] = float(entropy / count)
+    return losses, greedy, selection
+
+
+def check_budget(tokenizer, rows: list[dict], cfg: EvalConfig) -> None:
+    """The budget must at least fit every gold answer and its EOS (checked before any work)."""
+    longest = max((len(tokenizer(r["answer"], add_special_tokens=False)["input_ids"]) + 1 for r in rows), default=0)
+    if cfg.max_new_tokens < longest:
+        raise ValueError(f"eval.max_new_tokens={cfg.max_new_tokens} is below the longest held-out answer "
+                         f"({longest} tokens with EOS): no sample could finish; raise eval.max_new_tokens")
+
+
+def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dict:
+    """Scores, reasoning quantities and answer loss per item, their means, and the selector statistics."""
+    check_budget(tokenizer, rows, cfg)
+    losses, greedy, selection = teacher_forced(model, tokenizer, rows, cfg.max_length, cfg.batch_size)
+    opened = think_open(tokenizer, cfg.thinking)
+    shortcut = cfg.greedy and not opened  # greedy == gold is then decided by the teacher-forced pass
+    todo = [i for i, ok in enumerate(greedy) if not (shortcut and ok)]
+    prompts = [prompt_text(tokenizer, rows[i]["challenge"], cfg.thinking) for i in todo]
+    generated = dict(zip(todo, generate(model, tokenizer, prompts, cfg), strict=True))
+    items = []
+    for i, r in enumerate(rows):
+        if i in generated:
+            samples = generated[i]
+        else:  # greedy decoding emits exactly the gold tokens, then EOS
+            ids = tokenizer(r["answer"], add_special_tokens=False)["input_ids"]
+            samples = [{"text": tokenizer.decode(ids, skip_special_tokens=True).strip(), "tokens": len(ids) + 1,
+                        "eos": True}]
+        items.append(score_samples(r, samples, opened))
+    for item, loss, ok in zip(items, losses, greedy, strict=True):
+        item.update(answer_loss=loss, greedy_gold=ok)
+    result = aggregate(items)
+    result.update(heldout_answer_loss=sum(losses) / max(len(losses), 1), generated=len(todo) * cfg.n_samples,
+                  selection=selection, think_open=opened, eval=dict(cfg.__dict__))
+    worth = depth_worth(model, tokenizer, rows, cfg.max_length, cfg.batch_size)
+    if worth is not None:  # what the depth choice is worth (mawt/evaluation/worth.py): hard choices in the last layer
+        result["worth"] = worth
+    return result
+
+
+ITEM_SCORES = ("exact_match", "challenge_metric", "challenge_strict")  # per sample 0/1; per item their mean
+
+
+def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
+    """One item's record: its samples scored, and per-item means over the samples."""
+    gold = row["answer"]
+    scored = [{"prediction": s["text"], "tokens": s["tokens"], "eos": s["eos"],
+               "think_closed": think_closed(s["text"], opened),
+               "exact_match": exact_match(s["text"], gold), "challenge_metric": challenge_metric(s["text"], gold),
+               "challenge_strict": challenge_strict(s["text"], gold, opened)} for s in samples]
+    n = len(scored)
+    item = {"challenge": row["challenge"], "answer": gold, "prediction": scored[0]["prediction"],
+            **{k: row[k] for k in ("family", "ID") if k in row}}
+    item.update({k: sum(float(s[k]) for s in scored) / n for k in ITEM_SCORES})
+    item.update(think_closed=sum(s["think_closed"] for s in scored) / n,
+                truncated=sum(not s["eos"] for s in scored) / n,
+                output_tokens=sum(s["tokens"] for s in scored) / n)
+    if n > 1:
+        item["samples"] = scored
+    return item
+
+
+# aggregate key in heldout.json -> per-item key
+AGGREGATES = {**{k: k for k in ITEM_SCORES}, "closed_think_rate": "think_closed",
+              "truncation_rate": "truncated", "mean_output_tokens": "output_tokens"}
+
+
+def aggregate(items: list[dict]) -> dict:
+    n = max(len(items), 1)
+    return {"n": len(items), **{k: sum(i[v] for i in items) / n for k, v in AGGREGATES.items()}, "items": items}
+
+
+def score_items(rows: list[dict], predictions: list[str], opened: bool = False) -> dict:
+    """Per-item records and aggregates for given single answers (each counted as finished)."""
+    return aggregate([score_samples(r, [{"text": p, "tokens": 0, "eos": True}], opened)
+                      for r, p in zip(rows, predictions, strict=True)])
+
+
+def eval_heldout(model_dir: Path, heldout: Path, out: Path, cfg: EvalConfig | None = None,
+                 device: str = "auto") -> dict:
+    """Scores per item, answer loss, reasoning quantities, held-out selector statistics -> JSON
+    (mawt.evaluation.evaluate). Bad settings are refused before anything is written."""
+    cfg = cfg or EvalConfig()
+    rows = read_jsonl(heldout)
+    model, tokenizer = load_checkpoint(model_dir, device)
+    result = evaluate_heldout(model, tokenizer, rows, cfg)
+    result["model"] = str(model_dir)
+    result["environment"] = environment()
+    atomic.write_json(out, result)
+    return result
+
+
+def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0, head: int | None = None) -> dict:
+    """The 5D attention of one held-out prompt (+ gold answer) -> .npz for the report's heatmaps.
+
+    Saves the first MAWT layer's (H, L, L, D) maps as float16, the token strings,
+    the layer index and a head: `head`, or the one whose D maps differ most
+    (largest mean absolute deviation from the depths' mean) -- the head where
+    the depth dimension is doing something.
+    """
+    import numpy as np
+
+    from mawt.layer.patching import capture
+
+    rows = read_jsonl(heldout)
+    if not 0 <= index < len(rows):
+        raise ValueError(f"attention: --index {index} is out of range: {heldout} has {len(rows)} rows")
+    model, tokenizer = load_checkpoint(model_dir, "cpu")
+    model.eval()
+    text = prompt_text(tokenizer, rows[index]["challenge"]) + rows[index]["answer"]
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    try:
+        with torch.no_grad(), capture(model) as cap:
+            model(**ids)
+    except ValueError as err:
+        raise ValueError(f"attention: {model_dir} has no MAWT layer to capture ({err})") from None
+    layer = min(cap.attentions)
+    att = cap.attentions[layer][0].float()  # (H, L, L, D)
+    spread = (att - att.mean(dim=-1, keepdim=True)).abs().mean(dim=(1, 2, 3))
+    chosen = int(spread.argmax()) if head is None else head
+    if not 0 <= chosen < att.shape[0]:
+        raise ValueError(f"attention: --head {head} is out of range: the layer has {att.shape[0]} heads")
+    tokens = [tokenizer.decode([t]) for t in ids["input_ids"][0].tolist()]
+    with atomic.atomic_path(out) as tmp:
+        np.savez_compressed(tmp, attention=att.numpy().astype(np.float16), tokens=np.array(tokens, dtype=str),
+                            layer=layer, head=chosen, challenge=rows[index]["challenge"], answer=rows[index]["answer"])
+    return {"layer": layer, "head": chosen, "shape": list(att.shape), "tokens": len(tokens)}

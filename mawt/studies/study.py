@@ -1,0 +1,290 @@
+"""Ablation studies -> resolved run configs, for the Snakemake workflow.
+
+A study file (ablations/*.yaml) is validated against
+mawt/schemas/ablation.schema.yaml (its own keys), then each run it defines is
+resolved and checked by `mawt.training.runconfig`'s dataclasses, the one schema of a run
+(types, allowed values, unknown keys, cross-field rules). Everything is checked before the workflow schedules any job, and errors
+name the file and the key.
+
+Resolution of one run (study S, variant V, seed s), later keys win:
+
+    setup.run  <-  S.defaults  <-  V  <-  {train: {seed: s}}  + setup data / base model
+
+Every study also gets its baselines (mawt/studies/baselines.py): `plain`, `gated` and the
+plain counterparts of variants that change what plain fine-tuning would see.
+The untuned base model is evaluated once per data split and joins every table.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from mawt.studies.baselines import BASELINES, GATED, baseline_name, plainized
+from mawt.common import yamlfile
+from mawt.training.runconfig import RunConfig, _build
+from mawt.statistics.stats import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
+
+ROOT = Path(__file__).resolve().parents[2]  # a checkout's root (its ablations/ folder)
+DEFAULT_SEEDS = (0, 1, 2)  # when neither the study nor the setup names seeds
+PACKAGE = Path(__file__).resolve().parents[1]
+SCHEMAS = PACKAGE / "schemas"  # package data: an installed mawt finds them
+SETUPS = PACKAGE / "setups"
+class StudyError(ValueError):
+    """A user mistake in a setup or study file (message names file and key)."""
+
+
+@functools.cache  # read once per process: every setup and study file is checked against it
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(yaml.safe_load((SCHEMAS / name).read_text()))
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        return f"key {key}: {error.message}; allowed keys are {allowed}"
+    hint = f" ({schema['description']})" if "description" in schema else ""
+    return f"key {key}: {error.message}{hint}"
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yamlfile.load(path, "file")
+    except yamlfile.YamlError as err:
+        raise StudyError(str(err).replace(f"file {str(path)!r}", str(path), 1)) from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _check(data: dict, schema: str, path: Path) -> None:
+    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise StudyError(f"{path}: " + "; ".join(_explain(e) for e in errors[:5]))
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class StudySpec:
+    """A study file, resolved: its variants (baselines added) and what each is compared with."""
+
+    name: str
+    path: Path
+    seeds: list[int]
+    description: str
+    variants: dict[str, dict]  # variant -> run overrides (defaults merged in)
+    baselines: dict[str, str | None]  # variant -> the variant it is compared with (None: a baseline itself)
+    margin: float = DEFAULT_MARGIN  # equivalence margin of the primary metric (absolute, exact match)
+
+    @property
+    def text(self) -> str:
+        return self.path.read_text()
+
+
+def _expand_grid(grid: dict) -> dict[str, dict]:
+    """{"mawt.depth": [2, 4]} -> {"depth-2": {"mawt": {"depth": 2}}, "depth-4": ...}"""
+    if not grid:
+        return {}
+    keys = list(grid)
+    variants = {}
+    for values in itertools.product(*(grid[k] for k in keys)):
+        over: dict = {}
+        for key, value in zip(keys, values):
+            parts = key.split(".")
+            node = over
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        name = "_".join(f"{k.split('.')[-1]}-{v}" for k, v in zip(keys, values)).replace(":", "-")
+        variants[name] = over
+    return variants
+
+
+def load_study_spec(path: Path, setup: dict) -> StudySpec:
+    path = Path(path)
+    data = _read_yaml(path)
+    _check(data, "ablation.schema.yaml", path)
+    if path.stem != data["name"]:
+        raise StudyError(f"{path}: key name: {data['name']!r} must equal the file name {path.stem!r}")
+    grid = _expand_grid(data.get("grid") or {})
+    explicit = data.get("variants") or {}
+    clash = sorted(set(grid) & set(explicit))
+    if clash:
+        raise StudyError(f"{path}: variants {clash} are defined both in variants and by the grid")
+    defaults = data.get("defaults") or {}
+    _resolve(setup, deep_merge(setup.get("run") or {}, defaults), f"{path}: key defaults")
+    pattern = _validator("ablation.schema.yaml").schema["properties"]["variants"]["propertyNames"]["pattern"]
+    unsafe = sorted(n for n in grid if not re.match(pattern, n))
+    if unsafe:  # names built from the grid's values: checked like written ones (they become folder names)
+        raise StudyError(f"{path}: key grid: the variant names {unsafe} built from its values do not match "
+                         f"{pattern!r} (they are used in paths): name these variants under variants:")
+    own = {**grid, **explicit}
+    taken = sorted(n for n in own if n.split("_")[0] in BASELINES)
+    if taken:
+        raise StudyError(f"{path}: key variants: {taken} are reserved names (the workflow adds the baselines "
+                         f"{', '.join(BASELINES)} and plain_* counterparts itself)")
+    if not own:
+        raise StudyError(f"{path}: key variants: the study defines no variant besides the baselines")
+    compare = data.get("compare") or {}
+    unknown = sorted(set(compare) - set(own))
+    if unknown:
+        raise StudyError(f"{path}: key compare: {unknown} are not variants of this study; allowed are {sorted(own)}")
+    for name, target in compare.items():
+        if target not in (*own, *BASELINES) or target == name:
+            raise StudyError(f"{path}: key compare.{name}: {target!r} is not another variant of this study; "
+                             f"allowed are {sorted({*own, *BASELINES} - {name})}")
+    variants = {"plain": plainized(defaults), "gated": deep_merge(plainized(defaults), GATED)}
+    variants.update({name: deep_merge(defaults, over) for name, over in own.items()})
+    seeds = list(data.get("seeds") or setup.get("seeds") or DEFAULT_SEEDS)  # the study's own, else the setup's
+    margin = float(data.get("margin", setup.get("margin", DEFAULT_MARGIN)))
+    study = StudySpec(data["name"], path, seeds, data.get("description", ""), variants, {}, margin)
+    seed = study.seeds[0]
+    resolved = {v: run_config(setup, study, v, seed) for v in variants}  # every run must resolve before any job
+    # plain counterparts: one per distinct plain-ized resolved config
+    plain_ids = {run_id(resolved["plain"]): "plain"}
+    for name, over in own.items():
+        if name in compare:  # an explicit comparison (a control: a variant against the policy it controls)
+            study.baselines[name] = compare[name]
+            continue
+        counterpart = plainized(variants[name])
+        study.variants["_probe"] = counterpart
+        config = run_config(setup, study, "_probe", seed)
+        del study.variants["_probe"]
+        rid = run_id(config)
+        if rid not in plain_ids:
+            plain_ids[rid] = baseline_name(config, resolved["plain"])
+            variants[plain_ids[rid]] = counterpart
+        study.baselines[name] = plain_ids[rid]
+    study.baselines.update({"plain": None, "gated": "plain"})
+    study.baselines.update({name: None for name in plain_ids.values()})
+    study.variants = {k: variants[k] for k in ("plain", *[n for n in plain_ids.values() if n != "plain"],
+                                               "gated", *own)}
+    return study
+
+
+def setup_path(name: str) -> Path:
+    """A setup is a name under mawt/setups/ (package data) or a path to a YAML file."""
+    if name.endswith((".yaml", ".yml")):
+        return Path(name)
+    return SETUPS / f"{name}.yaml"
+
+
+def _setup_data(name: str, chain: tuple = ()) -> tuple[dict, list[str]]:
+    """A setup file's mapping with its `extends` parent merged under it (the child's keys win,
+    mappings merge, lists replace), and the files it was read from, child first."""
+    path = setup_path(name)
+    if not path.is_file():
+        choices = sorted(p.stem for p in SETUPS.glob("*.yaml"))
+        where = f"{chain[-1]}: key extends" if chain else "config key setup"
+        raise StudyError(f"{where}={name!r}: no file {path}; allowed are {choices} or a path to a YAML file")
+    if str(path) in chain:
+        raise StudyError(f"{path}: key extends: a cycle ({' -> '.join(chain)} -> {path})")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, [str(path)]
+    if not isinstance(parent, str):
+        raise StudyError(f"{path}: key extends: expected a setup name or a path, got {parent!r}")
+    base, files = _setup_data(parent, (*chain, str(path)))
+    return deep_merge(base, data), [str(path), *files]
+
+
+def load_setup(name: str) -> dict:
+    """A validated setup (mawt/setups/<name>.yaml or a path). A setup may say
+    `extends: <other setup>` and give only what differs (paper_standin.yaml does)."""
+    data, files = _setup_data(name)
+    path = Path(files[0])
+    _check(data, "setup.schema.yaml", path)
+    _resolve(data, data.get("run") or {}, f"{path}: key run")  # before any study is read
+    data["path"] = str(path)
+    data["files"] = files
+    return data
+
+
+def load_studies(setup: dict, names: list[str] | None = None, folder: Path | None = None) -> dict[str, StudySpec]:
+    folder = Path(folder or ROOT / "ablations")
+    paths = sorted(folder.glob("*.yaml"))
+    if names:
+        missing = sorted(set(names) - {p.stem for p in paths})
+        if missing:
+            raise StudyError(f"config key studies: no study file for {missing} in {folder}; "
+                             f"allowed are {sorted(p.stem for p in paths)}")
+        paths = [p for p in paths if p.stem in names]
+    if not paths:
+        raise StudyError(f"no ablation studies (*.yaml) in {folder}")
+    return {p.stem: load_study_spec(p, setup) for p in paths}
+
+
+RUN_KEYS = ("mawt", "trainable", "train", "eval", "data")  # what a setup's run or a study may set
+
+
+def _resolve(setup: dict, over: dict, where: str, base_model: str | None = None) -> RunConfig:
+    """Run overrides over the setup's data and base model, checked by RunConfig's dataclasses
+    (the one schema of a run); errors name `where` (file and key)."""
+    if not isinstance(over, dict):
+        raise StudyError(f"{where}: expected a mapping of run settings, got {type(over).__name__}")
+    unknown = sorted(set(over) - set(RUN_KEYS))
+    if unknown:
+        raise StudyError(f"{where}: unknown key(s) {unknown}; allowed keys are {list(RUN_KEYS)}")
+    over = {**over, "data": deep_merge(setup["data"], over.get("data") or {}),  # a study may vary the data too
+            "base_model": base_model or setup["base_model"]}
+    try:
+        return _build(RunConfig, over, where)
+    except ValueError as err:
+        raise StudyError(str(err)) from None
+
+
+def run_config(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> dict:
+    """The resolved, validated run config (a plain dict, as written to the run's YAML)."""
+    over = deep_merge(setup.get("run") or {}, study.variants[variant])
+    over = deep_merge(over, {"train": {"seed": int(seed)}})
+    return _resolve(setup, over, f"{study.path}: key variants.{variant}", base_model).to_dict()
+
+
+
+def _hash(obj, n: int) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
+
+
+def training_config(config: dict) -> dict:
+    """A resolved run config without its `eval` section: what training reads."""
+    return {k: v for k, v in config.items() if k != "eval"}
+
+
+def run_id(config: dict) -> str:
+    """Content hash of a resolved run config's training part (`eval` left out: an eval-only
+    edit re-runs evaluation, not training). Identical runs of different studies (the
+    shared `plain` baseline, say) are trained once; editing a variant gives its runs new
+    ids, so only they (and the tables that list them) are rebuilt."""
+    return _hash(training_config(config), 12)
+
+
+def eval_id(eval_config: dict) -> str:
+    """Content hash of an `eval` section: a run's evaluation lives in `eval-<id>/`."""
+    return _hash(eval_config, 8)
+
+
+def data_id(data: dict) -> str:
+    """Content hash of a resolved data config: runs on the same data share one prepared split."""
+    return _hash(data, 8)
