@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 import markdown  # benchmarks/markdown.py
-from mawt.atomic import write_text
+from mawt.common.atomic import write_text
 
 COLUMNS = ["length", "depth", "base ms", "fused ms", "fused/base", "routed ms", "routed/base", "materialized ms",
            "mat./base", "base MB", "fused MB", "routed MB", "materialized MB", "mat./fused mem"]  # of the printed table (docs/layer.md's copy: tested)

@@ -35,11 +35,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import markdown  # noqa: E402  (benchmarks/markdown.py)
-from mawt.atomic import write_text  # noqa: E402
-from mawt.comparisons import design, verdict  # noqa: E402
-from mawt.display import fmt_p, worth_text  # noqa: E402
-from mawt.environment import environment  # noqa: E402
-from mawt.results import read_benchmark  # noqa: E402
+from mawt.common.atomic import write_text  # noqa: E402
+from mawt.analysis.comparisons import design, verdict  # noqa: E402
+from mawt.analysis.display import fmt_p, worth_text  # noqa: E402
+from mawt.common.environment import environment  # noqa: E402
+from mawt.analysis.results import read_benchmark  # noqa: E402
 
 # the columns of the written tables (docs/workflow.md's copies: tested)
 RULE_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "peak_rss_mb"]
@@ -100,7 +100,7 @@ def study_rows(results: Path) -> pd.DataFrame:
                      "exact match [95% CI]": _ci(row, "exact_match"), "answer loss": f"{row['heldout_answer_loss']:.3f}",
                      # held-out, at the answer-predicting positions (log D: uniform); MAWT variants with a selector
                      "selector entropy": _number(row.get("selector_entropy"), "{:.3f}", ""),
-                     # what the depth choice is worth (mawt/worth.py): hard choices in the last layer
+                     # what the depth choice is worth (mawt/evaluation/worth.py): hard choices in the last layer
                      "worth loss (learned / uniform / best / oracle)": worth_text(row, "loss", "{:.3f}"),
                      "worth EM (learned / uniform / best / oracle)": worth_text(row, "em", "{:.3f}")}
             if isinstance(row.get("baseline"), str):
@@ -116,8 +116,8 @@ def study_rows(results: Path) -> pd.DataFrame:
 def plan_check(results: Path, setup_name: str = "micro") -> pd.DataFrame:
     """Each study's measured MDE (median over its comparisons) against `mawt plan`'s prediction from the
     OTHER studies' variance components (a pilot predicting a new study), and from its own."""
-    from mawt.plan import plan
-    from mawt.studies import load_setup, load_studies
+    from mawt.studies.plan import plan
+    from mawt.studies.study import load_setup, load_studies
 
     setup = load_setup(setup_name)
     studies = load_studies(setup, setup.get("studies"))

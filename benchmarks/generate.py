@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import markdown  # noqa: E402  (benchmarks/markdown.py)
 from attention import R1_DISTILL_QWEN_1_5B  # noqa: E402
 
-from mawt.atomic import write_text  # noqa: E402
-from mawt.environment import environment  # noqa: E402
+from mawt.common.atomic import write_text  # noqa: E402
+from mawt.common.environment import environment  # noqa: E402
 
 COLUMNS = ["depth", "base tok/s", "fused tok/s", "fused/base", "routed tok/s", "routed/base"]
 TARGET = 0.85  # routed decode throughput at least this share of the base model's

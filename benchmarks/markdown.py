@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mawt.atomic import write_text  # noqa: E402
-from mawt.environment import environment  # noqa: E402
+from mawt.common.atomic import write_text  # noqa: E402
+from mawt.common.environment import environment  # noqa: E402
 
 ALIGN = {"l": "---", "r": "---:"}
 
@@ -58,7 +58,7 @@ def command(script: str | Path, argv: list[str] | None = None) -> str:
 def measured_line(cmd: str, env: dict | None = None, when: _dt.datetime | None = None) -> str:
     """"Measured by `cmd` on <machine> (torch <v>, CPU capability <c>), commit <sha>[+dirty], <UTC date>".
 
-    `env`: a `mawt.environment.environment()` dict (default: this process's; e.g. a run's
+    `env`: a `mawt.common.environment.environment()` dict (default: this process's; e.g. a run's
     run.json "environment" for the machine its jobs saw)."""
     env = environment() if env is None else env
     machine = env.get("cpu_model") or env.get("machine") or "unknown machine"
@@ -82,7 +82,7 @@ def document(title: str, body: str, cmd: str, env: dict | None = None, when: _dt
 
 
 def write(path: str | Path, title: str, body: str, cmd: str, env: dict | None = None) -> Path:
-    """Write `document(...)` to `path` atomically (`mawt.atomic.write_text`)."""
+    """Write `document(...)` to `path` atomically (`mawt.common.atomic.write_text`)."""
     return write_text(Path(path), document(title, body, cmd, env))
 
 

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import markdown  # noqa: E402  (benchmarks/markdown.py)
-from mawt.atomic import write_text  # noqa: E402
-from mawt.standin import GEOMETRY  # noqa: E402
+from mawt.common.atomic import write_text  # noqa: E402
+from mawt.bases.standin import GEOMETRY  # noqa: E402
 
 REAL = {"layers": 28, "vocab": 151936, "steps": 200, "max_new_tokens": 2048, "eval_batch": 8}
 COLUMNS = ["job (ESTIMATE for the real 1.5B)", "stand-in runs", "stand-in measured (s, mean)", "FLOP ratio",
@@ -87,8 +87,8 @@ def main(argv=None) -> None:
     L, V = base["num_hidden_layers"], base["vocab_size"]
     from transformers import AutoTokenizer
 
-    from mawt.data import read_jsonl
-    from mawt.prompts import encode_example, prompt_text
+    from mawt.data.dataset import read_jsonl
+    from mawt.data.prompts import encode_example, prompt_text
 
     tok = AutoTokenizer.from_pretrained(res / "base" / "model")
     split = next((res / "data").glob("*/train.jsonl")).parent

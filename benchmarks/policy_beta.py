@@ -1,12 +1,12 @@
 """What the GRPO depth policy learns, by advantage and KL weight: the evidence behind the
-defaults `train.advantage: rloo` and `train.beta` (mawt/runconfig.py).
+defaults `train.advantage: rloo` and `train.beta` (mawt/training/runconfig.py).
 
     python benchmarks/policy_beta.py                 # micro setup, seeds 0 1, ~8 min on 2 cores
     python benchmarks/policy_beta.py --seeds 0 --settings rloo:0.01 rloo:0
 
 Each setting (advantage:beta) trains the micro setup's GRPO run (D=4, token credit, last
 layer, the setup's data and run defaults) and measures on the held-out split what the
-learned choice is worth (mawt/worth.py: answer loss and exact match of the learned greedy
+learned choice is worth (mawt/evaluation/worth.py: answer loss and exact match of the learned greedy
 policy, the uniform policy, the best single depth and the per-position oracle) next to the
 policy's entropy (a diagnostic: ln 4 = 1.386 is uniform). A setting whose learned policy is
 no better than uniform learned nothing useful, whatever its entropy.
@@ -26,15 +26,15 @@ from pathlib import Path
 import torch
 
 import markdown  # benchmarks/markdown.py
-from mawt import layout
-from mawt.atomic import write_json
-from mawt.data import read_jsonl
-from mawt.evaluate import teacher_forced
-from mawt.models import load_checkpoint
-from mawt.runconfig import RunConfig, _build
-from mawt.studies import load_setup
-from mawt.train import prepare_data, train_run
-from mawt.worth import depth_worth
+from mawt.common import layout
+from mawt.common.atomic import write_json
+from mawt.data.dataset import read_jsonl
+from mawt.evaluation.evaluate import teacher_forced
+from mawt.training.models import load_checkpoint
+from mawt.training.runconfig import RunConfig, _build
+from mawt.studies.study import load_setup
+from mawt.training.train import prepare_data, train_run
+from mawt.evaluation.worth import depth_worth
 
 COLUMNS = ["advantage", "beta", "seed", "entropy (held-out)", "loss learned", "loss uniform", "loss best depth",
            "loss oracle", "EM learned", "EM uniform", "EM best depth", "EM oracle", "learned - uniform loss"]

@@ -3,7 +3,7 @@
     python benchmarks/precision_memory.py            # seconds; computed, not measured
     python benchmarks/precision_memory.py --out DIR/precision_memory.json
 
-The model is DeepSeek-R1-Distill-Qwen-1.5B's configuration (mawt.standin.GEOMETRY,
+The model is DeepSeek-R1-Distill-Qwen-1.5B's configuration (mawt.bases.standin.GEOMETRY,
 28 layers, vocabulary 151936) built on the `meta` device (shapes only, no
 memory), patched with MAWT (D=4 and D=8, last layer) and frozen as the paper
 setup's studies freeze it. Per trainable parameter the optimiser holds the
@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import markdown  # noqa: E402  (benchmarks/markdown.py)
 from mawt import MAWTConfig, freeze, patch_model  # noqa: E402
-from mawt.atomic import write_text  # noqa: E402
-from mawt.standin import GEOMETRY  # noqa: E402
+from mawt.common.atomic import write_text  # noqa: E402
+from mawt.bases.standin import GEOMETRY  # noqa: E402
 
 LAYERS, VOCAB = 28, 151936  # the real model's (config.json)
 GIB = 2**30

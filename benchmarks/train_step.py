@@ -33,12 +33,12 @@ from transformers import TrainerCallback, TrainingArguments, set_seed
 
 import markdown  # benchmarks/markdown.py
 from mawt import MAWTConfig, freeze, patch_model
-from mawt.atomic import write_text
-from mawt.prompts import AnswerCollator, encode_example
-from mawt.micro import MicroConfig, build_model, train_tokenizer
-from mawt.puzzles import generate
-from mawt.runconfig import TrainConfig
-from mawt.trainer import MAWTTrainer
+from mawt.common.atomic import write_text
+from mawt.data.prompts import AnswerCollator, encode_example
+from mawt.bases.micro import MicroConfig, build_model, train_tokenizer
+from mawt.data.puzzles import generate
+from mawt.training.runconfig import TrainConfig
+from mawt.training.trainer import MAWTTrainer
 
 VARIANTS = {
     "plain": (None, True),

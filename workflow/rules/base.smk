@@ -1,6 +1,6 @@
 # The base model, when the workflow builds it (a directory or a hub id needs no rule); only one of
 # these exists per setup: the micro model, pre-trained here, or the 1.5B's stand-in (its geometry,
-# random weights; mawt/standin.py).
+# random weights; mawt/bases/standin.py).
 if SETUP["base_model"] == "pretrain":
 
     rule pretrain_micro:

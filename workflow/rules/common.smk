@@ -26,12 +26,21 @@ shell.prefix(
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from mawt import atomic, layout
-from mawt.baselines import BASELINES
-from mawt.config import is_mawt
-from mawt.layout import Layout, base_run
-from mawt.preflight import base_shape, check_run
-from mawt.studies import StudyError, data_id, eval_id, load_setup, load_studies, run_config, run_id, training_config
+from mawt.common import atomic, layout
+from mawt.studies.baselines import BASELINES
+from mawt.layer.config import is_mawt
+from mawt.common.layout import Layout, base_run
+from mawt.training.preflight import base_shape, check_run
+from mawt.studies.study import (
+    StudyError,
+    data_id,
+    eval_id,
+    load_setup,
+    load_studies,
+    run_config,
+    run_id,
+    training_config,
+)
 
 try:
     SETUP = load_setup(config["setup"])
@@ -42,19 +51,19 @@ try:
 except StudyError as err:
     sys.exit(f"Invalid ablation configuration: {err}")
 
-L = Layout(SETUP["name"])  # every path of results/<setup>/ (mawt/layout.py)
+L = Layout(SETUP["name"])  # every path of results/<setup>/ (mawt/common/layout.py)
 BUILT_BASE = SETUP["base_model"] in ("pretrain", "standin")  # built by a rule of base.smk
 BASE_MODEL = L.built_base if BUILT_BASE else SETUP["base_model"]
 # a local base (the shipped micro asset, a directory): its files are job inputs, so a rebuilt base reruns
 LOCAL_BASE = BUILT_BASE or os.path.isfile(os.path.join(BASE_MODEL, "config.json"))
 RES = SETUP["resources"]
 
-# The base model's shape (mawt/preflight.py): read without building or downloading anything
+# The base model's shape (mawt/training/preflight.py): read without building or downloading anything
 SHAPE, _why = base_shape(SETUP)
 
 
 def check_runs_against_base():
-    """Every distinct run of every study against the base model's shape (mawt/preflight.py), before any
+    """Every distinct run of every study against the base model's shape (mawt/training/preflight.py), before any
     job: layers in range, trainable last:N, exact credit, the depth's memory. The study's own variants
     first, so a mistake is named where it was written (the baselines derived from it fail the same way).
     The seed changes no check: each variant is checked at its study's first seed."""
@@ -163,7 +172,7 @@ def has_lmeval(seed, run):
 
 
 def study_index(wildcards):
-    """The study's run index (read by mawt/results.py) as JSON text."""
+    """The study's run index (read by mawt/analysis/results.py) as JSON text."""
     name = wildcards.study
     study = STUDIES[name]
     runs = [

@@ -13,7 +13,7 @@ rule study_index:
         atomic.write_text(output[0], params.text)
 
 
-rule study_table:  # every file of the study folder (mawt/tables.py); the report reads only these
+rule study_table:  # every file of the study folder (mawt/analysis/tables.py); the report reads only these
     input:
         index=L.study_file("{study}", layout.STUDY_INDEX),
         results=study_inputs,
