@@ -76,7 +76,7 @@ def measure_layer(variant: str, depth: int, length: int, repeats: int, device: s
     fused and materialized use the `softmax` mixer (every selector statistic); routed is
     the grpo mixer with a hidden-state selector in training mode (one depth per token).
     grpo-fused / grpo-routed: a GRPO step's layer, GROUP identical copies of the row with
-    `shared_groups` = GROUP (K, V once per group), the grpo mixer with a hidden-state selector,
+    `copies_per_row` = GROUP (K, V once per group), the grpo mixer with a hidden-state selector,
     path fused (all D depths) vs routed (each rollout its own depth per token)."""
     from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention, Qwen2RotaryEmbedding
 
@@ -91,7 +91,7 @@ def measure_layer(variant: str, depth: int, length: int, repeats: int, device: s
         path = "fused" if variant == "grpo-fused" else "routed"
         layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="grpo", selector_input="hidden", path=path))
         if variant.startswith("grpo-"):
-            layer.shared_groups = batch = GROUP
+            layer.copies_per_row = batch = GROUP
     elif variant != "base":
         layer = MAWTAttention(layer, MAWTConfig(depth=depth, mixer="softmax", path=variant))
     layer = layer.to(device, dtype).train()

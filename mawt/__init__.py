@@ -13,7 +13,7 @@ import importlib
 _API = {
     "MAWTAttention": "layer.attention",
     "MAWTConfig": "layer.config",
-    "Selection": "layer.selectors",
+    "Selection": "layer.mixers",
     "capture": "layer.patching",
     "freeze": "layer.patching",
     "load_model": "layer.patching",

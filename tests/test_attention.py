@@ -169,7 +169,7 @@ def test_bfloat16_model_runs_finite(batch):
 
 
 @pytest.mark.parametrize("mixer", ["grpo", "softmax"])
-def test_shared_groups_equal_running_every_rollout(mixer, batch):
+def test_copies_per_row_equal_running_every_rollout(mixer, batch):
     """GRPO rollouts of one example share the attention core: same outputs and gradients."""
     G = 3
     model = patched_copy(tiny_model("qwen2"), depth=4, mixer=mixer, init_noise=0.2)
@@ -181,7 +181,7 @@ def test_shared_groups_equal_running_every_rollout(mixer, batch):
     results = []
     for groups in (1, G):
         layer.zero_grad()
-        layer.shared_groups = groups
+        layer.copies_per_row = groups
         xi = x.clone().requires_grad_(True)
         torch.manual_seed(5)
         out, _ = layer(xi, rope, mask)
@@ -191,7 +191,7 @@ def test_shared_groups_equal_running_every_rollout(mixer, batch):
         group_grad = xi.grad.view(3, G, 10, 32).sum(1)
         grads = {n: p.grad.clone() for n, p in layer.named_parameters() if p.grad is not None}
         results.append((out.detach(), group_grad, grads, layer.last_selection.weights))
-    layer.shared_groups = 1
+    layer.copies_per_row = 1
     (o1, g1, p1, w1), (o2, g2, p2, w2) = results
     valid = batch["attention_mask"].repeat_interleave(G, 0).bool()
     assert torch.equal(w1, w2)

@@ -226,7 +226,7 @@ def _selector_logit_grads(model, trainer, batch):
         out.retain_grad()
         seen["out"] = out
 
-    handle = layer.selector.mlp.register_forward_hook(keep)
+    handle = layer.mixer.selector.register_forward_hook(keep)
     try:
         torch.manual_seed(0)
         trainer.compute_loss(model, batch).backward()
@@ -268,13 +268,13 @@ def test_sequence_credit_in_the_trainer_matches_the_formula():
     sel = mawt_layers(model)[1].last_selection
     rep = {k: v.repeat_interleave(4, 0) for k, v in batch.items()}
     layer = mawt_layers(model)[1]
-    layer.selector.forced = sel.choice  # replay the same rollouts, one full pass per row
+    layer.mixer.forced = sel.choice  # replay the same rollouts, one full pass per row
     try:
         with torch.no_grad():
             ce = answer_ce(model(input_ids=rep["input_ids"], attention_mask=rep["attention_mask"]).logits,
                            rep["labels"])
     finally:
-        layer.selector.forced = None
+        layer.mixer.forced = None
     r = -ce.view(-1, 4)
     adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, unbiased=False, keepdim=True) + 1e-4)).reshape(-1)
     valid = rep["attention_mask"].bool() & grpo.upto_last_answer(rep["labels"])
@@ -291,7 +291,7 @@ def test_exact_credit_in_the_trainer_is_the_expected_reward_gradient():
     model, trainer = _tiny_grpo("exact", advantage="dr_grpo")
     batch = _labelled_batch()
     layer = mawt_layers(model)[1]
-    params = list(layer.selector.parameters())
+    params = list(layer.mixer.parameters())
     trainer.compute_loss(model, batch).backward()
     got = [p.grad.clone() for p in params]
     logged = {k: v[-1] for k, v in trainer._parts.items()}
@@ -300,10 +300,10 @@ def test_exact_credit_in_the_trainer_is_the_expected_reward_gradient():
     cells = grpo.answer_cells(batch["labels"])[:, :-1]
     ces = []
     for d in range(3):
-        layer.selector.forced = torch.full((2,), d)
+        layer.mixer.forced = torch.full((2,), d)
         ces.append(token_ce(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
                             batch["labels"]))
-    layer.selector.forced = None
+    layer.mixer.forced = None
     ce = torch.stack(ces, -1)  # (2, L-1, D)
     pi = layer.last_selection.log_probs[:, :-1].exp()  # with grad
     expected_reward = -(pi * ce.detach()).sum(-1)
@@ -336,21 +336,21 @@ def test_forced_choices_are_one_hot_and_keep_the_policy():
     model(**batch)
     free = layer.last_selection
     for forced in (torch.tensor([2, 0, 1]), torch.tensor([[0, 1, 2] * 3 + [0]] * 3)):
-        layer.selector.forced = forced
+        layer.mixer.forced = forced
         try:
             model(**batch)
         finally:
-            layer.selector.forced = None
+            layer.mixer.forced = None
         sel = layer.last_selection
         want = forced[:, None].expand(3, 10) if forced.dim() == 1 else forced
         assert torch.equal(sel.choice, want) and torch.equal(sel.weights, torch.nn.functional.one_hot(want, 3).float())
         assert torch.allclose(sel.log_probs, free.log_probs, atol=1e-6)  # the policy is still computed
     with pytest.raises(ValueError, match="forced has shape"):
-        layer.selector.forced = torch.tensor([0, 1])
+        layer.mixer.forced = torch.tensor([0, 1])
         try:
             model(**batch)
         finally:
-            layer.selector.forced = None
+            layer.mixer.forced = None
 
 
 def test_token_credit_below_the_last_layer_is_labelled_an_approximation(caplog):
@@ -465,7 +465,7 @@ def _train_log(reward_control, credit, out):
     model, trainer = _tiny_trainer(reward_control, credit, out)
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss_pg" in entry]
-    selector = {n: p.detach().clone() for n, p in mawt_layers(model)[1].selector.named_parameters()}
+    selector = {n: p.detach().clone() for n, p in mawt_layers(model)[1].mixer.named_parameters()}
     return logs, selector
 
 

@@ -50,7 +50,7 @@ def test_grpo_policy_loss_reaches_the_selector(batch):
     assert sel.choice.shape == batch["input_ids"].shape
     assert torch.equal(sel.weights, torch.nn.functional.one_hot(sel.choice, 4).float())
     (sel.choice_log_prob[sel.valid].mean() + sel.selector_entropy[sel.valid].mean()).backward()
-    selector = mawt_layers(model)[1].selector
+    selector = mawt_layers(model)[1].mixer
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in selector.parameters())
 
 

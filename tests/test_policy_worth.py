@@ -93,13 +93,13 @@ def _gold_batch(model, choices):
     layer = mawt_layers(model)[1]
     forced = torch.zeros(2, 8, dtype=torch.long)
     forced[:, 4:7] = torch.tensor(choices)
-    layer.selector.forced = forced
+    layer.mixer.forced = forced
     try:
         with torch.no_grad():
             for t in range(4, 7):  # position t predicts token t + 1
                 ids[:, t + 1] = model(input_ids=ids, attention_mask=mask).logits[:, t].argmax(-1)
     finally:
-        layer.selector.forced = None
+        layer.mixer.forced = None
     labels = ids.clone()
     labels[:, :5] = -100
     labels[1, 7] = -100
@@ -114,12 +114,12 @@ def _forced_scores(model, batch, choices):
     forced = torch.zeros_like(batch["input_ids"])
     if choices is not None:
         forced[:, 4:7] = torch.tensor(choices)
-        layer.selector.forced = forced
+        layer.mixer.forced = forced
     try:
         with torch.no_grad():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     finally:
-        layer.selector.forced = None
+        layer.mixer.forced = None
     labels = batch["labels"][:, 1:]
     answer = labels != -100
     ce = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0), reduction="none")
@@ -200,12 +200,12 @@ def test_bf16_rewards_pick_the_float32_best_depth():
             layer = mawt_layers(model)[1]
             ces = []
             for d in range(4):
-                layer.selector.forced = torch.full((24,), d)
+                layer.mixer.forced = torch.full((24,), d)
                 with torch.no_grad(), trainer.autocast():
                     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 ces.append(F.cross_entropy(logits[:, :-1].float().transpose(1, 2),
                                            batch["labels"][:, 1:].clamp_min(0), reduction="none"))
-            layer.selector.forced = None
+            layer.mixer.forced = None
             old = -torch.stack(ces, -1)[cells]
     new, ref = rewards["bfloat16"][cells], rewards["float32"][cells]
     assert ref.shape[0] == 768  # answer positions

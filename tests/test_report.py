@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- a fixture of run results
 
-STUDIES = {  # "depths": an index without `baseline` fields (every variant vs plain); "mixing": explicit fields
+STUDIES = {  # "depths": an index without `baseline` fields (every variant vs plain); "mixers": explicit fields
     # 3 seeds: with 2, a t interval has about 1 degree of freedom and even 0.9 vs 0.4 is not established
     "depths": {"plain": {"depth": 1, "mixer": "fixed", "seeds": (0, 1, 2)},
                "depth-2": {"depth": 2, "mixer": "grpo", "seeds": (0, 1, 2)},
                "depth-4": {"depth": 4, "mixer": "grpo", "seeds": (0, 1, 2)}},
-    "mixing": {"plain": {"depth": 1, "mixer": "fixed", "baseline": None},
+    "mixers": {"plain": {"depth": 1, "mixer": "fixed", "baseline": None},
                "grpo": {"depth": 4, "mixer": "grpo", "baseline": "plain"},
                "softmax": {"depth": 4, "mixer": "softmax", "baseline": "plain"},
                "gumbel": {"depth": 4, "mixer": "gumbel", "baseline": "plain",
@@ -163,15 +163,15 @@ def attention_npz(tmp_path_factory):
 def results(tmp_path_factory, attention_npz):
     """results/<setup>/ as the workflow leaves it, filled with made-up scores (items differ per seed).
 
-    Quirks on purpose: depths' depth-2 seed 1 has no lm-eval score; mixing's gumbel seed 1 has no held-out
-    selector statistics (run.json's training-batch ones instead); mixing's softmax seed 1 ran on another CPU
+    Quirks on purpose: depths' depth-2 seed 1 has no lm-eval score; mixers' gumbel seed 1 has no held-out
+    selector statistics (run.json's training-batch ones instead); mixers' softmax seed 1 ran on another CPU
     with other kernels (AVX2).
     """
     root = tmp_path_factory.mktemp("results")
     out = root / "results" / "fix"
     studies = {name: {v: dict(spec) for v, spec in variants.items()} for name, variants in STUDIES.items()}
     studies["depths"]["depth-2"]["per_seed"] = {1: {"lmeval": False}}
-    studies["mixing"]["softmax"]["per_seed"] = {1: {"env": {**ENV, "cpu_model": "Other CPU", "cpu_capability": "AVX2"}}}
+    studies["mixers"]["softmax"]["per_seed"] = {1: {"env": {**ENV, "cpu_model": "Other CPU", "cpu_capability": "AVX2"}}}
     indexes = []
     for study, variants in studies.items():
         att = out / "runs" / f"{study}-{list(variants)[1]}-0" / "attention.npz"
@@ -270,7 +270,7 @@ def test_study_table_has_intervals_differences_and_costs(results):
 
 def test_selector_statistics_fall_back_to_the_training_batch_and_are_labelled(results):
     root, indexes = results
-    table = study_table(indexes[1], root / "tables" / "mixing").set_index("variant")
+    table = study_table(indexes[1], root / "tables" / "mixers").set_index("variant")
     # gumbel: seed 0 has held-out statistics, seed 1 only run.json's final_selection (the last training batch);
     # the two are kept apart, each shown with its count, never averaged together
     assert table.loc["gumbel", "selector_entropy"] == pytest.approx(1.0)
@@ -284,7 +284,7 @@ def test_selector_statistics_fall_back_to_the_training_batch_and_are_labelled(re
     assert shown.loc["gumbel", "depth usage (last training batch)"] == "0.25 / 0.25 / 0.25 / 0.25 (n=1 of 2)"
     assert shown.loc["grpo", "selector entropy (held-out)"] == "1.000"
     assert shown.loc["grpo", "selector entropy (last training batch)"] == ""
-    md = (root / "tables" / "mixing" / "table.md").read_text()
+    md = (root / "tables" / "mixers" / "table.md").read_text()
     assert "selector entropy (last training batch)" in md and "final_selection" in md
 
 
@@ -469,7 +469,7 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
     rows = {r["variant"]: r for table in tables for r in table}
     assert set(rows) == {"depth-2", "depth-4", "grpo", "softmax", "gumbel"}
     assert list(rows["depth-4"])[:6] == ["study", "variant", "baseline", "verdict", "difference [95% CI]", "MDE"]
-    for study in ("depths", "mixing"):
+    for study in ("depths", "mixers"):
         table = pd.read_csv(root / "results" / "fix" / "studies" / study / "table.csv").set_index("variant")
         for variant, row in table[table["diff_exact_match"].notna()].iterrows():
             shown = rows[variant]
@@ -500,9 +500,9 @@ def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp
     assert "EM vs baseline" in section and "trainable params" in section
     # environment: the CPU keys, and both values where one run differs (another CPU, other kernels)
     env = {(r["key"], r["value"]): r["runs"] for r in _rows(text.split('id="environment"', 1)[1].split("<h2", 1)[0])}
-    assert env[("cpu_threads", "2")] == f"all {3 * 3 + 2 * 4}"  # depths: 3 variants x 3 seeds; mixing: 4 x 2
-    assert env[("cpu_capability", "AVX2")] == "mixing-softmax-1 (train)"
-    assert env[("cpu_model", "Other CPU")] == "mixing-softmax-1 (train)"
+    assert env[("cpu_threads", "2")] == f"all {3 * 3 + 2 * 4}"  # depths: 3 variants x 3 seeds; mixers: 4 x 2
+    assert env[("cpu_capability", "AVX2")] == "mixers-softmax-1 (train)"
+    assert env[("cpu_model", "Other CPU")] == "mixers-softmax-1 (train)"
     assert ("cpu_capability", "AVX512") in env and ("cpu_model", "Fixture CPU 9000") in env
     assert env[("git_commit", "abc123")].startswith("all") and ("version: torch", "2.13.0") in env
     assert "prepare_data" in text and "Held-out browser" in text
@@ -633,7 +633,7 @@ def test_report_leads_with_the_controls(tmp_path, positive_worse):
 
 def test_controls_are_found_without_a_controls_study():
     plain = pd.DataFrame([_reference("plain"), _compared("grpo", "plain", 0.05, 0.02, 0.01, 1.0)])
-    assert controls_text([({"name": "mixing"}, plain)]) is None  # no control: no paragraph
+    assert controls_text([({"name": "mixers"}, plain)]) is None  # no control: no paragraph
     shuffled = pd.concat([plain, pd.DataFrame([_compared("rand", "grpo", 0.0, 0.02, 0.9, 0.01,
                                                          reward_control="shuffled")])], ignore_index=True)
     lines = controls_text([({"name": "policy"}, shuffled)])

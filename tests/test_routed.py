@@ -31,7 +31,7 @@ def _pair(family="qwen2", mixer="grpo", depth=4, layers=(-1,), n_layers=2, **ext
 
 def _force(model, choice):
     for layer in mawt_layers(model).values():
-        layer.selector.forced = choice
+        layer.mixer.forced = choice
 
 
 def _grads(model):

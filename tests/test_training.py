@@ -153,12 +153,12 @@ def _one_good_depth(base_dir, credit, advantage, batches):
     def forced_ce(d: int) -> float:  # mean answer CE with depth d chosen everywhere
         ces = []
         for b in batches:
-            layer.selector.forced = torch.full((b["input_ids"].shape[0],), d)
+            layer.mixer.forced = torch.full((b["input_ids"].shape[0],), d)
             try:
                 with torch.no_grad():
                     logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
             finally:
-                layer.selector.forced = None
+                layer.mixer.forced = None
             ces.append(answer_ce(logits, b["labels"]))
         return torch.cat(ces).mean().item()
 
@@ -170,7 +170,7 @@ def _one_good_depth(base_dir, credit, advantage, batches):
         gap = forced_ce((GOOD + 1) % 4) - forced_ce(GOOD)
         if gap >= MIN_GAP:
             break
-    layer.selector.requires_grad_(True)
+    layer.mixer.requires_grad_(True)
     model.train()
     # beta=0: with the unnormalised dr_grpo / rloo advantages (in nats) the default KL weight is
     # as strong as the policy signal of the sequence form and holds the policy near pi_ref; this
@@ -188,7 +188,7 @@ def test_grpo_selector_moves_to_a_plainly_better_depth(base_dir, credit, advanta
     batches = _selector_batches(base_dir)
     model, layer, trainer, gap = _one_good_depth(base_dir, credit, advantage, batches)
     assert gap >= MIN_GAP, f"no scale made the bad depths {MIN_GAP} nats worse (gap {gap:.3f})"
-    opt = torch.optim.Adam(layer.selector.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(layer.mixer.parameters(), lr=1e-2)
 
     def good_prob() -> float:  # mean pi(GOOD) over the answer cells of all 32 rows, greedy (eval) forward
         model.eval()
@@ -236,7 +236,7 @@ def test_every_trainable_parameter_changes(tmp_path, base_dir):
     last = f"model.layers.{start.config.num_hidden_layers - 1}."
     trainable = [n for n in after if n.startswith(last)]
     assert {last + "self_attn.depth_query", last + "self_attn.depth_output"} <= set(trainable)
-    assert any(".selector." in n for n in trainable)
+    assert any(".mixer." in n for n in trainable)
     unchanged = [n for n in trainable if torch.equal(after[n].detach(), before[n].detach())]
     assert unchanged == []
     assert all(torch.equal(after[n].detach(), before[n].detach()) for n in after if not n.startswith(last))

@@ -46,7 +46,7 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     # Distinct run configs x seeds (3 for micro; paper.yaml's `seeds`, 11, from its power plan), identical runs of
     # different studies trained once:
     #   shared by every study: plain, gated, GRPO D=4 (token credit, rloo advantage);
-    #   depths: D=2, D=8; mixing: softmax, gumbel, mean; policy: exact, token + grpo advantage;
+    #   depths: D=2, D=8; mixers: softmax, gumbel, mean; policy: exact, token + grpo advantage;
     #   freezing: last:2, mawt only, all and their 3 plain counterparts;
     #   controls: half_steps, shuffled (its grpo variant is the shared GRPO D=4 run);
     #   paper also: placement: layer -2 and its plain counterpart; selector: hidden, both (its stats

@@ -23,7 +23,7 @@ Three paths that agree to 1e-5 in float32 (tests/test_attention.py, tests/test_r
     (grpo; gumbel at evaluation): the choice d(t) is known before attention, so row
     t needs only q_{d(t)},t = RoPE(q_t A_{d(t)}), one SDPA over the H base heads,
     and B_{d(t)} on its output: one attention instead of D, the same result as the
-    fused path with one-hot weights. With `shared_groups` = G (GRPO rollouts) the G
+    fused path with one-hot weights. With `copies_per_row` = G (GRPO rollouts) the G
     rollouts ride in the head dimension (head h*G + g), so K and V are computed
     once per group and never repeated.
 """
@@ -38,7 +38,7 @@ from torch import nn
 
 from mawt.layer.attention_ops import MASK_MIN, allowed_keys, per_token, query_valid, routing, row_stats
 from mawt.layer.config import MAWTConfig
-from mawt.layer.selectors import DepthSelector
+from mawt.layer.mixers import DepthMixer
 
 
 class MAWTAttention(nn.Module):
@@ -79,7 +79,7 @@ class MAWTAttention(nn.Module):
 
         self.depth_query = near_identity()  # A_d, (D, hd, hd)
         self.depth_output = near_identity()  # B_d, (D, hd, hd)
-        self.selector = DepthSelector(cfg, config.hidden_size).to(weight.device, weight.dtype)
+        self.mixer = DepthMixer(cfg, config.hidden_size).to(weight.device, weight.dtype)
         # Headwise output gate (cfg.gate == "head"): zero init, so 2*sigmoid(0) = 1 keeps the base model.
         self.output_gate = None
         if cfg.gate == "head":
@@ -87,13 +87,14 @@ class MAWTAttention(nn.Module):
             nn.init.zeros_(self.output_gate.weight)
             nn.init.zeros_(self.output_gate.bias)
 
-        # >1 while a GRPO step feeds G identical copies of each row (set by the
-        # trainer for the first MAWT layer of the trainable suffix): the attention
-        # core then runs once per group and only the mixing sees all G rollouts.
-        self.shared_groups = 1
+        # >1 while the batch holds each row n times in a row with identical inputs to this
+        # layer: G rollouts in a GRPO step (set by the trainer for the first MAWT layer of
+        # the trainable suffix) or D forced depths (mawt.layer.depthwise). The attention
+        # core then runs once per row and only the mixer sees all n copies.
+        self.copies_per_row = 1
         self.capture_attention = False  # set by mawt.capture()
         self.captured: torch.Tensor | None = None  # (B, H, Lq, Lk, D) of the last forward
-        self.last_selection = None  # mawt.layer.selectors.Selection of the last forward
+        self.last_selection = None  # mawt.layer.mixers.Selection of the last forward
 
     def extra_repr(self) -> str:
         c = self.mawt
@@ -102,7 +103,7 @@ class MAWTAttention(nn.Module):
     def mawt_parameters(self) -> list[nn.Parameter]:
         """Parameters MAWT adds on top of the base layer (depth transforms + selector)."""
         gate = list(self.output_gate.parameters()) if self.output_gate is not None else []
-        return [self.depth_query, self.depth_output, *self.selector.parameters(), *gate]
+        return [self.depth_query, self.depth_output, *self.mixer.parameters(), *gate]
 
     def forward(
         self,
@@ -116,7 +117,7 @@ class MAWTAttention(nn.Module):
             cache = kwargs.pop("past_key_values", None)  # pre-5.x keyword
         if self.routes:
             return self._routed(hidden_states, position_embeddings, attention_mask, cache, kwargs)
-        G = self.shared_groups
+        G = self.copies_per_row
         full_hidden = hidden_states
         hidden_states, attention_mask, position_embeddings = self._one_per_group(
             hidden_states, attention_mask, position_embeddings, cache)  # attend once per group
@@ -148,7 +149,7 @@ class MAWTAttention(nn.Module):
             valid, hidden_states = valid.repeat_interleave(G, 0), full_hidden
             stats = stats.repeat_interleave(G, 0) if stats is not None else None
 
-        sel = self.selector(stats, hidden_states, valid)
+        sel = self.mixer(stats, hidden_states, valid)
         self.last_selection = sel
         # sum_d w[b, l, d] O_d[b, h, l]: D broadcast multiply-adds, the G rollouts of a group reading its
         # one O (B, H, D, L, hd), never repeated G times
@@ -164,13 +165,13 @@ class MAWTAttention(nn.Module):
         return out, None
 
     def _one_per_group(self, hidden_states, attention_mask, position_embeddings, cache):
-        """With `shared_groups` = G > 1 the rows come in groups of G identical copies (GRPO
+        """With `copies_per_row` = G > 1 the rows come in groups of G identical copies (GRPO
         rollouts): the first row of each group, its mask and its position embeddings."""
-        G = self.shared_groups
+        G = self.copies_per_row
         if G == 1:
             return hidden_states, attention_mask, position_embeddings
         if cache is not None or hidden_states.shape[0] % G:
-            raise ValueError("MAWTAttention.shared_groups needs a batch of whole groups and no cache")
+            raise ValueError("MAWTAttention.copies_per_row needs a batch of whole groups and no cache")
         return (hidden_states[::G], attention_mask[::G] if attention_mask is not None else None,
                 tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings))
 
@@ -196,7 +197,7 @@ class MAWTAttention(nn.Module):
 
     def _routed(self, hidden_states, position_embeddings, attention_mask, cache, kwargs) -> tuple[torch.Tensor, None]:
         """One attention per token's chosen depth (see the module docstring)."""
-        G = self.shared_groups
+        G = self.copies_per_row
         full_hidden = hidden_states
         hidden_states, attention_mask, position_embeddings = self._one_per_group(
             hidden_states, attention_mask, position_embeddings, cache)  # K, V once per group
@@ -207,7 +208,7 @@ class MAWTAttention(nn.Module):
         v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)
         _, k = self._apply_rope(k, k, cos, sin)  # RoPE(k) now; each query's rotation waits for its depth
         k, v, allowed, valid, _ = self._cached_keys(k, v, attention_mask, cache, kwargs)
-        sel = self.selector(None, full_hidden, valid.repeat_interleave(G, 0) if G > 1 else valid)  # hidden only
+        sel = self.mixer(None, full_hidden, valid.repeat_interleave(G, 0) if G > 1 else valid)  # hidden only
         self.last_selection = sel
 
         q = self.q_proj(hidden_states).view(B, L, H, hd)
@@ -250,7 +251,7 @@ class MAWTAttention(nn.Module):
         H, D, Hkv = self.num_heads, self.mawt.depth, k.shape[1]
         scores = self._scores(q, k, allowed)  # (B, H*D, L, Lk)
         probs = torch.softmax(scores, dim=-1).to(q.dtype)
-        stats = row_stats(scores.detach().clone(), allowed, H) if self.selector.needs_stats else None
+        stats = row_stats(scores.detach().clone(), allowed, H) if self.mixer.needs_stats else None
         dropped = F.dropout(probs, p=dropout) if dropout > 0 else probs
         attn = torch.matmul(dropped.view(B, Hkv, HD // Hkv, L, -1), v.unsqueeze(2))
         probs5 = probs.view(B, H, D, L, -1).permute(0, 1, 3, 4, 2)  # (B, H, Lq, Lk, D)
@@ -260,7 +261,7 @@ class MAWTAttention(nn.Module):
         """Fast path: one SDPA call for all depths; statistics in query blocks."""
         B, HD, L, _ = q.shape
         stats = None
-        if self.selector.needs_stats:
+        if self.mixer.needs_stats:
             step = self.mawt.query_block
             blocks = []
             with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from mawt.layer.selectors import N_STATS
+from mawt.layer.mixers import N_STATS
 
 # A large finite negative, as transformers uses: a fully masked row (left padding)
 # gets a uniform softmax instead of NaN, and 0 * it stays finite.

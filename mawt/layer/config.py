@@ -26,7 +26,7 @@ class MAWTConfig:
     # Number of attention-weight maps ("depths") per head. D=1 with the
     # `fixed` mixer is the plain fine-tuning baseline.
     depth: int = 4
-    # How the D depths are combined per token; see mawt/layer/selectors.py.
+    # How the D depths are combined per token; see mawt/layer/mixers.py.
     mixer: str = "grpo"
     # Decoder layers whose self-attention is replaced. Negative indices count
     # from the end; [-1] (the last layer) is the original study's setup.

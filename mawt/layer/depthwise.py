@@ -23,7 +23,7 @@ The GRPO losses (mawt/training/trainer.py) and the evaluation of what a depth ch
   compute at ~2% of answer positions (rms 0.003 nats in the centred rewards, from the bf16
   MAWT layer); with the suffix in float32, rms 0.0003 nats and no disagreement;
 * `every_depth`: the last layer (MAWT) run once per depth d with the selector forced to d,
-  its attention computed once per example (`MAWTAttention.shared_groups = D`): the outcome
+  its attention computed once per example (`MAWTAttention.copies_per_row = D`): the outcome
   of every choice at every position, since with MAWT in the last layer a choice at t moves
   only the logits at t.
 """
@@ -113,11 +113,11 @@ def every_depth(model, hidden: torch.Tensor, mask: torch.Tensor, position_ids: t
     layer = mawt_layers(model)[n_layers - 1]
     B, D = hidden.shape[0], layer.mawt.depth
     rep = lambda t: t.repeat_interleave(D, dim=0)  # noqa: E731
-    layer.shared_groups = D  # attention once per example, D forced mixings
-    layer.selector.forced = torch.arange(D, device=hidden.device).repeat(B)
+    layer.copies_per_row = D  # attention once per example, D forced mixings
+    layer.mixer.forced = torch.arange(D, device=hidden.device).repeat(B)
     try:
         out = run_layers(model, rep(hidden), rep(mask), rep(position_ids), n_layers - 1, n_layers)
     finally:
-        layer.shared_groups = 1
-        layer.selector.forced = None
+        layer.copies_per_row = 1
+        layer.mixer.forced = None
     return out, layer

@@ -36,7 +36,7 @@ in a lower layer it reaches every position >= t (through later attention).
 * ``exact``: only when every MAWT layer is the model's last layer (see
   `check_credit`). Every depth d is evaluated at every answer cell (D forced
   rollouts of the last layer: its attention runs once, `MAWTAttention.
-  shared_groups = D`, the selector's `forced` choice picks depth d in copy d),
+  copies_per_row = D`, the selector's `forced` choice picks depth d in copy d),
   giving r_t(d) = -CE_t(d). Nothing is sampled; the policy gradient is the
   analytic gradient of the expected reward:
 

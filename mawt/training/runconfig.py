@@ -2,7 +2,7 @@
 
     base_model: assets/micro_base       # a save_pretrained directory or a hub id
     data: {source: synthetic, families: [reverse, drop_first], steps: 2}
-    mawt: {depth: 4, mixer: grpo}        # null: no MAWT (plain fine-tuning)
+    mawt: {depth: 4, mixer: grpo}        # null: unpatched (the base's own attention, fine-tuned)
     trainable: last
     train: {steps: 200, learning_rate: 1e-3, group_size: 4, seed: 0}
 
@@ -123,7 +123,7 @@ class RunConfig:
     tokenizer: str | None = None  # default: the base model's directory / id
     trust_remote_code: bool = False  # runs code from the model's repository: never on unless a run file says so
     data: DataConfig = field(default_factory=DataConfig)  # the split trained and evaluated on (mawt/data/dataset.py)
-    mawt: MAWTConfig | None = field(default_factory=MAWTConfig)  # the layer (mawt/layer/config.py); null: plain fine-tuning
+    mawt: MAWTConfig | None = field(default_factory=MAWTConfig)  # the layer (mawt/layer/config.py); null: unpatched
     # Which parameters train: last | last:N (the last N decoder layers) | mawt (MAWT parameters
     # only) | all. MAWT parameters always train. More layers: more capacity and memory.
     trainable: str = "last"

@@ -9,8 +9,8 @@ the run's metrics file.
 The GRPO loss has three credit forms (`train.credit`, mawt/training/grpo.py): `token`
 and `sequence` sample G rollouts per example; `exact` (MAWT in the last layer
 only) runs the last layer once per depth d with the selector forced to d
-(`DepthSelector.forced`), its attention shared across the D copies
-(`MAWTAttention.shared_groups = D`), and trains on the pi-weighted expected CE.
+(`DepthMixer.forced`), its attention shared across the D copies
+(`MAWTAttention.copies_per_row = D`), and trains on the pi-weighted expected CE.
 
 Frozen-prefix reuse (MAWT_SPEC section 3): when every decoder layer below the
 first trainable one is frozen, the prefix runs once per step without grad and
@@ -124,8 +124,8 @@ class MAWTTrainer(Trainer):
         self.use_grpo = use_grpo
         self._parts: dict[str, list[float]] = defaultdict(list)
         # pi_ref: the selectors as they are before fine-tuning (frozen copies).
-        self._ref = {i: copy.deepcopy(m.selector.mlp).requires_grad_(False)
-                     for i, m in mawt_layers(self.model).items() if m.selector.mlp is not None}
+        self._ref = {i: copy.deepcopy(m.mixer.selector).requires_grad_(False)
+                     for i, m in mawt_layers(self.model).items() if m.mixer.selector is not None}
         self.prefix_calls = 0  # how many times the frozen prefix ran (tests count it)
         self._control_key: tuple | None = None  # (step, training) of the current reward-control generator
         self._control_gen: torch.Generator | None = None
@@ -215,13 +215,13 @@ class MAWTTrainer(Trainer):
         else:  # every layer on every rollout (the reference the reuse is tested against)
             shared, hidden = None, run_layers(model, rep(hidden), rep(mask), rep(position_ids), 0, first_mawt)
         if shared is not None:
-            shared.shared_groups = G
+            shared.copies_per_row = G
         try:  # what depends on the choices: float32 on the bf16 path (mawt/layer/depthwise.py)
             with float32_suffix(hidden, self.run.dtype == "bfloat16") as h:
                 hidden = run_layers(model, h, rep(mask), rep(position_ids), first_mawt, n_layers)
         finally:
             if shared is not None:
-                shared.shared_groups = 1
+                shared.copies_per_row = 1
         labels = rep(labels)
         tok = cell_ce(model, hidden, labels)  # (B*G, L-1): float32 head at the answer cells, 0 elsewhere
         cells = grpo.answer_cells(labels)  # (B*G, L): t predicts an answer token

@@ -1,4 +1,9 @@
-"""Depth selectors: turn per-token observations into mixing weights w[b, q, d].
+"""Depth mixers: how the D attention outputs of a head become one, w[b, q, d] per token.
+
+A mixer (`mawt.mixer`) is one of the five rules below. The three learned ones own a
+*selector*: a small MLP (`DepthMixer.selector`; `selector_input`, `selector_width`,
+`selector_entropy`) that turns per-token observations into logits over the depths;
+`mean` and `fixed` have none (docs/naming.md).
 
 The observation of query position q (`selector_input`) is `stats`: per depth
 depth d, the normalised entropy and the peak weight of the attention row
@@ -18,7 +23,7 @@ w (softmax, gumbel) or through the GRPO policy loss (grpo).
 | mean    | 1/D                                   | same    |
 | fixed   | onehot(fixed_index)                   | same    |
 
-Forced choices: set `selector.forced` to a long tensor of shape (B,) (one depth
+Forced choices: set `DepthMixer.forced` to a long tensor of shape (B,) (one depth
 per row) or (B, L) (per position) and every mixer returns one-hot weights on
 those depths (no sampling), while learned selectors still compute logits and
 log_probs (exact GRPO credit evaluates every depth this way, mawt/training/grpo.py).
@@ -80,29 +85,29 @@ def _gumbel_like(logits: torch.Tensor) -> torch.Tensor:
     return -torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-7))).to(logits.dtype)
 
 
-class DepthSelector(nn.Module):
+class DepthMixer(nn.Module):
     """Maps observations (B, L, D, N_STATS) [+ hidden (B, L, E)] to a `Selection`."""
 
     def __init__(self, cfg: MAWTConfig, hidden_size: int):
         super().__init__()
         self.depth = cfg.depth
-        self.mixer = cfg.mixer
+        self.kind = cfg.mixer
         self.tau = cfg.tau
         self.fixed_index = cfg.fixed_index
         self.use_stats = cfg.selector_input in ("stats", "both")
         self.use_hidden = cfg.selector_input in ("hidden", "both")
         if cfg.learned_selector:
             n_in = (cfg.depth * N_STATS if self.use_stats else 0) + (hidden_size if self.use_hidden else 0)
-            self.mlp = nn.Sequential(
+            self.selector = nn.Sequential(
                 nn.Linear(n_in, cfg.selector_width),
                 nn.Tanh(),
                 nn.Linear(cfg.selector_width, cfg.depth),
             )
-            for layer in (self.mlp[0], self.mlp[2]):
+            for layer in (self.selector[0], self.selector[2]):
                 nn.init.normal_(layer.weight, std=0.02)  # near-uniform policy at start
                 nn.init.zeros_(layer.bias)
         else:
-            self.mlp = None
+            self.selector = None
         self.forced: torch.Tensor | None = None  # (B,) or (B, L) long: force these depths (see above)
 
     def _forced_choice(self, B: int, L: int, device) -> torch.Tensor:
@@ -110,16 +115,16 @@ class DepthSelector(nn.Module):
         if forced.dim() == 1:
             forced = forced[:, None].expand(-1, L)
         if forced.shape != (B, L):
-            raise ValueError(f"DepthSelector.forced has shape {tuple(self.forced.shape)}; "
+            raise ValueError(f"DepthMixer.forced has shape {tuple(self.forced.shape)}; "
                              f"expected ({B},) or ({B}, {L})")
         if forced.numel() and not 0 <= int(forced.min()) <= int(forced.max()) < self.depth:
-            raise ValueError(f"DepthSelector.forced must hold depths in 0..{self.depth - 1}")
+            raise ValueError(f"DepthMixer.forced must hold depths in 0..{self.depth - 1}")
         return forced
 
     @property
     def needs_stats(self) -> bool:
         """Whether the observation includes the attention statistics of every depth."""
-        return self.mlp is not None and self.use_stats
+        return self.selector is not None and self.use_stats
 
     def forward(
         self,
@@ -130,30 +135,30 @@ class DepthSelector(nn.Module):
         B, L = valid.shape
         D = self.depth
         forced = self._forced_choice(B, L, valid.device) if self.forced is not None else None
-        if self.mlp is None and forced is not None:
+        if self.selector is None and forced is not None:
             return Selection(weights=F.one_hot(forced, D).float(), valid=valid, choice=forced)
-        if self.mlp is None:
+        if self.selector is None:
             # Constant weights: D=1 (any mixer), `mean`, `fixed`.
             w = torch.zeros(B, L, D, device=valid.device)
-            if self.mixer == "mean":
+            if self.kind == "mean":
                 w.fill_(1.0 / D)
             else:
-                w[..., self.fixed_index if self.mixer == "fixed" else 0] = 1.0
+                w[..., self.fixed_index if self.kind == "fixed" else 0] = 1.0
             return Selection(weights=w, valid=valid)
 
-        dtype = self.mlp[0].weight.dtype
+        dtype = self.selector[0].weight.dtype
         parts = [stats.flatten(-2).to(dtype)] if self.use_stats else []  # (B, L, D*N_STATS)
         if self.use_hidden:
             parts.append(hidden.detach().to(dtype))  # (B, L, E)
         obs = torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
-        logits = self.mlp(obs).float()  # (B, L, D)
+        logits = self.selector(obs).float()  # (B, L, D)
         log_probs = F.log_softmax(logits, dim=-1)
 
         if forced is not None:
             return Selection(weights=F.one_hot(forced, D).to(logits.dtype), valid=valid, logits=logits,
                              log_probs=log_probs, choice=forced, observation=obs)
 
-        if self.mixer == "softmax":
+        if self.kind == "softmax":
             w = torch.softmax(logits / self.tau, dim=-1)
             return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs, observation=obs)
 
@@ -163,7 +168,7 @@ class DepthSelector(nn.Module):
             noisy = logits
         choice = noisy.argmax(-1)  # (B, L)
         hard = F.one_hot(choice, D).to(logits.dtype)
-        if self.mixer == "gumbel" and self.training:
+        if self.kind == "gumbel" and self.training:
             soft = torch.softmax(noisy / self.tau, dim=-1)
             w = hard + soft - soft.detach()  # straight-through: hard forward, soft gradient
         else:
