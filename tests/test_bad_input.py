@@ -160,6 +160,17 @@ def test_grid_built_names_are_checked_like_written_ones(tmp_path):
     assert {"depth-2", "depth-8"} <= set(load_study_spec(path, load_setup("micro")).variants)
 
 
+
+def test_a_setup_with_resources_is_refused_naming_the_profile(tmp_path):
+    """Resources moved to the profiles (workflow/profiles/): a setup that still sets them is told where."""
+    path = tmp_path / "old.yaml"
+    path.write_text("extends: micro\nname: old\nresources: {threads: 1, mem_mb: 3000, runtime: 30, gpus: 0}\n")
+    with pytest.raises(StudyError, match=r"old.yaml: key resources: .* in a profile \(workflow/profiles/default, "
+                                         r"workflow/profiles/slurm\) or with --set-threads / --set-resources"):
+        load_setup(str(path))
+    path.write_text("extends: micro\nname: old\n")
+    assert "resources" not in load_setup(str(path))
+
 # ---------------------------------------------------------------------------------------------------------
 # Numbers in a run config (issue 20, item 3): every number of TrainConfig, EvalConfig, MAWTConfig and
 # DataConfig has its range in the class's RANGES table (mawt/common/ranges.py checks it); floats must be finite.

@@ -124,6 +124,10 @@ def test_slurm_profile_dry_run(tmp_path):
     assert {"run_config", "eval_config", "data_config", "study_index", "study_table", "setup_text", "report",
             "current_report", "all"} == local
     assert not local & {"train", "eval_heldout", "lm_eval", "prepare_data", "attention_example"}
+    # the GPU rules get the paper's size from the profile (a setup has no resources)
+    for rule in ("train", "eval_heldout", "lm_eval"):
+        resources = proc.stdout.split(f"rule {rule}:", 1)[1].split("resources: ", 1)[1].split("\n", 1)[0]
+        assert {"gpu=1", "mem_mb=64000", "runtime=240", "slurm_partition=gpu"} <= set(resources.split(", ")), resources
 
 
 @pytest.mark.parametrize(
@@ -198,12 +202,10 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     again = snakemake(smoke, "-n", **args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
-    # resources are how jobs run, not what they compute: editing them re-runs nothing
-    (smoke / "smoke.yaml").write_text(yaml.safe_dump({**SMOKE_SETUP, "resources": {**SMOKE_SETUP["resources"],
-                                                                                  "threads": 2, "mem_mb": 2000}}))
-    again = snakemake(smoke, "-n", **args)
+    # resources are the profile's: how jobs run, not what they compute; other ones re-run nothing
+    again = snakemake(smoke, "-n", "--set-threads", "train=2", "eval_heldout=2",
+                      "--set-resources", "train:mem_mb=2000", "train:runtime=7", **args)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
-    (smoke / "smoke.yaml").write_text(yaml.safe_dump(SMOKE_SETUP))
 
     # a MAWT-only knob: the variant's plain counterpart (plain-ized config) stays the same
     study = {**SMOKE_STUDY, "variants": {"grpo2": {}, "softmax2": {"mawt": {"mixer": "softmax", "tau": 0.5}}}}

@@ -132,12 +132,13 @@ def _hflm(model_dir, cfg: EvalConfig, device: str):
     from lm_eval.models.huggingface import HFLM
     from lm_eval.models.utils import resolve_max_length
 
-    from mawt.training.models import load_checkpoint
+    from mawt.training.models import device_for, load_checkpoint
 
     # As eval-heldout: the config's dtype, the pad rule, and mawt.training.models.plain_generation_config in place of
     # the checkpoint's generation_config.json (HFLM calls model.generate itself, and transformers fills every
     # setting a call leaves unset from model.generation_config): greedy is the plain argmax, sampling uses
     # gen_kwargs' temperature and top_p only, EOS is the tokenizer's.
+    device = device_for(device)  # auto -> cuda or cpu (HFLM takes a device, not 'auto')
     model, tokenizer = load_checkpoint(model_dir, device)
     model.eval()
     # HFLM keeps max_length - max_gen_toks tokens of a generation context (left-truncating the rest)

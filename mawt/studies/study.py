@@ -30,7 +30,7 @@ import yaml
 from mawt.studies.baselines import BASELINES, GATED, baseline_name, plainized
 from mawt.common import yamlfile
 from mawt.training.runconfig import RunConfig, _build
-from mawt.statistics.stats import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
+from mawt.statistics.paired import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
 
 ROOT = Path(__file__).resolve().parents[2]  # a checkout's root (its ablations/ folder)
 DEFAULT_SEEDS = (0, 1, 2)  # when neither the study nor the setup names seeds
@@ -212,11 +212,20 @@ def load_setup(name: str) -> dict:
     `extends: <other setup>` and give only what differs (paper_standin.yaml does)."""
     data, files = _setup_data(name)
     path = Path(files[0])
+    if "resources" in data:
+        raise StudyError(f"{path}: key resources: threads, memory, runtime and GPUs are set per rule in a profile "
+                         "(workflow/profiles/default, workflow/profiles/slurm) or with --set-threads / "
+                         "--set-resources, not in a setup; where runs compute is run.train.device")
     _check(data, "setup.schema.yaml", path)
     _resolve(data, data.get("run") or {}, f"{path}: key run")  # before any study is read
     data["path"] = str(path)
     data["files"] = files
     return data
+
+
+def setup_run(setup: dict) -> RunConfig:
+    """The setup's own run defaults resolved (every study's variants start from them)."""
+    return _resolve(setup, setup.get("run") or {}, f"{setup.get('path', setup['name'])}: key run")
 
 
 def load_studies(setup: dict, names: list[str] | None = None, folder: Path | None = None) -> dict[str, StudySpec]:

@@ -39,6 +39,7 @@ from mawt.studies.study import (
     load_studies,
     run_config,
     run_id,
+    setup_run,
     training_config,
 )
 
@@ -56,7 +57,7 @@ BUILT_BASE = SETUP["base_model"] in ("pretrain", "standin")  # built by a rule o
 BASE_MODEL = L.built_base if BUILT_BASE else SETUP["base_model"]
 # a local base (the shipped micro asset, a directory): its files are job inputs, so a rebuilt base reruns
 LOCAL_BASE = BUILT_BASE or os.path.isfile(os.path.join(BASE_MODEL, "config.json"))
-RES = SETUP["resources"]
+SETUP_RUN = setup_run(SETUP)  # the setup's own run defaults, resolved
 
 # The base model's shape (mawt/training/preflight.py): read without building or downloading anything
 SHAPE, _why = base_shape(SETUP)
@@ -240,13 +241,9 @@ def all_study_files():
 
 
 def device():
-    """Where evaluation jobs run: the setup's GPU if it asks for one."""
-    return "cuda" if RES.get("gpus") else "cpu"
-
-
-def gpu_resources():
-    """GPU jobs ask for `gpu` (read by the SLURM executor plugin); CPU setups for none."""
-    return {"gpu": RES["gpus"]} if RES.get("gpus") else {}
+    """Where evaluation jobs run: where the setup's runs train (`run.train.device`: auto, cpu or cuda).
+    How many GPUs, threads, memory and minutes a job gets is the profile's (workflow/profiles/)."""
+    return SETUP_RUN.train.device
 
 
 def eval_model(wildcards):

@@ -28,11 +28,10 @@ rule eval_heldout:
         L.benchmark("eval_heldout", "{run}-{ev}")
     conda:
         "../../environment.yml"
-    threads: RES["threads"]
+    threads: 1
     resources:
-        **gpu_resources(),
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime"],
+        mem_mb=6000,
+        runtime=30,
     params:
         model=model_dir,
         device=device(),
@@ -54,11 +53,10 @@ rule lm_eval:
         L.benchmark("lm_eval", "{run}-{ev}")
     conda:
         "../../environment.yml"
-    threads: RES["threads"]
+    threads: 1
     resources:
-        **gpu_resources(),
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime"],
+        mem_mb=6000,
+        runtime=30,
     params:
         model=model_dir,
         tasks=" ".join(SETUP["lm_eval"]["tasks"]),
@@ -82,8 +80,8 @@ rule attention_example:  # the report's heatmaps: one held-out example's 5D atte
         "../../environment.yml"
     threads: 1
     resources:
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime"],
+        mem_mb=6000,
+        runtime=30,
     params:
         model=model_dir,
     shell:

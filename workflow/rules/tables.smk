@@ -50,17 +50,14 @@ rule study_table:  # every file of the study folder (mawt/analysis/tables.py); t
         "> {log} 2>&1 || job_failed {log}"
 
 
-rule setup_text:  # what the report shows of the setup: resolved (`extends` merged), without `resources`
+rule setup_text:  # what the report shows of the setup: resolved (`extends` merged)
     output:
         L.setup_text,
     log:
         L.log("setup_text"),
     threads: 1
-    # without the resources: a resources-only edit leaves it (and everything) as it is
     params:
-        text=yaml.safe_dump(
-            {k: v for k, v in SETUP.items() if k not in ("resources", "path", "files")}, sort_keys=False
-        ),
+        text=yaml.safe_dump({k: v for k, v in SETUP.items() if k not in ("path", "files")}, sort_keys=False),
     run:
         atomic.write_text(output[0], params.text)
 

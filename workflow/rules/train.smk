@@ -31,11 +31,10 @@ rule train:
         run="[0-9a-f]{12}",  # trained runs; the untuned base is `base-<data id>`
     conda:
         "../../environment.yml"
-    threads: RES["threads"]
+    threads: 1
     resources:
-        **gpu_resources(),
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime"],
+        mem_mb=6000,
+        runtime=30,
     params:
         out=lambda wc, output: os.path.dirname(output.summary),
         split=lambda wc, input: os.path.dirname(input.split),
