@@ -25,9 +25,11 @@ from scipy import stats as sps
 from mawt import MAWTConfig, patch_model
 from mawt.analysis import plots
 from mawt.bases.micro import MicroConfig, build_model, train_tokenizer
-from mawt.analysis.report import WARNING, build_report, controls_text
+from mawt.analysis.report import build_report
+from mawt.analysis.summary import WARNING, controls_text
 from mawt.evaluation.evaluate import attention_example
-from mawt.statistics.stats import holm, paired_difference
+from mawt.statistics.intervals import holm
+from mawt.statistics.paired import paired_difference
 from mawt.analysis.comparisons import VERDICTS, summarise
 from mawt.analysis.display import display_table, fmt_p, verdict_text
 from mawt.analysis.results import BASE, load_results
