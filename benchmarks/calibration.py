@@ -1,4 +1,4 @@
-"""Calibration of mawt.statistics.stats on simulated studies with a known truth: the calibration table of docs/statistics.md.
+"""Calibration of mawt.statistics on simulated studies with a known truth: the calibration table of docs/statistics.md.
 
     python benchmarks/calibration.py                     # 2000 studies per cell (minutes on 2 cores)
     python benchmarks/calibration.py --sims 1000 --out results/bench/calibration.md
@@ -7,11 +7,11 @@
 For every design cell of the grid seeds {2, 3, 5} x items {50, 400} x base rate
 {0.05, 0.17, 0.5} x latent seed SD {0, 0.3, 0.6} x heterogeneous effects (latent
 effect SD) {0, 0.5}, `mawt.statistics.simulate.calibrate` draws --sims paired studies from
-the probit model of `mawt.statistics.simulate` (which never calls `mawt.statistics.stats`) and reports:
+the probit model of `mawt.statistics.simulate` (which never calls the estimator) and reports:
 
 * coverage: how often the 95% interval of the paired difference holds the true difference (0);
 * type I: how often p < 0.05 when the true difference is 0;
-* MDE: the mean minimum detectable effect `mawt.statistics.stats` reports for the verdict shown (Holm over 3
+* MDE: the mean minimum detectable effect `mawt.statistics.power` reports for the verdict shown (Holm over 3
   comparisons: level 0.05 / 3, power 0.8);
 * power at MDE: studies of 3 variants, one with a true difference of that MDE and two with none: how
   often its Holm verdict says "better" (target 0.8); empty where the MDE exceeds what the accuracy
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{k + 1}/{len(cells)}] {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     text = (markdown.table(COLUMNS, "r" * len(COLUMNS), [row(c, r) for c, r in zip(cells, results)])
             + "\n\n" + summary(results, a.sims))
-    md = markdown.write(a.out, "Calibration of mawt.statistics.stats on simulated studies", text, markdown.command(__file__, argv))
+    md = markdown.write(a.out, "Calibration of mawt.statistics on simulated studies", text, markdown.command(__file__, argv))
     print(text)
     print(f"\nwrote {markdown.shown(md)} ({time.perf_counter() - started:.0f} s)")
 

@@ -87,7 +87,7 @@ def main(argv=None) -> None:
     L, V = base["num_hidden_layers"], base["vocab_size"]
     from transformers import AutoTokenizer
 
-    from mawt.data.dataset import read_jsonl
+    from mawt.data.split import read_jsonl
     from mawt.data.prompts import encode_example, prompt_text
 
     tok = AutoTokenizer.from_pretrained(res / "base" / "model")

@@ -28,7 +28,7 @@ import torch
 import markdown  # benchmarks/markdown.py
 from mawt.common import layout
 from mawt.common.atomic import write_json
-from mawt.data.dataset import read_jsonl
+from mawt.data.split import read_jsonl
 from mawt.evaluation.evaluate import teacher_forced
 from mawt.training.models import load_checkpoint
 from mawt.training.runconfig import RunConfig, _build

@@ -85,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
 def _prepare_data(args: argparse.Namespace) -> int:
     from mawt.training.train import prepare_data
     from mawt.training.runconfig import _build, load_run_config
-    from mawt.data.dataset import DataConfig
+    from mawt.data.sources import DataConfig
 
     if args.data:
         from mawt.common.yamlfile import load

@@ -124,14 +124,14 @@ def test_paper_cost_without_a_stand_in_run_says_what_to_run(tmp_path):
 ])
 def test_answers_are_read_as_text(tmp_path, name, text, answers):
     """No NA parsing and no dtype inference: "NA" is an answer, "007" keeps its zeros."""
-    from mawt.data.dataset import DataConfig, load_rows
+    from mawt.data.sources import DataConfig, load_rows
 
     (tmp_path / name).write_text(text)
     assert [r["answer"] for r in load_rows(DataConfig(source=str(tmp_path / name)))] == answers
 
 
 def test_a_missing_answer_names_the_file_and_its_source_row(tmp_path):
-    from mawt.data.dataset import DataConfig, load_rows
+    from mawt.data.sources import DataConfig, load_rows
 
     path = tmp_path / "rows.jsonl"
     path.write_text('{"challenge": "q1", "answer": "a"}\n{"challenge": "q2", "answer": null}\n')
@@ -245,7 +245,7 @@ def test_every_number_of_a_run_config_has_a_range():
     import dataclasses
 
     from mawt.layer.config import MAWTConfig
-    from mawt.data.dataset import DataConfig
+    from mawt.data.sources import DataConfig
     from mawt.training.runconfig import EvalConfig, TrainConfig
 
     for cls in (TrainConfig, EvalConfig, MAWTConfig, DataConfig):

@@ -12,16 +12,10 @@ import pandas as pd
 import pytest
 
 from mawt.data import puzzles
-from mawt.data.dataset import (
-    DataConfig,
-    content_hash,
-    deduplicate,
-    hub_load_kwargs,
-    load_rows,
-    normalise_challenge,
-    split,
-    write_split,
-)
+from mawt.data.puzzles import normalise_challenge
+from mawt.data.sources import DataConfig, hub_load_kwargs, load_rows
+from mawt.data.split import content_hash, deduplicate, split, write_split
+from mawt.data.vocabulary import WORDS
 from mawt.data.prompts import encode_example
 from mawt.bases.micro import train_tokenizer
 
@@ -245,7 +239,8 @@ def cached_hub_copy(tmp_path: Path, commit: str, n: int = 12) -> dict:
 LOAD_PINNED = """
 import json, sys
 from pathlib import Path
-from mawt.data.dataset import DataConfig, load_hub, split, write_split
+from mawt.data.sources import DataConfig, load_hub
+from mawt.data.split import split, write_split
 cfg = DataConfig(source="mawt_pinned", revision=sys.argv[1], n_train=8, n_heldout=None)
 try:
     rows, commit = load_hub(cfg)
@@ -307,7 +302,7 @@ def test_generated_puzzles_are_distinct_and_deterministic(vocabulary):
     for r in rows:
         if m := word.fullmatch(r["challenge"]):
             assert lo <= len(m[1]) <= hi and r["answer"] == m[1][::-1]
-            assert vocabulary == "letters" or m[1] in puzzles.WORDS
+            assert vocabulary == "letters" or m[1] in WORDS
     if vocabulary == "letters":  # letter strings: enough for the micro pre-training, quickly
         micro = puzzles.generate(20000, ["reverse", "drop_first", "drop_last", "swap_ends", "sort_letters",
                                          "double_last", "shift"], difficulty=2, seed=0, vocabulary="letters")
@@ -322,7 +317,7 @@ def test_later_letter_answers_match_an_independent_check(vocabulary):
         w1, w2 = pattern.fullmatch(r["challenge"]).groups()
         assert len(w1) == len(w2) and w1 != w2 and 5 <= len(w1) <= 7
         assert r["answer"] == "".join(max(a, b) for a, b in zip(w1, w2))
-        assert vocabulary == "letters" or {w1, w2} <= set(puzzles.WORDS)
+        assert vocabulary == "letters" or {w1, w2} <= set(WORDS)
     assert puzzles.later_letters("abcd", "bcaa") == "bccd"
     with pytest.raises(ValueError, match="later_letter cannot be chained"):
         puzzles.generate(5, ["reverse", "later_letter"], chain=2)
@@ -343,14 +338,14 @@ def test_later_ends_as_the_tasks_study_uses_it():
     last = sum(w[-1] > w[0] for w in words) / len(words)
     assert 0.4 < first < 0.6 and 0.4 < last < 0.6  # ties (first == last) are the rest, ~1/26
     assert puzzles.capacity(["later_ends"], vocabulary="letters") == 26**4 + 26**5
-    assert puzzles.capacity(["later_ends"], vocabulary="words") == sum(4 <= len(w) <= 5 for w in puzzles.WORDS)
+    assert puzzles.capacity(["later_ends"], vocabulary="words") == sum(4 <= len(w) <= 5 for w in WORDS)
     with pytest.raises(ValueError, match="later_ends cannot be chained"):
         puzzles.generate(5, ["reverse", "later_ends"], chain=2)
 
 
 def test_too_many_distinct_puzzles_is_a_clear_error():
     cap = puzzles.capacity(["shift_two"], difficulty=2, vocabulary="words")
-    assert cap == sum(4 <= len(w) <= 5 for w in puzzles.WORDS)
+    assert cap == sum(4 <= len(w) <= 5 for w in WORDS)
     assert len(puzzles.generate(cap, ["shift_two"], seed=0)) == cap  # exactly the capacity still works
     with pytest.raises(ValueError, match=rf"n={cap + 1} exceeds the capacity of {cap} distinct.*vocabulary='letters'"):
         puzzles.generate(cap + 1, ["shift_two"], seed=0)

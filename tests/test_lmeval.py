@@ -19,7 +19,7 @@ from transformers import AutoTokenizer
 
 from mawt import MAWTConfig, load_model, patch_model
 from mawt.data import puzzles
-from mawt.data.dataset import read_jsonl
+from mawt.data.split import read_jsonl
 from mawt.data.prompts import prompt_text, think_open
 from mawt.evaluation.evaluate import evaluate_heldout, generate_answers
 from mawt.__main__ import main

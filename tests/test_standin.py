@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mawt.bases import standin, standin_puzzles, standin_tokenizer
-from mawt.data.dataset import DataConfig, deduplicate, load_rows, split
+from mawt.data.sources import DataConfig, load_rows
+from mawt.data.split import deduplicate, split
 from mawt.data.prompts import encode_example
 from mawt.evaluation.scoring import challenge_metric, exact_match
 

@@ -1,4 +1,4 @@
-"""mawt.statistics.stats: crossed random-effects intervals, paired differences, p-values, TOST, Holm, minimum detectable effect.
+"""mawt.statistics: crossed random-effects intervals, paired differences, p-values, TOST, Holm, minimum detectable effect.
 
 Checked against independent truths: the classic one-sample t interval (one seed or
 one item), mean squares of a 2 x 3 matrix worked out by hand, the seed-level t test
@@ -10,18 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from mawt.statistics.stats import (
-    components,
-    detectable_ncp,
-    holm,
-    interval,
-    mean_squares,
-    minimum_detectable_effect,
-    paired_difference,
-    t_power,
-    tost_p_value,
-    variance_of_mean,
-)
+from mawt.statistics.intervals import components, holm, interval, mean_squares, tost_p_value, variance_of_mean
+from mawt.statistics.paired import paired_difference
+from mawt.statistics.power import detectable_ncp, minimum_detectable_effect, t_power
 
 # ---------------------------------------------------------------- identical runs, pairing, shapes, inputs
 

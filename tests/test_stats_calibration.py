@@ -1,9 +1,9 @@
-"""Calibration tier of mawt.statistics.stats: its intervals, p-values, MDE and verdicts on studies with a known truth.
+"""Calibration tier of mawt.statistics: its intervals, p-values, MDE and verdicts on studies with a known truth.
 
 `mawt.statistics.simulate` draws (seeds x items) 0/1 score matrices from a probit model that
-never calls `mawt.statistics.stats` (item difficulty shared by seeds and variants, per-run
+never calls the estimator (item difficulty shared by seeds and variants, per-run
 seed effects, heterogeneous item effects), with the true difference known in
-closed form; `calibrate` runs `mawt.statistics.stats` on each simulated study and counts
+closed form; `calibrate` runs the estimator on each simulated study and counts
 how often its interval holds the truth, how often it calls a null difference
 significant, and how often the Holm verdict finds an effect of the MDE it reports.
 
@@ -28,7 +28,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # Monte Carlo: several seconds per cell
 
-from mawt.statistics import stats
+from mawt.statistics import intervals, paired
 from mawt.statistics.simulate import Cell, accuracy_seed_sd, calibrate, simulate
 
 N_SIMS = 1000
@@ -154,11 +154,11 @@ def test_the_bootstraps_null_failure_is_fixed():
     n = 4000
     variants, baseline = simulate(cell, n, _rng(cell, "issue"))
     diff = variants[:, 0] - baseline
-    V, df, _ = stats.variance_of_mean(diff)
-    p = stats.t_p_value(diff.mean((-2, -1)), np.sqrt(V), df)
+    V, df, _ = intervals.variance_of_mean(diff)
+    p = intervals.t_p_value(diff.mean((-2, -1)), np.sqrt(V), df)
     # the vectorised path is paired_difference's, study by study
     for k in range(3):
-        assert stats.paired_difference(variants[k, 0], baseline[k]).p == pytest.approx(float(p[k]), rel=1e-12)
+        assert paired.paired_difference(variants[k, 0], baseline[k]).p == pytest.approx(float(p[k]), rel=1e-12)
     rate = float(np.mean(p < 0.05))
     assert rate <= 0.06 + slack(0.05, n), rate  # measured 0.0545 (the bootstrap: 0.115)
 
@@ -169,8 +169,8 @@ def _null_rejections(cell: Cell, n: int, rng: np.random.Generator, batch: int = 
     for start in range(0, n, batch):
         variants, baseline = simulate(cell, min(batch, n - start), rng)
         diff = variants[:, 0] - baseline
-        V, df, _ = stats.variance_of_mean(diff)
-        hits += int((stats.t_p_value(diff.mean((-2, -1)), np.sqrt(V), df) < 0.05).sum())
+        V, df, _ = intervals.variance_of_mean(diff)
+        hits += int((intervals.t_p_value(diff.mean((-2, -1)), np.sqrt(V), df) < 0.05).sum())
     return hits / n
 
 

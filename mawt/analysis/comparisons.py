@@ -1,4 +1,4 @@
-"""A study's comparisons: every variant against its own baseline, with verdicts (`mawt.statistics.stats`).
+"""A study's comparisons: every variant against its own baseline, with verdicts (`mawt.statistics.paired`).
 
 Each variant is compared with its own baseline (its plain counterpart, or the
 variant named in the study's `compare:`), paired by seed id over the same
@@ -18,7 +18,7 @@ family per metric), and:
   Holm's later steps only add power); `mde_<metric>_single`: the same at 0.05,
   for one comparison on its own;
 * `seeds_needed_<metric>`: how many seeds would bring `mde_<metric>` down to the
-  margin, from this comparison's variance components (`mawt.statistics.stats.planned`).
+  margin, from this comparison's variance components (`mawt.statistics.power.planned`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,9 @@ import numpy as np
 import pandas as pd
 
 from mawt.analysis.results import AXES, N_SUFFIX, SCORES, StudyResults
-from mawt.statistics.stats import (
-    ALPHA,
-    Components,
-    holm,
-    interval,
-    minimum_detectable_effect,
-    paired_difference,
-    seed_share,
-    seeds_needed,
-)
+from mawt.statistics.intervals import ALPHA, Components, holm, interval
+from mawt.statistics.paired import paired_difference
+from mawt.statistics.power import minimum_detectable_effect, seed_share, seeds_needed
 
 VERDICTS = ("better", "worse", "equivalent", "inconclusive")
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from mawt.analysis.comparisons import design, verdict
 from mawt.analysis.results import BASE, N_SUFFIX, REASONING, SCORES, TRAIN_BATCH, WORTH
-from mawt.statistics.stats import ALPHA
+from mawt.statistics.intervals import ALPHA
 
 LABELS = {"exact_match": "exact match", "challenge_metric": "challenge metric", "challenge_strict": "challenge strict"}
 SHORT = {"exact_match": "EM", "challenge_metric": "CM", "challenge_strict": "CS"}
@@ -186,7 +186,7 @@ def worth_text(row, what: str, fmt: str) -> str:
 
 
 NOTE = ("Scores: mean over seeds and held-out items with a 95% t interval from the variance components of the "
-        "seeds x items design (mawt/statistics/stats.py: seeds and items both random; Satterthwaite degrees of freedom, so "
+        "seeds x items design (mawt/statistics/intervals.py: seeds and items both random; Satterthwaite degrees of freedom, so "
         "few seeds give wide intervals). 'vs baseline': the paired difference to the variant's own baseline "
         "(column 'baseline': plain fine-tuning, the plain run with the same trainable layers, or the variant a "
         "control is compared with) over the same seed ids and items, with its unadjusted 95% interval. 'Holm p': "

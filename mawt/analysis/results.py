@@ -36,7 +36,7 @@ import pandas as pd
 
 from mawt.common import layout
 from mawt.layer.config import LEARNED_MIXERS, is_mawt, uses_grpo
-from mawt.statistics.stats import DEFAULT_MARGIN
+from mawt.statistics.paired import DEFAULT_MARGIN
 
 # per-item scores with intervals (0/1, or with n_samples > 1 the item's mean over its samples: pass@1);
 # the same keys in heldout.json's items, its aggregates and the tables

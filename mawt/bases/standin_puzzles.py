@@ -5,7 +5,7 @@ for the whole stand-in and what it keeps from the real setup).
 
 Its own module because it is data, not model: hand-written families (answers with the
 punctuation, accents and parts the scorer must handle) and word puzzles computed from
-`mawt.data.puzzles`' word list, interleaved into distinct rows with well-formed urls and dates.
+`mawt.data.vocabulary`'s word list, interleaved into distinct rows with well-formed urls and dates.
 `mawt.bases.standin.build_assets` writes them to `assets/paper_standin/puzzles.parquet` and trains
 the tokenizer on them; `mawt.bases.standin` re-exports these names.
 """
@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 
 from mawt.common import atomic
-from mawt.data import puzzles
+from mawt.data import puzzles, vocabulary
 
 # The real dataset's columns and Arrow types (its dataset card: ID int64; url, date,
 # challenge, answer string). Dates read "YYYY-MM-DD HH:MM:SS" (19 characters).
@@ -129,8 +129,8 @@ def _ladders(words: list[str]) -> list[tuple[str, str, str]]:
 
 
 def _word_families(rng: random.Random) -> list[tuple[str, str]]:
-    """(challenge, answer) pairs computed from mawt.data.puzzles' word list, in rounds."""
-    words = sorted(set(puzzles.WORDS))
+    """(challenge, answer) pairs computed from mawt.data.vocabulary's word list, in rounds."""
+    words = sorted(set(vocabulary.WORDS))
     out = []
     for w in rng.sample(words, len(words)):
         n = len(w)

@@ -9,8 +9,8 @@ instruction. A puzzle of `chain` > 1 chains several families ("..., then ...").
 
 Deterministic per seed (Python's `random.Random`, no global state), no network.
 The `difficulty` knob is the word length range; `chain` is how many families one puzzle chains;
-`vocabulary` is what the puzzles are made of: `words` (the WORDS list below, a few
-hundred per difficulty) or `letters` (random letter strings: "Spell qzvk backwards.").
+`vocabulary` is what the puzzles are made of (mawt/data/vocabulary.py): `words` (its word
+list, a few hundred per difficulty) or `letters` (random letter strings: "Spell qzvk backwards.").
 The n puzzles are pairwise distinct (`normalise_challenge`) unless distinct=False;
 `capacity(...)` is how many distinct puzzles a setting can make.
 """
@@ -23,31 +23,7 @@ import string
 import unicodedata
 from collections.abc import Callable, Sequence
 
-# Short common English words (3-7 letters), lowercase a-z only.
-WORDS = tuple(
-    """
-    able acid aged also area army away baby back ball band bank base bath bear beat
-    bell belt best bird blow blue boat body bone book boot born boss both bowl burn
-    bush busy cake call calm camp card care cart case cash cast cell chat chip city
-    club coal coat code cold cook cool cope copy core corn cost crew crop dark data
-    date dawn dead deal dear debt deep deny desk diet dirt dish dock door dose down
-    draw drop drug drum dust duty earn ease east easy edge else even ever face fact
-    fail fair fall farm fast fate fear feed feel file fill film find fine fire firm
-    fish flag flat flow folk food foot form fort four free frog fuel full fund gain
-    game gate gear gift girl give glad goal gold golf good grab gray grow hair half
-    hall hand hang hard harm hate head hear heat help herb hero hide high hill hint
-    hold hole home hope horn host hour huge hunt idea iron item join joke jump jury
-    keen keep kick kind king kite knee knot lady lake lamp land lane last late lead
-    leaf lean left lend lens life lift lime line lion list live load loan lock long
-    apple bread chair cloud dance earth flame grape heart house juice knife lemon
-    light money mouse music night ocean paper party piano plant queen radio river
-    salad sheep shirt snake space sport stone storm sugar table tiger toast tower
-    train truck water whale world zebra garden planet silver window winter basket
-    candle castle circle dinner doctor finger flower forest friend guitar island
-    jacket letter market mirror monkey number orange pencil pepper pocket rabbit
-    rocket school summer ticket turtle valley violin wonder yellow
-    """.split()
-)
+from mawt.data.vocabulary import VOCABULARIES, Vocabulary
 
 
 def _reverse(w: str) -> str:
@@ -78,9 +54,6 @@ FAMILIES: dict[str, tuple[str, str, Callable[[str], str]]] = {
 # Families that are not word transforms (they make their own question); they cannot be chained.
 SPECIAL = ("next_letter", "initials", "later_letter", "later_ends")
 ALL_FAMILIES = tuple(FAMILIES) + SPECIAL
-# What the puzzles are made of: `words` (the WORDS list: readable, a few hundred per
-# difficulty) or `letters` (random lowercase strings: practically unlimited).
-VOCABULARIES = ("words", "letters")
 DIFFICULTY = {  # word length range per difficulty level
     1: (3, 4),
     2: (4, 5),
@@ -99,7 +72,7 @@ def normalise_challenge(text: str) -> str:
     whitespace collapsed (NFKC first, so full-width and compatibility forms match).
 
     Two challenges are the same puzzle when their normalised texts are equal: the
-    generator's distinctness, the split's de-duplication and `data.content_hash`
+    generator's distinctness, the split's de-duplication and `mawt.data.split.content_hash`
     all use this one function.
     """
     if text.isascii():
@@ -109,52 +82,6 @@ def normalise_challenge(text: str) -> str:
         text = "".join(c for c in text if not unicodedata.category(c).startswith("P"))
     return " ".join(text.split())
 
-
-class _Vocabulary:
-    """The strings puzzles are made of at one difficulty: WORDS or random letter strings."""
-
-    def __init__(self, kind: str, lo: int, hi: int) -> None:
-        self.kind, self.lo, self.hi = kind, lo, hi
-        lengths = range(lo, hi + 1)
-        if kind == "words":
-            self.words = [w for w in WORDS if lo <= len(w) <= hi]
-            self.by_length = {n: [w for w in self.words if len(w) == n] for n in lengths}
-        else:
-            self.by_length_count = {n: 26**n for n in lengths}
-        # words that have a different word of the same length (for `later_letter`)
-        self.pairable = [w for w in getattr(self, "words", ()) if len(self.by_length[len(w)]) > 1]
-
-    def count(self, length: int | None = None) -> int:
-        """How many distinct strings (of one length, or of all)."""
-        if self.kind == "words":
-            return len(self.words) if length is None else len(self.by_length[length])
-        return sum(self.by_length_count.values()) if length is None else self.by_length_count[length]
-
-    def _letters(self, rng: random.Random, length: int | None = None) -> str:
-        return "".join(rng.choices(string.ascii_lowercase, k=length or rng.randint(self.lo, self.hi)))
-
-    def draw(self, rng: random.Random) -> str:
-        return rng.choice(self.words) if self.kind == "words" else self._letters(rng)
-
-    def draw_distinct(self, rng: random.Random, k: int) -> list[str]:
-        if self.kind == "words":
-            return rng.sample(self.words, k)
-        picked: list[str] = []
-        while len(picked) < k:
-            s = self._letters(rng)
-            if s not in picked:
-                picked.append(s)
-        return picked
-
-    def draw_pair(self, rng: random.Random) -> tuple[str, str]:
-        """Two different strings of equal length."""
-        if self.kind == "words":
-            first = rng.choice(self.pairable)
-            return first, rng.choice([w for w in self.by_length[len(first)] if w != first])
-        first = self._letters(rng)
-        while (second := self._letters(rng, len(first))) == first:
-            pass
-        return first, second
 
 
 def _next_letter(rng: random.Random) -> dict:
@@ -167,7 +94,7 @@ def _next_letter(rng: random.Random) -> dict:
     }
 
 
-def _initials(rng: random.Random, vocab: _Vocabulary) -> dict:
+def _initials(rng: random.Random, vocab: Vocabulary) -> dict:
     picked = vocab.draw_distinct(rng, rng.randint(3, 4))
     return {
         "challenge": f"Join the first letters of {' '.join(picked)}.",
@@ -180,7 +107,7 @@ def later_letters(first: str, second: str) -> str:
     return "".join(max(a, b) for a, b in zip(first, second, strict=True))
 
 
-def _later_letter(rng: random.Random, vocab: _Vocabulary) -> dict:
+def _later_letter(rng: random.Random, vocab: Vocabulary) -> dict:
     first, second = vocab.draw_pair(rng)
     return {
         "challenge": f"Write the later letter at each position of {first} and {second}.",
@@ -188,7 +115,7 @@ def _later_letter(rng: random.Random, vocab: _Vocabulary) -> dict:
     }
 
 
-def _later_ends(rng: random.Random, vocab: _Vocabulary) -> dict:
+def _later_ends(rng: random.Random, vocab: Vocabulary) -> dict:
     """One letter from two positions of one string: the later of its first and last letters.
 
     `later_letter`'s comparison without its alignment across two strings: the micro
@@ -202,7 +129,7 @@ def _later_ends(rng: random.Random, vocab: _Vocabulary) -> dict:
     }
 
 
-def _family_capacity(family: str, vocab: _Vocabulary) -> int:
+def _family_capacity(family: str, vocab: Vocabulary) -> int:
     """Distinct challenges one (single-step) family can make."""
     if family == "next_letter":
         return sum(26 - 4 * step for step in _NEXT_LETTER_STEPS)
@@ -240,7 +167,7 @@ def capacity(families: Sequence[str] = tuple(FAMILIES), chain: int = 1, difficul
              vocabulary: str = "words") -> int:
     """How many pairwise distinct challenges (see `normalise_challenge`) these settings can make."""
     check(families, chain, difficulty, vocabulary)
-    vocab = _Vocabulary(vocabulary, *DIFFICULTY[difficulty])
+    vocab = Vocabulary(vocabulary, *DIFFICULTY[difficulty])
     distinct = list(dict.fromkeys(families))
     transforms = [f for f in distinct if f in FAMILIES]
     # every chain of transforms has its own wording; each applies to every string
@@ -248,7 +175,7 @@ def capacity(families: Sequence[str] = tuple(FAMILIES), chain: int = 1, difficul
     return total + sum(_family_capacity(f, vocab) for f in distinct if f in SPECIAL)
 
 
-def _one(rng: random.Random, families: list[str], chain: int, vocab: _Vocabulary) -> dict:
+def _one(rng: random.Random, families: list[str], chain: int, vocab: Vocabulary) -> dict:
     picked = [rng.choice(families) for _ in range(chain)]
     if picked[0] == "next_letter":
         row = _next_letter(rng)
@@ -288,7 +215,7 @@ def generate(
     check(families, chain, difficulty, vocabulary)
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"puzzle n={n!r} is invalid: must be an integer >= 0")
-    vocab = _Vocabulary(vocabulary, *DIFFICULTY[difficulty])
+    vocab = Vocabulary(vocabulary, *DIFFICULTY[difficulty])
     empty = [f for f in dict.fromkeys(families) if f in SPECIAL and _family_capacity(f, vocab) == 0]
     if empty:
         raise ValueError(f"puzzle families {empty} make no puzzles with vocabulary={vocabulary!r} at "

@@ -12,7 +12,7 @@ mawt.evaluation.scoring: `challenge_metric` (the published checker), `challenge_
 (wrong unless the thinking closed) and `exact_match`. With `n_samples` > 1
 (temperature > 0) an item's score is the mean over its samples: pass@1
 estimated from n samples (DeepSeek-R1's protocol), which the tables then treat
-as the item's score (mawt/statistics/stats.py: the samples' noise is inside the item means).
+as the item's score (mawt/statistics/intervals.py: the samples' noise is inside the item means).
 
 Decoding settings come from the EvalConfig only, never from the checkpoint's
 generation_config.json: greedy is the plain argmax (`do_sample=False`, no logits
@@ -57,7 +57,7 @@ from pathlib import Path
 import torch
 
 from mawt.common import atomic
-from mawt.data.dataset import read_jsonl
+from mawt.data.split import read_jsonl
 from mawt.data.prompts import AnswerCollator, encode_example, prompt_text, think_open
 from mawt.common.environment import environment
 from mawt.training.models import load_checkpoint, plain_generation_config

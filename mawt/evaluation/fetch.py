@@ -35,7 +35,7 @@ def needs(setup: dict) -> list[tuple[str, str]]:
     base = setup["base_model"]
     if base not in ("pretrain", "standin") and not Path(base).exists() and not base.startswith((".", "/")):
         out.append(("model", base))
-    from mawt.data.dataset import is_hub_source
+    from mawt.data.sources import is_hub_source
 
     source = setup["data"].get("source", "synthetic")
     if is_hub_source(source):
@@ -54,7 +54,7 @@ def _model(name: str, check: bool) -> None:
 def _dataset(data: dict, check: bool) -> str:
     """Download (or, check=True, find in the cache) the setup's hub dataset at data.revision;
     returns what was found: the commit and, downloaded, the row count of the split."""
-    from mawt.data.dataset import DataConfig, cached_builds, load_hub, pinned_commit
+    from mawt.data.sources import DataConfig, cached_builds, load_hub, pinned_commit
 
     cfg = DataConfig(**data)
     if check:  # the caches only, never the network
@@ -141,7 +141,7 @@ def fetch(setup: dict, check: bool = False) -> list[str]:
                 found = _task(name, check)
             done.append(f"{kind} {name}{found}")
         except Exception as err:  # offline, gated, unknown id: all reported together below
-            if kind == "dataset" and err.__cause__ is not None:  # mawt.data.dataset.load_hub's advice wraps the news
+            if kind == "dataset" and err.__cause__ is not None:  # mawt.data.sources.load_hub's advice wraps the news
                 err = err.__cause__
             reason = _first_sentence(str(err))
             missing.append(f"{kind} {name} ({type(err).__name__}: {reason})")

@@ -1,7 +1,7 @@
-"""Studies with a known truth: simulated (seeds x items) score matrices for calibrating `mawt.statistics.stats`.
+"""Studies with a known truth: simulated (seeds x items) score matrices for calibrating the estimator.
 
 A generative model of the harness's design, independent of the estimator (it
-never calls `mawt.statistics.stats`): a probit model of 0/1 scores (exact match) in which
+never calls `mawt.statistics.intervals`, `.paired` or `.power`): a probit model of 0/1 scores (exact match) in which
 
     P(run r of variant v gets item i right) = Phi(a_v + tau * z_i + g_{v,i} + u_r)
 
@@ -106,26 +106,26 @@ def _draw(latent: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndar
     return rng.binomial(samples, 0.5 * (1.0 + erf(latent / np.sqrt(2.0)))) / samples
 
 
-# ------------------------------------------------------------------ calibration of mawt.statistics.stats against the truth
+# ------------------------------------------------------------------ calibration of the estimator against the truth
 def _estimates(diff: np.ndarray, alpha: float, margin: float | None = None):
-    from mawt.statistics import stats
+    from mawt.statistics import intervals
 
-    V, df, comps = stats.variance_of_mean(diff)
+    V, df, comps = intervals.variance_of_mean(diff)
     se = np.sqrt(V)
     mean = diff.mean((-2, -1))
-    low, high = stats.t_interval(mean, se, df, alpha)
-    p = stats.t_p_value(mean, se, df)
-    p_eq = stats.tost_p_value(mean, se, df, margin) if margin is not None else None
+    low, high = intervals.t_interval(mean, se, df, alpha)
+    p = intervals.t_p_value(mean, se, df)
+    p_eq = intervals.tost_p_value(mean, se, df, margin) if margin is not None else None
     return mean, se, df, low, high, p, p_eq, comps
 
 
 def calibrate(cell: Cell, n_sims: int, rng: np.random.Generator, family: int = 3, alpha: float = 0.05,
               power: float = 0.80, margin: float | None = None, n_mde: int = 400) -> dict:
-    """Coverage, type I error, MDE and power at that MDE of `mawt.statistics.stats` on simulated studies of `cell`.
+    """Coverage, type I error, MDE and power at that MDE of the estimator on simulated studies of `cell`.
 
     * coverage: the (1 - alpha) interval of a paired difference holds the true difference (cell.effect);
     * type_1: P(p < alpha) for a variant whose true difference is 0;
-    * mde: the mean MDE that `mawt.statistics.stats` reports for the verdict shown (Holm over `family` comparisons:
+    * mde: the mean MDE that `mawt.statistics.power` reports for the verdict shown (Holm over `family` comparisons:
       alpha / family; each study's own baseline accuracy and variance components) on the first `n_mde`
       null studies;
     * power: studies of `family` variants, one with true difference = that MDE and the others 0: how often
@@ -135,7 +135,8 @@ def calibrate(cell: Cell, n_sims: int, rng: np.random.Generator, family: int = 3
       when the truth is 0) and equivalent_at_margin (the same when the truth is +margin: an error, at most
       alpha).
     """
-    from mawt.statistics import stats
+    from mawt.statistics.intervals import Components, holm
+    from mawt.statistics.power import minimum_detectable_effect, seed_share
 
     variants, baseline = simulate(cell, n_sims, rng)
     mean, se, df, low, high, p, _, (seed, item, cell_var) = _estimates(variants[:, 0] - baseline, alpha)
@@ -145,9 +146,9 @@ def calibrate(cell: Cell, n_sims: int, rng: np.random.Generator, family: int = 3
     rates = baseline.mean((-2, -1))
     mdes = []
     for k in range(min(n_mde, n_sims)):
-        comp = stats.Components(cell.seeds, cell.items, seed[k], item[k], cell_var[k], se[k] ** 2, df[k])
-        mdes.append(stats.minimum_detectable_effect(se[k], df[k], alpha / family, power, base_rate=float(rates[k]),
-                                                    seed_share=stats.seed_share(comp)))
+        comp = Components(cell.seeds, cell.items, seed[k], item[k], cell_var[k], se[k] ** 2, df[k])
+        mdes.append(minimum_detectable_effect(se[k], df[k], alpha / family, power, base_rate=float(rates[k]),
+                                              seed_share=seed_share(comp)))
     mde = float(np.mean(mdes))
     out["mde"] = mde
     out["power"] = out["false_verdicts"] = float("nan")
@@ -159,7 +160,7 @@ def calibrate(cell: Cell, n_sims: int, rng: np.random.Generator, family: int = 3
             mean, _, _, _, _, p, _, _ = _estimates(variants[:, k] - baseline, alpha)
             ps.append(p)
             means.append(mean)
-        adjusted = np.stack([stats.holm(row) for row in np.stack(ps, axis=1)])
+        adjusted = np.stack([holm(row) for row in np.stack(ps, axis=1)])
         out["power"] = float(np.mean((adjusted[:, 0] < alpha) & (means[0] > 0)))
         if family > 1:
             out["false_verdicts"] = float(np.mean((adjusted[:, 1:] < alpha).any(axis=1)))

@@ -2,7 +2,7 @@
 
 For each study of the setup: the number of compared variants m (its Holm family),
 the planned minimum detectable effect of its verdicts (80% power at 0.05 / m,
-`mawt.statistics.stats.planned`) at the chosen seeds x held-out items x samples, and its
+`mawt.statistics.power.planned`) at the chosen seeds x held-out items x samples, and its
 jobs (trainings and held-out evaluations; a run shared by several studies is
 counted once, in the first) with GPU-hours estimated from the setup's `plan:`
 costs (`train_gpu_s`, `job_gpu_s`, `eval_gpu_s_per_item`, taken from
@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from mawt.common.layout import Layout, STUDY_FILES
-from mawt.statistics.stats import ALPHA, Components, planned
+from mawt.statistics.intervals import ALPHA, Components
+from mawt.statistics.power import planned
 
 TARGET_MDE = 0.06  # the default aim: `plan.target_mde` in the setup overrides it
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mawt.common import yamlfile
 from mawt.layer.config import FREEZE_MODES, MAWTConfig, refuse_renamed, trainable_tail
-from mawt.data.dataset import DataConfig
+from mawt.data.sources import DataConfig
 from mawt.common.ranges import check_ranges
 
 
@@ -122,7 +122,7 @@ class RunConfig:
     base_model: str = "assets/micro_base"  # a save_pretrained directory or a hub id (default: the shipped micro base)
     tokenizer: str | None = None  # default: the base model's directory / id
     trust_remote_code: bool = False  # runs code from the model's repository: never on unless a run file says so
-    data: DataConfig = field(default_factory=DataConfig)  # the split trained and evaluated on (mawt/data/dataset.py)
+    data: DataConfig = field(default_factory=DataConfig)  # the split trained and evaluated on (mawt/data/sources.py)
     mawt: MAWTConfig | None = field(default_factory=MAWTConfig)  # the layer (mawt/layer/config.py); null: unpatched
     # Which parameters train: last | last:N (the last N decoder layers) | mawt (MAWT parameters
     # only) | all. MAWT parameters always train. More layers: more capacity and memory.

@@ -8,7 +8,8 @@ from pathlib import Path
 from mawt.common import atomic, layout
 from mawt.training import ownership
 from mawt.training.checkpoints import begin_metrics, finish_metrics, mean_logged_loss, resume_point, truncate_metrics
-from mawt.data.dataset import load_rows, read_jsonl, split, write_split
+from mawt.data.sources import load_rows
+from mawt.data.split import read_jsonl, split, write_split
 from mawt.data.prompts import AnswerCollator, encode_example
 from mawt.common.environment import environment
 from mawt.training.models import check_model_source, device_for, load_base, unloadable, upcast_trainable, weights_sha256

@@ -1,4 +1,4 @@
-# Data splits: one per distinct data config, keyed by its hash (mawt/data/dataset.py).
+# Data splits: one per distinct data config, keyed by its hash (mawt/data/split.py).
 
 
 rule data_config:

@@ -26,7 +26,7 @@ from typing import Any
 import datasets
 
 import mawt.layer.patching  # noqa: F401  (registers the mawt_* model types)
-from mawt.data.dataset import read_jsonl
+from mawt.data.split import read_jsonl
 from mawt.data.prompts import prompt_text, think_open
 from mawt.training.runconfig import EvalConfig
 from mawt.evaluation.evaluate import score_samples
