@@ -31,7 +31,7 @@ from mawt.common.atomic import write_json
 from mawt.data.split import read_jsonl
 from mawt.evaluation.evaluate import teacher_forced
 from mawt.training.models import load_checkpoint
-from mawt.training.runconfig import RunConfig, _build
+from mawt.training.runconfig import RunConfig, load
 from mawt.studies.study import load_setup
 from mawt.training.train import prepare_data, train_run
 from mawt.evaluation.worth import depth_worth
@@ -45,7 +45,7 @@ def run_config(setup: dict, advantage: str, beta: float, seed: int) -> RunConfig
     run = copy.deepcopy(setup["run"])
     run.update(base_model=setup["base_model"], data=setup["data"], mawt={"depth": 4, "mixer": "grpo"})
     run["train"] = {**run.get("train", {}), "credit": "token", "advantage": advantage, "beta": beta, "seed": seed}
-    return _build(RunConfig, run, f"setup {setup['name']}")
+    return load(run, RunConfig, f"setup {setup['name']}")
 
 
 def measure(cfg: RunConfig, split_dir: Path, out: Path, eval_cfg) -> dict:

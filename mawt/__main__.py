@@ -40,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _pretrain_micro(args: argparse.Namespace) -> int:
     from mawt.bases.micro import MicroConfig, pretrain
-    from mawt.training.runconfig import _build
+    from mawt.training.runconfig import load
 
     overrides = {}
     if args.config:
@@ -49,7 +49,7 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
         overrides = load(args.config, "pretrain-micro config") or {}
     if args.overrides:
         overrides = {**overrides, **json.loads(args.overrides)}
-    cfg = _build(MicroConfig, overrides, args.config or "pretrain-micro --overrides")
+    cfg = load(overrides, MicroConfig, args.config or "pretrain-micro --overrides")
     pretrain(cfg, Path(args.out))
     print(f"micro base model written to {args.out}")
     return 0
@@ -73,10 +73,10 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from mawt.training.train import train_run
-    from mawt.training.runconfig import load_run_config
+    from mawt.training.runconfig import load
 
     split_dir = Path(args.split) if args.split else None
-    summary = train_run(load_run_config(args.config), Path(args.out), split_dir, restart=args.restart)
+    summary = train_run(load(args.config), Path(args.out), split_dir, restart=args.restart)
     print(json.dumps({k: summary[k] for k in ("trainable_parameters", "trainable_dtype", "train_loss",
                                               "train_seconds")}, indent=2))
     return 0
@@ -84,19 +84,18 @@ def _train(args: argparse.Namespace) -> int:
 
 def _prepare_data(args: argparse.Namespace) -> int:
     from mawt.training.train import prepare_data
-    from mawt.training.runconfig import _build, load_run_config
+    from mawt.training.runconfig import load
     from mawt.data.sources import DataConfig
 
     if args.data:
-        from mawt.common.yamlfile import load
-
-        cfg = _build(DataConfig, load(args.data, "data config") or {}, args.data)
+        cfg = load(args.data, DataConfig, str(args.data))
     elif args.setup:
         from mawt.studies.study import load_setup
 
-        cfg = _build(DataConfig, load_setup(args.setup)["data"], f"{load_setup(args.setup)['path']} data")
+        setup = load_setup(args.setup)
+        cfg = load(setup["data"], DataConfig, f"{setup['path']} data")
     else:
-        cfg = load_run_config(args.config).data
+        cfg = load(args.config).data
     train, heldout = prepare_data(cfg, Path(args.out))
     print(f"{len(train)} train / {len(heldout)} held-out rows written to {args.out}")
     return 0
@@ -104,10 +103,10 @@ def _prepare_data(args: argparse.Namespace) -> int:
 
 def _lm_eval(args: argparse.Namespace) -> int:
     from mawt.evaluation.lmeval import run_lm_eval
-    from mawt.training.runconfig import load_eval_config
+    from mawt.training.runconfig import EvalConfig, load
 
     result = run_lm_eval(Path(args.model), args.tasks, Path(args.out), heldout=args.heldout, limit=args.limit,
-                         eval_cfg=load_eval_config(args.eval_config), device=args.device)
+                         eval_cfg=load(args.eval_config, EvalConfig), device=args.device)
     print(json.dumps(result["tasks"], indent=2))
     return 0
 
@@ -154,9 +153,9 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _eval_heldout(args: argparse.Namespace) -> int:
     from mawt.evaluation.evaluate import eval_heldout
-    from mawt.training.runconfig import load_eval_config
+    from mawt.training.runconfig import EvalConfig, load
 
-    result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), load_eval_config(args.eval_config),
+    result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), load(args.eval_config, EvalConfig),
                           args.device)
     print(json.dumps({k: result[k] for k in ("n", "exact_match", "challenge_metric", "challenge_strict",
                                              "closed_think_rate", "truncation_rate", "mean_output_tokens",

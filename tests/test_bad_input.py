@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from mawt.common import yamlfile
-from mawt.training.runconfig import load_eval_config, load_run_config
+from mawt.training.runconfig import EvalConfig, RunConfig, load
 from mawt.studies.study import StudyError, load_setup, load_study_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_a_bad_study_file_is_refused_in_one_short_line(tmp_path, case, content, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]  # nothing written
 
 
-@pytest.mark.parametrize("loader, what", [(load_run_config, "run config"), (load_eval_config, "eval config")])
+@pytest.mark.parametrize("loader, what", [(load, "run config"), (lambda p: load(p, EvalConfig), "eval config")])
 def test_a_bad_run_or_eval_yaml_names_its_file(tmp_path, loader, what):
     path = tmp_path / "cfg.yaml"
     path.write_bytes("train: {steps: 2}\n# é\n".encode("latin-1"))
@@ -87,7 +87,7 @@ def test_a_long_offending_value_is_cut_in_the_message(tmp_path):
     key = "k" * 5000
     path.write_text(f"? {key}\n: 1\n? {key}\n: 2\n")  # explicit keys: YAML's simple keys stop at 1024
     with pytest.raises(ValueError) as err:
-        load_run_config(path)
+        load(path)
     assert "duplicate key" in str(err.value) and len(str(err.value)) < 600
 
 
@@ -228,15 +228,15 @@ def test_a_number_out_of_its_range_is_refused_naming_key_and_range(tmp_path, cas
     path = tmp_path / "run.yaml"
     path.write_text(text + "\n")
     with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}(\.\w+)?: {message}$") as err:
-        load_run_config(path)
+        load(path)
     assert "\n" not in str(err.value) and "decoder layers" not in str(err.value), str(err.value)
 
 
 def test_numbers_in_their_ranges_still_load(tmp_path):
-    path = tmp_path / "run.yaml"  # PyYAML reads 1e-3 (no dot) as a string: _build makes it the float
+    path = tmp_path / "run.yaml"  # PyYAML reads 1e-3 (no dot) as a string: load makes it the float
     path.write_text("train: {learning_rate: 1e-3, weight_decay: 0, save_steps: 0, beta: 0}\n"
                     "eval: {temperature: 0, top_p: 1}\nmawt: {init_noise: 0, layers: [-2, -1]}\n")
-    cfg = load_run_config(path)
+    cfg = load(path)
     assert cfg.train.learning_rate == 0.001 and isinstance(cfg.train.weight_decay, float)
     assert (cfg.train.save_steps, cfg.eval.top_p, cfg.mawt.layers) == (0, 1.0, [-2, -1])
 
@@ -326,9 +326,9 @@ def test_a_job_failing_at_run_time_shows_its_message_in_snakemakes_output(tmp_pa
 
 def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
     from mawt.bases.micro import MicroConfig
-    from mawt.training.preflight import GIB, MEMORY_BOUND_GIB, Shape, base_shape, check_run, memory_estimate
+    from mawt.training.preflight import GIB, MEMORY_BOUND_GIB, Shape, base_shape, memory_estimate
     from mawt.bases.standin import GEOMETRY
-    from mawt.studies.study import load_studies, run_config
+    from mawt.studies.study import load_studies, resolve_run
 
     def numbers(shape):
         return shape.num_hidden_layers, shape.num_attention_heads, shape.num_key_value_heads, shape.head_dim
@@ -345,9 +345,17 @@ def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
     r1_distill = Shape(28, 12, 2, 128, "DeepSeek-R1-Distill-Qwen-1.5B")
     for study in load_studies(paper, folder=ROOT / "ablations").values():
         for variant in study.variants:
-            check_run(run_config(paper, study, variant, 0), r1_distill)
-    d8 = run_config(paper, load_studies(paper, ["depths"], ROOT / "ablations")["depths"], "depth-8", 0)
-    assert d8["mawt"]["depth"] == 8 and memory_estimate(d8, r1_distill) < MEMORY_BOUND_GIB * GIB / 10
+            resolve_run(paper, study, variant, 0).check_against(r1_distill)
+    d8 = resolve_run(paper, load_studies(paper, ["depths"], ROOT / "ablations")["depths"], "depth-8", 0)
+    assert d8.mawt.depth == 8 and memory_estimate(d8, r1_distill) < MEMORY_BOUND_GIB * GIB / 10
+    # a transformers config or its config.json mapping work as well as a Shape: the 1.5B's geometry, 3 layers
+    conf = {**GEOMETRY, "num_hidden_layers": 3}
+    over = load({"mawt": {"layers": [0, -1]}, "trainable": "last:4"}, RunConfig, "probe")
+    with pytest.raises(ValueError, match=r"last:4.* 3 "):
+        over.check_against(conf)
+    from transformers import Qwen2Config
+    with pytest.raises(ValueError, match=r"last:4.* 3 "):
+        over.check_against(Qwen2Config(**conf))
 
 
 def test_a_too_long_train_row_is_named_by_its_source_row_and_file(tmp_path, monkeypatch):
@@ -363,7 +371,7 @@ def test_a_too_long_train_row_is_named_by_its_source_row_and_file(tmp_path, monk
                                    "mawt": {"depth": 2, "mixer": "softmax"}, "train": {"steps": 1}}))
     with pytest.raises(ValueError, match=r"data.source='.*data.csv': source row 3 \(counting from 0, in file order\): "
                                          r"prompt \+ answer \+ eos is \d+ tokens, more than train.max_length=128"):
-        train_run(load_run_config(cfg), tmp_path / "run")
+        train_run(load(cfg), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 

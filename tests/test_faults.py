@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from mawt.layer.patching import load_model
 from mawt.training import ownership
 from mawt.training.train import train_run
-from mawt.training.runconfig import load_run_config
+from mawt.training.runconfig import load
 from mawt.studies.study import StudyError, load_setup, load_studies, run_config, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_a_job_killed_at_its_time_limit_resumes_when_resubmitted(tmp_path, kill_
 
 
 def test_a_half_written_checkpoint_is_ignored_and_removed(tmp_path, base_dir):
-    cfg = load_run_config(_run_yaml(tmp_path, base_dir, train={"steps": 8, "save_steps": 4}))
+    cfg = load(_run_yaml(tmp_path, base_dir, train={"steps": 8, "save_steps": 4}))
     train_run(cfg, tmp_path / "run")
     ckpts = tmp_path / "run" / "checkpoints"
     assert [p.name for p in ckpts.iterdir()] == ["checkpoint-8"] and (ckpts / "checkpoint-8" / "COMPLETE").exists()
@@ -250,7 +250,7 @@ def test_a_nan_in_the_model_stops_at_the_first_step(tmp_path, base_dir):
     model.save_pretrained(poisoned)
     for f in base_dir.glob("*token*"):
         (poisoned / f.name).write_bytes(f.read_bytes())
-    cfg = load_run_config(_run_yaml(tmp_path, base_dir, base_model=str(poisoned)))
+    cfg = load(_run_yaml(tmp_path, base_dir, base_model=str(poisoned)))
     with pytest.raises(FloatingPointError, match=r"non-finite loss_ce=nan at step 0"):
         train_run(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
@@ -329,8 +329,8 @@ def test_names_cannot_escape_results(tmp_path, edit, setup_name, message):
 
 
 def test_remote_code_is_off_unless_a_setup_says_so(tmp_path, base_dir):
-    assert load_run_config(_run_yaml(tmp_path, base_dir)).trust_remote_code is False
-    assert load_run_config(_run_yaml(tmp_path, base_dir, trust_remote_code=True)).trust_remote_code is True
+    assert load(_run_yaml(tmp_path, base_dir)).trust_remote_code is False
+    assert load(_run_yaml(tmp_path, base_dir, trust_remote_code=True)).trust_remote_code is True
     # a setup cannot switch it on for a whole workflow: a setup's run has no such key
     setup = yaml.safe_load((ROOT / "mawt" / "setups" / "micro.yaml").read_text())
     setup["run"]["trust_remote_code"] = True

@@ -18,7 +18,7 @@ from mawt.data import puzzles
 from mawt.bases.micro import train_tokenizer
 from mawt.training.models import load_base
 from mawt.training.train import train_run
-from mawt.training.runconfig import _build, RunConfig
+from mawt.training.runconfig import RunConfig, load
 
 LR = 1e-5
 # Tolerance: the two runs' gradients differ by bf16 rounding of the compute (~1e-2 relative),
@@ -46,10 +46,10 @@ def runs(tmp_path_factory):
         (split / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = {}
     for dtype in ("float32", "bfloat16"):
-        cfg = _build(RunConfig, {
+        cfg = load({
             "base_model": str(root / "base"), "mawt": {"depth": 2, "mixer": "grpo", "init_noise": 0.02},
             "train": {"steps": 1, "batch_size": 8, "learning_rate": LR, "warmup_steps": 0, "save_steps": 0,
-                      "device": "cpu", "dtype": dtype, "max_length": 64}}, "test")
+                      "device": "cpu", "dtype": dtype, "max_length": 64}}, RunConfig, "test")
         summary = train_run(cfg, root / dtype, split)
         out[dtype] = (summary, load_file(root / dtype / "model" / "model.safetensors"), _initial(cfg))
     return out

@@ -98,12 +98,12 @@ def test_readme_headline_rows_are_copies_of_the_measured_run():
 
 
 def test_every_shipped_run_config_loads():
-    from mawt.training.runconfig import load_run_config
+    from mawt.training.runconfig import load
 
     configs = sorted((ROOT / "examples").glob("*.yaml"))
     assert configs
     for path in configs:
-        cfg = load_run_config(path)
+        cfg = load(path)
         assert path.read_text().startswith("#"), f"{path.name} starts with how to run it"
         assert cfg.data.source == "synthetic" and cfg.trainable == "last"
 

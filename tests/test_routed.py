@@ -215,11 +215,11 @@ def test_auto_routes_where_it_applies_and_gumbel_trains_fused():
 
 
 def test_the_old_selector_key_is_refused_with_the_new_one(tmp_path):
-    from mawt.training.runconfig import load_run_config
+    from mawt.training.runconfig import load
 
     with pytest.raises(ValueError, match="selector_hidden_state was replaced by selector_input"):
         MAWTConfig.from_dict({"depth": 4, "selector_hidden_state": True})
     run = tmp_path / "run.yaml"
     run.write_text("mawt: {depth: 4, selector_hidden_state: true}\n")
     with pytest.raises(ValueError, match=r"run.yaml.mawt.selector_hidden_state was replaced by selector_input"):
-        load_run_config(run)
+        load(run)

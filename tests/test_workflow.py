@@ -312,7 +312,7 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
 
 
 def test_every_shipped_setup_study_and_example_loads():
-    from mawt.training.runconfig import load_run_config
+    from mawt.training.runconfig import load
     from mawt.studies.study import load_setup, load_studies
 
     setups = sorted(p.stem for p in (ROOT / "mawt" / "setups").glob("*.yaml"))
@@ -322,4 +322,4 @@ def test_every_shipped_setup_study_and_example_loads():
         setup = load_setup(name)
         assert set(load_studies(setup, None, ROOT / "ablations")) == set(studies), name
     examples = sorted((ROOT / "examples").glob("*.yaml"))
-    assert examples and all(load_run_config(p).train.steps >= 1 for p in examples)
+    assert examples and all(load(p).train.steps >= 1 for p in examples)

@@ -29,7 +29,7 @@ import yaml
 
 from mawt.studies.baselines import BASELINES, GATED, baseline_name, plainized
 from mawt.common import yamlfile
-from mawt.training.runconfig import RunConfig, _build
+from mawt.training.runconfig import RunConfig, load
 from mawt.statistics.paired import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
 
 ROOT = Path(__file__).resolve().parents[2]  # a checkout's root (its ablations/ folder)
@@ -256,16 +256,21 @@ def _resolve(setup: dict, over: dict, where: str, base_model: str | None = None)
     over = {**over, "data": deep_merge(setup["data"], over.get("data") or {}),  # a study may vary the data too
             "base_model": base_model or setup["base_model"]}
     try:
-        return _build(RunConfig, over, where)
+        return load(over, RunConfig, where)
     except ValueError as err:
         raise StudyError(str(err)) from None
 
 
-def run_config(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> dict:
-    """The resolved, validated run config (a plain dict, as written to the run's YAML)."""
+def resolve_run(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> RunConfig:
+    """One run of a study: the setup's run defaults, the variant's overrides and the seed, validated."""
     over = deep_merge(setup.get("run") or {}, study.variants[variant])
     over = deep_merge(over, {"train": {"seed": int(seed)}})
-    return _resolve(setup, over, f"{study.path}: key variants.{variant}", base_model).to_dict()
+    return _resolve(setup, over, f"{study.path}: key variants.{variant}", base_model)
+
+
+def run_config(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> dict:
+    """`resolve_run` as a plain dict: what the run's YAML holds and its id hashes."""
+    return resolve_run(setup, study, variant, seed, base_model).to_dict()
 
 
 

@@ -11,7 +11,7 @@ reads it without building or downloading anything:
   * a hub id: the config.json in the local Hugging Face cache, if there (offline lookup only).
 When none is readable the workflow says so in one line and the train job runs the checks.
 
-`check_run` refuses, with one line naming the key and what is allowed:
+`check_run` (behind `RunConfig.check_against`) refuses, with one line naming the key and what is allowed:
   * patched layers out of range, or one layer named twice once negative indices are resolved;
   * `trainable: last:N` with N above the layer count, or a freeze mode that leaves nothing to train;
   * `train.credit: exact` with MAWT below the last layer (GRPO);
@@ -36,9 +36,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mawt.layer.config import uses_grpo
 from mawt.layer.config import nothing_to_train, resolve_layers, trainable_tail
-from mawt.training.runconfig import TrainConfig
+from mawt.training.runconfig import RunConfig, TrainConfig
 
 MEMORY_BOUND_GIB = 80  # one H200 holds 141 GB: the model, the optimiser and the rest of the step need the others
 GIB = 2**30
@@ -92,49 +91,48 @@ def check_credit(credit: str, patched_layers, n_layers: int) -> None:
             )
 
 
-def memory_estimate(run: dict, shape: Shape, depth: int | None = None) -> int:
-    """Bytes the MAWT layers of `run` (a resolved run config, as written to its YAML) need in training
-    for what grows with the depth (module docstring); `depth` overrides mawt.depth."""
-    mawt, train = run.get("mawt"), run["train"]
+def memory_estimate(run: RunConfig, shape: Shape, depth: int | None = None) -> int:
+    """Bytes the MAWT layers of `run` need in training for what grows with the depth (module
+    docstring); `depth` overrides mawt.depth."""
+    mawt, train = run.mawt, run.train
     if mawt is None:
         return 0
-    D, hd, H, L = depth or mawt["depth"], shape.head_dim, shape.num_attention_heads, train["max_length"]
-    rows = train["batch_size"] * (train["group_size"] if uses_grpo(mawt) else 1)
-    keys = L if mawt["path"] == "materialized" else min(mawt["query_block"], L)  # score columns held per query
-    element = 2 if train["dtype"] == "bfloat16" else 4
+    D, hd, H, L = depth or mawt.depth, shape.head_dim, shape.num_attention_heads, train.max_length
+    rows = train.batch_size * (train.group_size if run.uses_grpo else 1)
+    keys = L if mawt.path == "materialized" else min(mawt.query_block, L)  # score columns held per query
+    element = 2 if train.dtype == "bfloat16" else 4
     parameters = 2 * D * hd * hd * 16  # A_d, B_d: weight, gradient, AdamW's two moments, float32
     temporaries = rows * H * D * L * (2 * hd + keys) * element  # D-fold queries and outputs, D-fold scores
-    return len(mawt["layers"]) * (parameters + temporaries)
+    return len(mawt.layers) * (parameters + temporaries)
 
 
-def check_memory(run: dict, shape: Shape) -> None:
+def check_memory(run: RunConfig, shape: Shape) -> None:
     estimate = memory_estimate(run, shape)
     if estimate <= MEMORY_BOUND_GIB * GIB:
         return
-    mawt, train = run["mawt"], run["train"]
+    mawt, train = run.mawt, run.train
     largest = MEMORY_BOUND_GIB * GIB // memory_estimate(run, shape, depth=1)
-    rows = f"{train['batch_size']} x group_size {train['group_size']}" if uses_grpo(mawt) else train["batch_size"]
+    rows = f"{train.batch_size} x group_size {train.group_size}" if run.uses_grpo else train.batch_size
     allowed = (f"allowed are depths 1..{largest} with these settings" if largest >= 1 else
                "no depth fits: lower train.batch_size, train.group_size or train.max_length")
     raise ValueError(
-        f"mawt.depth={mawt['depth']} needs an estimated {estimate / GIB:,.1f} GiB for the MAWT layer(s) "
-        f"{mawt['layers']} in training (A_d, B_d with AdamW state and the D-fold attention temporaries at "
-        f"train.batch_size {rows}, max_length {train['max_length']}, {train['dtype']}; mawt/training/preflight.py), "
+        f"mawt.depth={mawt.depth} needs an estimated {estimate / GIB:,.1f} GiB for the MAWT layer(s) "
+        f"{list(mawt.layers)} in training (A_d, B_d with AdamW state and the D-fold attention temporaries at "
+        f"train.batch_size {rows}, max_length {train.max_length}, {train.dtype}; mawt/training/preflight.py), "
         f"more than the {MEMORY_BOUND_GIB} GiB bound: {allowed}"
     )
 
 
-def check_run(run: dict, shape: Shape) -> None:
-    """Every check of a resolved run config (a dict, as written to its YAML) against the base's shape;
-    a failed one raises ValueError (one line, the key and what is allowed)."""
+def check_run(run: RunConfig, shape: Shape) -> None:
+    """Every check of a run against the base's shape (`RunConfig.check_against` calls it); a failed
+    one raises ValueError (one line, the key and what is allowed)."""
     n = shape.num_hidden_layers
-    mawt = run.get("mawt")
-    if mawt is not None:
-        layers = resolve_layers(mawt["layers"], n)  # the same checks patch_model makes
-        if uses_grpo(mawt):
-            check_credit(run["train"]["credit"], layers, n)
-    if trainable_tail(run["trainable"], n) == 0 and mawt is None:
-        raise nothing_to_train(run["trainable"])
+    if run.mawt is not None:
+        layers = resolve_layers(run.mawt.layers, n)  # the same checks patch_model makes
+        if run.uses_grpo:
+            check_credit(run.train.credit, layers, n)
+    if trainable_tail(run.trainable, n) == 0 and run.mawt is None:
+        raise nothing_to_train(run.trainable)
     check_memory(run, shape)
 
 

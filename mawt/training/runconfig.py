@@ -8,6 +8,12 @@
 
 Unknown keys, wrong types and impossible values are rejected before any work,
 with the file and the key in the message.
+
+The one way in is `load(source, cls)`: a YAML path, a mapping (a setup's section, a run.json's
+`config`) or None (the defaults) gives the validated dataclass (`RunConfig`, `EvalConfig`,
+`DataConfig`, `MAWTConfig`, `TrainConfig`, `MicroConfig`). Rules between fields are checked
+once, in each class's `__post_init__`; rules that need the base model's shape, once, in
+`RunConfig.check_against(model_config)`.
 """
 
 from __future__ import annotations
@@ -149,6 +155,21 @@ class RunConfig:
         """Whether the depth choice is a sampled policy trained with GRPO (mawt/training/grpo.py)."""
         return self.mawt is not None and self.mawt.uses_grpo
 
+    def check_against(self, model_config, source: str | None = None) -> None:
+        """The rules that need the base model's shape (mawt/training/preflight.py): the patched and
+        trainable layers exist, something trains, exact credit only in the last layer, the depth's
+        memory bound. `model_config`: a transformers config, its config.json mapping or a
+        `preflight.Shape`; one that is not a decoder config these rules understand checks nothing.
+        A broken rule raises ValueError (one line: the key and what is allowed)."""
+        from mawt.training.preflight import Shape, check_run  # preflight reads TrainConfig: imported here
+
+        shape = model_config
+        if not isinstance(model_config, Shape):
+            conf = model_config if isinstance(model_config, dict) else model_config.to_dict()
+            shape = Shape.from_config(conf, source or self.base_model)
+        if shape is not None:
+            check_run(self, shape)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -163,6 +184,7 @@ _SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval
 
 
 def _build(cls, data, where: str):
+    """A mapping -> `cls`, recursing into RunConfig's sections; errors name `where` and the key."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
     if cls is MAWTConfig:
@@ -202,14 +224,16 @@ def _read_config(path: Path, kind: str) -> dict:
     return data or {}
 
 
-def load_run_config(path: str | Path) -> RunConfig:
-    """Read and validate a run YAML (safe loader); errors name the file and key."""
-    return _build(RunConfig, _read_config(Path(path), "run"), str(path))
+_KINDS = {RunConfig: "run", EvalConfig: "eval", DataConfig: "data"}  # what a YAML file of the class is called
 
 
-def load_eval_config(path: str | Path | None) -> EvalConfig:
-    """An `eval:` section on its own (EvalConfig fields), as the workflow's eval jobs read it;
-    None gives the defaults. Errors name the file and the key."""
-    if path is None:
-        return EvalConfig()
-    return _build(EvalConfig, _read_config(Path(path), "eval"), f"{path} (eval)")
+def load(source, cls=RunConfig, where: str | None = None):
+    """The validated `cls` from a YAML file's path (read safely, mawt.common.yamlfile), a mapping, or
+    None (the defaults). Errors name `where` (default: the file, or the class) and the key."""
+    if source is None:
+        return cls()
+    if isinstance(source, (str, Path)):
+        kind = _KINDS.get(cls, cls.__name__)
+        data = _read_config(Path(source), kind)
+        return _build(cls, data, where or (str(source) if cls is RunConfig else f"{source} ({kind})"))
+    return _build(cls, source, where or cls.__name__)

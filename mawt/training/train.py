@@ -24,16 +24,12 @@ def preflight(cfg: RunConfig) -> None:
     weight is loaded or any file written."""
     from transformers import AutoConfig
 
-    from mawt.training.preflight import Shape, check_run
-
     check_model_source(cfg.base_model)
     try:
         conf = AutoConfig.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
         raise unloadable(cfg, err) from None
-    shape = Shape.from_config(conf.to_dict(), cfg.base_model)
-    if shape is not None:
-        check_run(cfg.to_dict(), shape)
+    cfg.check_against(conf)
 
 
 def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:

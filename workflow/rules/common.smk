@@ -30,13 +30,14 @@ from mawt.common import atomic, layout
 from mawt.studies.baselines import BASELINES
 from mawt.layer.config import is_mawt
 from mawt.common.layout import Layout, base_run
-from mawt.training.preflight import base_shape, check_run
+from mawt.training.preflight import base_shape
 from mawt.studies.study import (
     StudyError,
     data_id,
     eval_id,
     load_setup,
     load_studies,
+    resolve_run,
     run_config,
     run_id,
     setup_run,
@@ -74,12 +75,13 @@ def check_runs_against_base():
     checked = set()
     for study in STUDIES.values():
         for variant in sorted(study.variants, key=lambda v: v.split("_")[0] in BASELINES):
-            cfg = run_config(SETUP, study, variant, study.seeds[0], base_model=BASE_MODEL)
-            if run_id(cfg) in checked:
+            run = resolve_run(SETUP, study, variant, study.seeds[0], base_model=BASE_MODEL)
+            key = run_id(run.to_dict())
+            if key in checked:
                 continue
-            checked.add(run_id(cfg))
+            checked.add(key)
             try:
-                check_run(cfg, SHAPE)
+                run.check_against(SHAPE)
             except ValueError as err:
                 sys.exit(
                     f"Invalid ablation configuration: {study.path}: key variants.{variant}: {err} "
