@@ -650,6 +650,119 @@ def test_controls_are_found_without_a_controls_study():
             "(0.200 / 0.210 / 0.200 / 0.150); grpo 0.700 / 0.710 / 0.700 / 0.650") in line
 
 
+# ---------------------------------------------------------------- runs shared by several studies
+
+def _shared_studies(tmp_path: Path, same_eval: bool = True) -> list[Path]:
+    """Two study folders written by `mawt table` whose indexes list some of the same runs, as the workflow writes
+    them for identical run configs: mixers' plain is depths' plain, its `mixer-grpo` is depths' `depth-4`, and
+    `vs-base` is depth-4's runs again but compared with the untuned base; `softmax` is mixers' own.
+    same_eval=False: mixer-grpo's runs were evaluated again (other held-out scores, same run ids)."""
+    out = tmp_path / "results" / "fix"
+    depths = _write_study(out, "depths", {"plain": {"seeds": (0, 1, 2)},
+                                          "depth-4": {"depth": 4, "mixer": "grpo", "seeds": (0, 1, 2)}})
+    mixers = _write_study(out, "mixers", {"softmax": {"depth": 4, "mixer": "softmax", "seeds": (0, 1, 2)}})
+    theirs, mine = json.loads(depths.read_text()), json.loads(mixers.read_text())
+    depth4 = [r for r in theirs["runs"] if r["variant"] == "depth-4"]
+    grpo = [dict(r, variant="mixer-grpo", baseline="plain") for r in depth4]
+    if not same_eval:
+        for run in grpo:
+            again = Path(run["dir"]) / "eval-other" / "heldout.json"
+            again.parent.mkdir()
+            again.write_text(json.dumps(_heldout(0.6, int(run["seed"]) + 50, _items())))
+            run["heldout"] = str(again)
+    mine["runs"] = ([dict(r, baseline=None) for r in theirs["runs"] if r["variant"] == "plain"] + grpo
+                    + [dict(r, baseline="plain") for r in mine["runs"]]
+                    + [dict(r, variant="vs-base", baseline=BASE) for r in depth4])
+    mixers.write_text(json.dumps(mine))
+    for index in (depths, mixers):
+        study_table(index, index.parent)
+    return [depths.parent, mixers.parent]
+
+
+def _difference(row) -> str:
+    return f"{row['diff_exact_match']:+.2f} [{row['diff_exact_match_low']:+.2f}, {row['diff_exact_match_high']:+.2f}]"
+
+
+def _summary_report(tmp_path: Path, folders: list[Path]) -> tuple[str, str, dict]:
+    """The report's HTML summary section, summary.md, and the summary rows by (study, variant)."""
+    (tmp_path / "setup.yaml").write_text("name: fix\n")
+    (tmp_path / "bench").mkdir()
+    before = {f: (f / "table.csv").read_bytes() for f in folders}
+    html = build_report(folders, tmp_path / "setup.yaml", tmp_path / "bench", tmp_path / "report.html",
+                        tmp_path / "all_runs", tmp_path / "summary.md").read_text()
+    assert {f: (f / "table.csv").read_bytes() for f in folders} == before  # the report reads, never writes, them
+    summary = html.split('<h2 id="summary">Summary</h2>', 1)[1].split("<h2", 1)[0]
+    rows = {(r["study"], r["variant"]): r for table in _tables(summary) for r in table}
+    return html, summary, rows
+
+
+def test_a_run_shared_by_several_studies_is_shown_once_with_a_note(tmp_path):
+    folders = _shared_studies(tmp_path)
+    html, summary, rows = _summary_report(tmp_path, folders)
+    depths, mixers = (pd.read_csv(f / "table.csv").set_index("variant") for f in folders)
+    # table.csv keeps every study's own numbers: mixer-grpo is depth-4's runs against the same plain
+    assert mixers.loc["mixer-grpo", "diff_exact_match"] == depths.loc["depth-4", "diff_exact_match"]
+    assert _difference(mixers.loc["mixer-grpo"]) == _difference(depths.loc["depth-4"])
+    # the summary: depth-4 (first in the study order) with its numbers, once; mixer-grpo with the note instead
+    first, again = rows["depths", "depth-4"], rows["mixers", "mixer-grpo"]
+    assert first["difference [95% CI]"] == _difference(depths.loc["depth-4"]) and first["exact match"]
+    assert summary.count(_difference(depths.loc["depth-4"])) == 1
+    assert again["difference [95% CI]"] == "same runs as depths/depth-4"
+    assert again["exact match"] == again["baseline exact match"] == again["trainable params (variant / baseline)"] == ""
+    # the verdict stays mixers' own: Holm-adjusted over mixers' compared variants, not depths'
+    assert again["verdict"] == mixers.loc["mixer-grpo", "verdict_exact_match"]
+    assert again["verdict (Holm-adjusted)"] == verdict_text(mixers.loc["mixer-grpo"])
+    assert again["MDE"] == f"{mixers.loc['mixer-grpo', 'mde_exact_match']:.3f}"
+    assert mixers.loc["mixer-grpo", "diff_exact_match_p_holm"] != depths.loc["depth-4", "diff_exact_match_p_holm"]
+    # a variant of mixers' own, and the same runs against another baseline (another comparison), keep their numbers
+    for variant in ("softmax", "vs-base"):
+        assert rows["mixers", variant]["difference [95% CI]"] == _difference(mixers.loc[variant])
+        assert "same runs" not in " ".join(rows["mixers", variant].values())
+    assert rows["mixers", "vs-base"]["baseline"] == BASE
+    # the baselines every study shares are stated once, above the tables
+    shared = "plain in depths and mixers"
+    assert summary.count(shared) == 1 and "base (untuned) in depths and mixers" in summary
+    assert summary.index(shared) < summary.index('<table class="verdicts">')
+    # summary.md: the same table and sentence
+    md = (tmp_path / "summary.md").read_text()
+    grpo_line = next(line for line in md.splitlines() if line.startswith("| mixers") and " mixer-grpo " in line)
+    assert "same runs as depths/depth-4" in grpo_line and _difference(depths.loc["depth-4"]) not in grpo_line
+    assert md.count(_difference(depths.loc["depth-4"])) == 1 and md.count(shared) == 1
+    # each study's own table keeps every row, numbers included, with the note in the variant cell
+    sections = {name: _rows(html.split(f'id="study-{name}"', 1)[1].split("<h2", 1)[0]) for name in ("depths", "mixers")}
+    own = {r["variant"]: r for r in sections["mixers"]}
+    assert set(own) == {BASE, "plain", "mixer-grpo (same runs as depths/depth-4)", "softmax",
+                        "vs-base (same runs as depths/depth-4)"}
+    depth4 = next(r for r in sections["depths"] if r["variant"] == "depth-4")
+    em = "exact match [95% CI]"
+    assert own["mixer-grpo (same runs as depths/depth-4)"][em] == depth4[em] != ""
+    assert not any("same runs" in r["variant"] for r in sections["depths"])
+
+
+def test_the_same_run_ids_evaluated_again_are_not_the_same_runs(tmp_path):
+    folders = _shared_studies(tmp_path, same_eval=False)
+    _, summary, rows = _summary_report(tmp_path, folders)
+    mixers = pd.read_csv(folders[1] / "table.csv").set_index("variant")
+    assert rows["mixers", "mixer-grpo"]["difference [95% CI]"] == _difference(mixers.loc["mixer-grpo"])
+    assert rows["mixers", "mixer-grpo"]["exact match"] != ""
+    assert "same runs as depths/depth-4" not in rows["mixers", "mixer-grpo"].values()
+
+
+def test_studies_with_their_own_runs_keep_every_number(tmp_path):
+    out = tmp_path / "results" / "fix"
+    folders = []
+    for name in ("depths", "mixers"):
+        index = _write_study(out / name, name, {"plain": {}, "grpo": {"depth": 4, "mixer": "grpo"}})
+        study_table(index, index.parent)
+        folders.append(index.parent)
+    html, summary, rows = _summary_report(tmp_path, folders)
+    assert "same runs as" not in html and "same runs as" not in (tmp_path / "summary.md").read_text()
+    # each study has its own plain runs; the untuned base is one evaluation (same id, data and scores) in both
+    assert ("Shared baselines, the same runs in each study named (each study&#x27;s table keeps them): "
+            "base (untuned) in depths and mixers.</p>") in summary
+    assert all(r["exact match"] for r in rows.values()) and len(rows) == 2
+
+
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
 

@@ -18,8 +18,9 @@ with the runs that had it) -> per-job time and memory from Snakemake's
 benchmark files. Also writes the tidy table of every run of every study
 (all_runs.csv and all_runs.parquet).
 
-The summary's rows, the controls paragraph and summary.md: mawt/analysis/summary.py;
-the HTML building blocks: mawt/analysis/markup.py.
+A run shared by several studies is shown once, with a note where the others reuse it
+(mawt/analysis/shared.py). The summary's rows, the controls paragraph and summary.md:
+mawt/analysis/summary.py; the HTML building blocks: mawt/analysis/markup.py.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from mawt.common.layout import PLOTS, study_outputs
 from mawt.analysis.markup import escape, html_table, image
 from mawt.analysis.plots import VERDICT_COLOURS
 from mawt.analysis.results import read_benchmark
+from mawt.analysis.shared import Shared, note, shared_runs, shared_texts
 from mawt.analysis.summary import WARNING, controls_text, summary_markdown, summary_rows
 from mawt.analysis.tables import write_table
 
@@ -106,8 +108,9 @@ def _controls_html(studies: list[tuple[dict, pd.DataFrame]]) -> str:
             + "".join(parts) + "</div>")
 
 
-def _summary_section(loaded: list[tuple[dict, pd.DataFrame, dict, Path]]) -> str:
-    """Controls first, then per study: its verdict table and its forest plot right under it."""
+def _summary_section(loaded: list[tuple[dict, pd.DataFrame, dict, Path]], shared: Shared) -> str:
+    """Controls first, what several studies share (once), then per study: its verdict table and its forest plot
+    right under it."""
     pairs = [(s, t) for s, t, _, _ in loaded]
     parts = ["<h2 id=\"summary\">Summary</h2><p>Every compared variant of each study against its own baseline "
              "(plain fine-tuning, D=1, with the same trainable layers, or the variant a control is compared with), "
@@ -118,8 +121,8 @@ def _summary_section(loaded: list[tuple[dict, pd.DataFrame, dict, Path]]) -> str
              "smallest true difference the verdict shown detects with 80% power (two-sided 0.05 / m, m compared "
              "variants); 'inconclusive' says nothing about smaller effects. 'seeds for MDE = margin': the seeds "
              "that would bring the MDE down to the margin at the same items.</p>",
-             _controls_html(pairs)]
-    shown = summary_rows(pairs)
+             _controls_html(pairs), *[f'<p class="note">{escape(text)}</p>' for text in shared_texts(shared)]]
+    shown = summary_rows(pairs, shared)
     if shown.empty:
         parts.append("<p>No study compares a variant with a baseline.</p>")
     for study, table, _, plots in loaded:
@@ -164,9 +167,12 @@ def _study_cell_class(column: str, value) -> str:
     return f"verdict v-{value}" if column.endswith(" verdict") and value else ""
 
 
-def _study_section(study: dict, table: pd.DataFrame, files: dict[str, Path], plots: Path) -> str:
+def _study_section(study: dict, table: pd.DataFrame, files: dict[str, Path], plots: Path, shared: Shared) -> str:
+    """Every row of the study's table; a compared variant whose runs an earlier row showed is marked so."""
     shown = display_table(table)
     name = study["name"]
+    shown["variant"] = [f"{v} ({note(shared.runs[name, v])})" if (name, v) in shared.runs else v
+                        for v in shown["variant"]]
     parts = [f'<h2 id="study-{escape(name)}">Study: {escape(name)}</h2>', f"<p>{escape(study['description'])}</p>",
              "<details><summary>Study YAML</summary><pre>" + escape(study["yaml"]) + "</pre></details>",
              f"<p>{escape(design_text(table))}</p>",
@@ -243,7 +249,9 @@ def build_report(study_dirs: list[Path], setup_file: Path, bench_dir: Path, out_
         meta = json.loads(files["study"].read_text())
         loaded.append((meta, pd.read_csv(files["table"]), files, Path(folder) / PLOTS))
     setup_name = loaded[0][0]["setup"] if loaded else "?"
-    tidy = pd.concat([pd.read_csv(files["long"]) for _, _, files, _ in loaded], ignore_index=True)
+    longs = [pd.read_csv(files["long"], dtype={"run_id": str}) for _, _, files, _ in loaded]
+    shared = shared_runs([(s, t, long) for (s, t, _, _), long in zip(loaded, longs, strict=True)])
+    tidy = pd.concat(longs, ignore_index=True)
     tidy = tidy.astype({"value": float, "seed": float})
     tidy_out = Path(tidy_out)
     for suffix in (".csv", ".parquet"):
@@ -251,7 +259,7 @@ def build_report(study_dirs: list[Path], setup_file: Path, bench_dir: Path, out_
 
     pairs = [(s, t) for s, t, _, _ in loaded]
     if summary_md is not None:
-        write_text(Path(summary_md), summary_markdown(pairs))
+        write_text(Path(summary_md), summary_markdown(pairs, shared))
     per_rule, jobs = _jobs(bench_dir)
     nav = " · ".join(['<a href="#summary">summary</a>']
                      + (['<a href="#controls">control verdicts</a>'] if controls_text(pairs) is not None else [])
@@ -259,8 +267,8 @@ def build_report(study_dirs: list[Path], setup_file: Path, bench_dir: Path, out_
     body = [
         f"<h1>MAWT ablations: {escape(setup_name)} setup</h1>",
         f"<p>{nav} · <a href=\"#environment\">environment</a> · <a href=\"#jobs\">jobs</a></p>",
-        _summary_section(loaded),
-        *[_study_section(s, t, f, p) for s, t, f, p in loaded],
+        _summary_section(loaded, shared),
+        *[_study_section(s, t, f, p, shared) for s, t, f, p in loaded],
         _environment([s for s, _, _, _ in loaded], Path(setup_file).read_text() if setup_file else ""),
         "<h2 id=\"jobs\">Jobs: time and memory</h2><p>From Snakemake's <code>benchmark:</code> files "
         f"({escape(str(bench_dir))}); wall seconds and peak resident memory.</p>",

@@ -11,6 +11,7 @@ import pandas as pd
 from mawt.analysis.comparisons import design, verdict
 from mawt.analysis.display import verdict_text, worth_text
 from mawt.analysis.results import BASE
+from mawt.analysis.shared import Shared, note, shared_texts
 
 
 def _ci(row, metric: str = "exact_match") -> str:
@@ -35,13 +36,18 @@ def _seeds_needed(row, metric: str = "exact_match") -> str:
 SUMMARY_COLUMNS = ("study", "variant", "baseline", "verdict", "difference [95% CI]", "MDE",
                    "verdict (Holm-adjusted)", "exact match", "baseline exact match",
                    "trainable params (variant / baseline)", "seeds x items", "seeds for MDE = margin")
+# what a repeated comparison leaves out (the same runs give the same numbers); the rest is its own study's
+RUN_COLUMNS = ("exact match", "baseline exact match", "trainable params (variant / baseline)")
 
 
-def summary_rows(studies: list[tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
+def summary_rows(studies: list[tuple[dict, pd.DataFrame]], shared: Shared | None = None) -> pd.DataFrame:
     """Every compared variant of every study against its own baseline, Holm-adjusted verdicts (exact match).
 
     The first columns are what a reader looks at first (study, variant, baseline, the verdict word, the paired
-    difference with its unadjusted 95% interval, the MDE of the verdict); the long text columns come after."""
+    difference with its unadjusted 95% interval, the MDE of the verdict); the long text columns come after.
+    A comparison `shared` says an earlier row showed (mawt/analysis/shared.py) has "same runs as <study>/<variant>"
+    for its difference and no scores; its verdict, MDE and seeds are its own study's."""
+    repeated = shared.comparisons if shared else {}
     rows = []
     for study, table in studies:
         if "diff_exact_match" not in table:
@@ -61,6 +67,9 @@ def summary_rows(studies: list[tuple[dict, pd.DataFrame]]) -> pd.DataFrame:
                 "seeds x items": study_design["seeds x items"],
                 "seeds for MDE = margin": _seeds_needed(row),
             })
+            if (study["name"], row["variant"]) in repeated:
+                rows[-1].update({"difference [95% CI]": note(repeated[study["name"], row["variant"]]),
+                                 **dict.fromkeys(RUN_COLUMNS, "")})
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
@@ -192,10 +201,11 @@ def _where(studies: list[dict]) -> str:
     return ", ".join(parts) + (" (uncommitted edits)" if dirty else "")
 
 
-def summary_markdown(studies: list[tuple[dict, pd.DataFrame]]) -> str:
-    """results/<setup>/summary.md: the controls, the report's summary table, where it ran, how to regenerate it."""
+def summary_markdown(studies: list[tuple[dict, pd.DataFrame]], shared: Shared | None = None) -> str:
+    """results/<setup>/summary.md: the controls, the report's summary table, where it ran, how to regenerate it;
+    with `shared`, each comparison once and the shared baselines named once (mawt/analysis/shared.py)."""
     setup = studies[0][0]["setup"] if studies else "?"
-    frame = summary_rows(studies)
+    frame = summary_rows(studies, shared)
     table = frame.to_markdown(index=False, disable_numparse=True) if not frame.empty else \
         "No study compares a variant with a baseline."
     lines = controls_text(studies)
@@ -204,7 +214,7 @@ def summary_markdown(studies: list[tuple[dict, pd.DataFrame]]) -> str:
     return (f"# MAWT ablations, {setup} setup: every compared variant against its own baseline\n\n"
             f"Written by `snakemake --config setup={setup}` (rule `report`) from the study folders' table.csv. "
             f"Runs recorded: {_where([s for s, _ in studies])}.\n\n{controls}{table}\n\n"
+            + "".join(f"{text}\n\n" for text in shared_texts(shared)) +
             "Held-out exact match, paired over the same seed ids and items; verdicts Holm-adjusted per study "
             "(better/worse: Holm p < 0.05; equivalent: Holm-adjusted TOST within the margin; else inconclusive), "
             "intervals unadjusted; MDE: 80% power at two-sided 0.05 / m (m compared variants of the study).\n")
-
