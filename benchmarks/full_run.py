@@ -117,7 +117,8 @@ def plan_check(results: Path, setup_name: str = "micro") -> pd.DataFrame:
     """Each study's measured MDE (median over its comparisons) against `mawt plan`'s prediction from the
     OTHER studies' variance components (a pilot predicting a new study), and from its own."""
     from mawt.studies.plan import plan
-    from mawt.studies.study import load_setup, load_studies
+    from mawt.studies.setup import load_setup
+    from mawt.studies.study import load_studies
 
     setup = load_setup(setup_name)
     studies = load_studies(setup, setup.get("studies"))

@@ -44,7 +44,8 @@ def dry_run_counts(setup: str) -> dict[str, int]:
 def plan_totals(setup: str) -> tuple[int, int]:
     """(trainings, evaluations) the power plan counts for `setup`'s default studies."""
     from mawt.studies.plan import plan
-    from mawt.studies.study import load_setup, load_studies
+    from mawt.studies.setup import load_setup
+    from mawt.studies.study import load_studies
 
     s = load_setup(setup)
     frame = plan(s, load_studies(s, s.get("studies"), ROOT / "ablations"))

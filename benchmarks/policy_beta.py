@@ -32,7 +32,7 @@ from mawt.data.split import read_jsonl
 from mawt.evaluation.evaluate import teacher_forced
 from mawt.training.models import load_checkpoint
 from mawt.training.runconfig import RunConfig, load
-from mawt.studies.study import load_setup
+from mawt.studies.setup import load_setup
 from mawt.training.train import prepare_data, train_run
 from mawt.evaluation.worth import depth_worth
 

@@ -64,7 +64,7 @@ def _build_standin(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     from mawt.evaluation.fetch import fetch
-    from mawt.studies.study import load_setup
+    from mawt.studies.setup import load_setup
 
     done = fetch(load_setup(args.setup), check=args.check)
     print("\n".join(done) if done else f"setup {args.setup!r}: nothing to fetch (every source is local)")
@@ -90,7 +90,7 @@ def _prepare_data(args: argparse.Namespace) -> int:
     if args.data:
         cfg = load(args.data, DataConfig, str(args.data))
     elif args.setup:
-        from mawt.studies.study import load_setup
+        from mawt.studies.setup import load_setup
 
         setup = load_setup(args.setup)
         cfg = load(setup["data"], DataConfig, f"{setup['path']} data")
@@ -136,7 +136,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from mawt.studies.plan import TARGET_MDE, fewest_seeds, plan, render
-    from mawt.studies.study import load_setup, load_studies
+    from mawt.studies.setup import load_setup
+    from mawt.studies.study import load_studies
 
     setup = load_setup(args.setup)
     studies = load_studies(setup, setup.get("studies"), Path(args.ablations))

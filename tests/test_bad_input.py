@@ -24,7 +24,8 @@ import yaml
 
 from mawt.common import yamlfile
 from mawt.training.runconfig import EvalConfig, RunConfig, load
-from mawt.studies.study import StudyError, load_setup, load_study_spec
+from mawt.studies.setup import StudyError, load_setup
+from mawt.studies.study import load_study_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -212,7 +212,7 @@ def test_a_hub_source_needs_a_revision_and_it_reaches_load_dataset(tmp_path):
     params = inspect.signature(datasets.load_dataset).parameters  # named parameters, not swallowed by **kwargs
     assert all(k in params for k in kwargs), sorted(params)
     # the paper setup pins a full commit sha and holds out the rest
-    from mawt.studies.study import load_setup
+    from mawt.studies.setup import load_setup
 
     paper = DataConfig(**load_setup("paper")["data"])
     assert (paper.revision, paper.n_train, paper.n_heldout) == (PAPER_REVISION, 300, None)

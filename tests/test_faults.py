@@ -23,7 +23,8 @@ from mawt.layer.patching import load_model
 from mawt.training import ownership
 from mawt.training.train import train_run
 from mawt.training.runconfig import load
-from mawt.studies.study import StudyError, load_setup, load_studies, run_config, run_id
+from mawt.studies.setup import StudyError, load_setup
+from mawt.studies.study import load_studies, run_config, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mawt.evaluation.fetch import needs
-from mawt.studies.study import load_setup
+from mawt.studies.setup import load_setup
 
 
 def test_a_setup_names_what_it_takes_from_the_hub():

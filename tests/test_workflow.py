@@ -72,7 +72,8 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
 
 
 def test_every_variant_is_compared_with_plain_training_of_the_same_parameters():
-    from mawt.studies.study import load_setup, load_studies, run_config
+    from mawt.studies.setup import load_setup
+    from mawt.studies.study import load_studies, run_config
 
     setup = load_setup("micro")
     studies = load_studies(setup, ["freezing", "placement", "tasks", "depths"], ROOT / "ablations")
@@ -313,7 +314,8 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
 
 def test_every_shipped_setup_study_and_example_loads():
     from mawt.training.runconfig import load
-    from mawt.studies.study import load_setup, load_studies
+    from mawt.studies.setup import load_setup
+    from mawt.studies.study import load_studies
 
     setups = sorted(p.stem for p in (ROOT / "mawt" / "setups").glob("*.yaml"))
     assert {"micro", "paper", "paper_standin"} <= set(setups)

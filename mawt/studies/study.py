@@ -17,69 +17,19 @@ The untuned base model is evaluated once per data split and joins every table.
 
 from __future__ import annotations
 
-import copy
-import functools
 import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
-import yaml
+from mawt.statistics.paired import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
 
 from mawt.studies.baselines import BASELINES, GATED, baseline_name, plainized
-from mawt.common import yamlfile
-from mawt.training.runconfig import RunConfig, load
-from mawt.statistics.paired import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
+from mawt.studies.setup import StudyError, check_schema, deep_merge, read_mapping, resolve_overrides, schema_validator
+from mawt.training.runconfig import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]  # a checkout's root (its ablations/ folder)
 DEFAULT_SEEDS = (0, 1, 2)  # when neither the study nor the setup names seeds
-PACKAGE = Path(__file__).resolve().parents[1]
-SCHEMAS = PACKAGE / "schemas"  # package data: an installed mawt finds them
-SETUPS = PACKAGE / "setups"
-class StudyError(ValueError):
-    """A user mistake in a setup or study file (message names file and key)."""
-
-
-@functools.cache  # read once per process: every setup and study file is checked against it
-def _validator(name: str) -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(yaml.safe_load((SCHEMAS / name).read_text()))
-
-
-def _explain(error: jsonschema.ValidationError) -> str:
-    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    if error.validator == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        return f"key {key}: {error.message}; allowed keys are {allowed}"
-    hint = f" ({schema['description']})" if "description" in schema else ""
-    return f"key {key}: {error.message}{hint}"
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yamlfile.load(path, "file")
-    except yamlfile.YamlError as err:
-        raise StudyError(str(err).replace(f"file {str(path)!r}", str(path), 1)) from None
-    if not isinstance(data, dict):
-        raise StudyError(f"{path}: expected a mapping at the top level")
-    return data
-
-
-def _check(data: dict, schema: str, path: Path) -> None:
-    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise StudyError(f"{path}: " + "; ".join(_explain(e) for e in errors[:5]))
-
-
-def deep_merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in (over or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 @dataclass
@@ -120,8 +70,8 @@ def _expand_grid(grid: dict) -> dict[str, dict]:
 
 def load_study_spec(path: Path, setup: dict) -> StudySpec:
     path = Path(path)
-    data = _read_yaml(path)
-    _check(data, "ablation.schema.yaml", path)
+    data = read_mapping(path)
+    check_schema(data, "ablation.schema.yaml", path)
     if path.stem != data["name"]:
         raise StudyError(f"{path}: key name: {data['name']!r} must equal the file name {path.stem!r}")
     grid = _expand_grid(data.get("grid") or {})
@@ -130,8 +80,8 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
     if clash:
         raise StudyError(f"{path}: variants {clash} are defined both in variants and by the grid")
     defaults = data.get("defaults") or {}
-    _resolve(setup, deep_merge(setup.get("run") or {}, defaults), f"{path}: key defaults")
-    pattern = _validator("ablation.schema.yaml").schema["properties"]["variants"]["propertyNames"]["pattern"]
+    resolve_overrides(setup, deep_merge(setup.get("run") or {}, defaults), f"{path}: key defaults")
+    pattern = schema_validator("ablation.schema.yaml").schema["properties"]["variants"]["propertyNames"]["pattern"]
     unsafe = sorted(n for n in grid if not re.match(pattern, n))
     if unsafe:  # names built from the grid's values: checked like written ones (they become folder names)
         raise StudyError(f"{path}: key grid: the variant names {unsafe} built from its values do not match "
@@ -180,54 +130,6 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
     return study
 
 
-def setup_path(name: str) -> Path:
-    """A setup is a name under mawt/setups/ (package data) or a path to a YAML file."""
-    if name.endswith((".yaml", ".yml")):
-        return Path(name)
-    return SETUPS / f"{name}.yaml"
-
-
-def _setup_data(name: str, chain: tuple = ()) -> tuple[dict, list[str]]:
-    """A setup file's mapping with its `extends` parent merged under it (the child's keys win,
-    mappings merge, lists replace), and the files it was read from, child first."""
-    path = setup_path(name)
-    if not path.is_file():
-        choices = sorted(p.stem for p in SETUPS.glob("*.yaml"))
-        where = f"{chain[-1]}: key extends" if chain else "config key setup"
-        raise StudyError(f"{where}={name!r}: no file {path}; allowed are {choices} or a path to a YAML file")
-    if str(path) in chain:
-        raise StudyError(f"{path}: key extends: a cycle ({' -> '.join(chain)} -> {path})")
-    data = _read_yaml(path)
-    parent = data.pop("extends", None)
-    if parent is None:
-        return data, [str(path)]
-    if not isinstance(parent, str):
-        raise StudyError(f"{path}: key extends: expected a setup name or a path, got {parent!r}")
-    base, files = _setup_data(parent, (*chain, str(path)))
-    return deep_merge(base, data), [str(path), *files]
-
-
-def load_setup(name: str) -> dict:
-    """A validated setup (mawt/setups/<name>.yaml or a path). A setup may say
-    `extends: <other setup>` and give only what differs (paper_standin.yaml does)."""
-    data, files = _setup_data(name)
-    path = Path(files[0])
-    if "resources" in data:
-        raise StudyError(f"{path}: key resources: threads, memory, runtime and GPUs are set per rule in a profile "
-                         "(workflow/profiles/default, workflow/profiles/slurm) or with --set-threads / "
-                         "--set-resources, not in a setup; where runs compute is run.train.device")
-    _check(data, "setup.schema.yaml", path)
-    _resolve(data, data.get("run") or {}, f"{path}: key run")  # before any study is read
-    data["path"] = str(path)
-    data["files"] = files
-    return data
-
-
-def setup_run(setup: dict) -> RunConfig:
-    """The setup's own run defaults resolved (every study's variants start from them)."""
-    return _resolve(setup, setup.get("run") or {}, f"{setup.get('path', setup['name'])}: key run")
-
-
 def load_studies(setup: dict, names: list[str] | None = None, folder: Path | None = None) -> dict[str, StudySpec]:
     folder = Path(folder or ROOT / "ablations")
     paths = sorted(folder.glob("*.yaml"))
@@ -242,36 +144,16 @@ def load_studies(setup: dict, names: list[str] | None = None, folder: Path | Non
     return {p.stem: load_study_spec(p, setup) for p in paths}
 
 
-RUN_KEYS = ("mawt", "trainable", "train", "eval", "data")  # what a setup's run or a study may set
-
-
-def _resolve(setup: dict, over: dict, where: str, base_model: str | None = None) -> RunConfig:
-    """Run overrides over the setup's data and base model, checked by RunConfig's dataclasses
-    (the one schema of a run); errors name `where` (file and key)."""
-    if not isinstance(over, dict):
-        raise StudyError(f"{where}: expected a mapping of run settings, got {type(over).__name__}")
-    unknown = sorted(set(over) - set(RUN_KEYS))
-    if unknown:
-        raise StudyError(f"{where}: unknown key(s) {unknown}; allowed keys are {list(RUN_KEYS)}")
-    over = {**over, "data": deep_merge(setup["data"], over.get("data") or {}),  # a study may vary the data too
-            "base_model": base_model or setup["base_model"]}
-    try:
-        return load(over, RunConfig, where)
-    except ValueError as err:
-        raise StudyError(str(err)) from None
-
-
 def resolve_run(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> RunConfig:
     """One run of a study: the setup's run defaults, the variant's overrides and the seed, validated."""
     over = deep_merge(setup.get("run") or {}, study.variants[variant])
     over = deep_merge(over, {"train": {"seed": int(seed)}})
-    return _resolve(setup, over, f"{study.path}: key variants.{variant}", base_model)
+    return resolve_overrides(setup, over, f"{study.path}: key variants.{variant}", base_model)
 
 
 def run_config(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> dict:
     """`resolve_run` as a plain dict: what the run's YAML holds and its id hashes."""
     return resolve_run(setup, study, variant, seed, base_model).to_dict()
-
 
 
 def _hash(obj, n: int) -> str:

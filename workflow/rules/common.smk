@@ -31,18 +31,8 @@ from mawt.studies.baselines import BASELINES
 from mawt.layer.config import is_mawt
 from mawt.common.layout import Layout, base_run
 from mawt.training.preflight import base_shape
-from mawt.studies.study import (
-    StudyError,
-    data_id,
-    eval_id,
-    load_setup,
-    load_studies,
-    resolve_run,
-    run_config,
-    run_id,
-    setup_run,
-    training_config,
-)
+from mawt.studies.setup import StudyError, load_setup, setup_run
+from mawt.studies.study import data_id, eval_id, load_studies, resolve_run, run_config, run_id, training_config
 
 try:
     SETUP = load_setup(config["setup"])
