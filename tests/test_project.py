@@ -128,7 +128,7 @@ def test_an_installed_wheel_finds_its_schemas_setups_and_lm_eval_tasks(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     site = tmp_path / "site"
     zipfile.ZipFile(next((tmp_path / "dist").glob("mawt-*.whl"))).extractall(site)
-    probe = ("import mawt, mawt.studies.study as s, mawt.evaluation.lmeval as l; from pathlib import Path; "
+    probe = ("import mawt, mawt.studies.setup as s, mawt.evaluation.lmeval as l; from pathlib import Path; "
              "setup = s.load_setup('paper_standin'); "
              "print(Path(mawt.__file__).parent, setup['name'], setup['run']['train']['steps'], "
              "sorted(p.name for p in l.LMEVAL_DIR.glob('*.yaml')))")
