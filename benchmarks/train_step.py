@@ -87,7 +87,7 @@ def measure(variant: str, layers: int, steps: int, warmup: int, batch: int, devi
                           callbacks=[timer])
     trainer.train()
     return {"variant": variant, "step_s": statistics.median(timer.times[warmup:]), "trainable": n_trainable,
-            "prefix_calls": trainer.prefix_calls}
+            "prefix_calls": trainer.grpo_loss.prefix_calls if trainer.grpo_loss is not None else 0}
 
 
 def main() -> int:

@@ -5,7 +5,8 @@ import torch
 
 from mawt import MAWTConfig, patch_model
 from mawt.data import puzzles
-from mawt.evaluation.evaluate import evaluate_heldout, generate, generate_answers, teacher_forced
+from mawt.evaluation.evaluate import evaluate_heldout, teacher_forced
+from mawt.evaluation.generation import generate, generate_answers
 from mawt.training.runconfig import EvalConfig
 from mawt.evaluation.scoring import challenge_metric, challenge_strict, exact_match, think_closed
 
@@ -170,3 +171,82 @@ def test_generation_stops_only_at_eos_or_the_budget(thinking_model):
         assert s["eos"] or s["tokens"] == 20
         by_ids.append(s["tokens"])
     assert len(set(by_ids)) > 1 or all(s == 20 for s in by_ids)
+
+
+# ------------------------------------------------- selection statistics (training log and held-out)
+def _adversarial_selections(seed: int = 7, B: int = 4, L: int = 9, D: int = 3):
+    """Three layers over one padded batch: a sharp learned selector (hard weights), a flat one
+    (soft weights), a constant mixer (no selector). Left padding, right padding and a row of
+    padding only; the padded positions hold extreme weights and logits, which must not count."""
+    from mawt.layer.mixers import Selection
+
+    g = torch.Generator().manual_seed(seed)
+    valid = torch.ones(B, L, dtype=torch.bool)
+    valid[0, :5] = False
+    valid[1, -2:] = False
+    valid[3] = False
+    pad = ~valid[..., None]
+    sels = []
+    for scale, hard in ((6.0, True), (0.2, False)):
+        logits = (torch.randn(B, L, D, generator=g) * scale).masked_fill(pad & (torch.arange(D) == 0), 60.0)
+        log_probs = torch.log_softmax(logits, -1)
+        weights = torch.nn.functional.one_hot(logits.argmax(-1), D).float() if hard else log_probs.exp()
+        sels.append(Selection(weights=weights.masked_fill(pad, 1e4), valid=valid, logits=logits,
+                              log_probs=log_probs))
+    sels.append(Selection(weights=torch.full((B, L, D), 1 / D).masked_fill(pad, -1e4), valid=valid))
+    return sels
+
+
+def _stats_by_definition(sels, positions=None, policy=False, pooled=False) -> dict:
+    """The definition (mawt/layer/selection.py) from the raw Selection tensors, in float64 loops."""
+    usages, entropies, count = [], [], 0
+    for s in sels:
+        B, L, D = s.weights.shape
+        mask = (s.valid if positions is None else positions).tolist()
+        w = s.log_probs.double().exp() if policy else s.weights.double()
+        h = None if s.log_probs is None else -(s.log_probs.double().exp() * s.log_probs.double()).sum(-1)
+        rows = [[t for t in range(L) if mask[b][t]] for b in range(B)]
+        count = sum(len(r) for r in rows)
+        if pooled:  # every position weighs the same
+            usages.append([sum(float(w[b, t, d]) for b in range(B) for t in rows[b]) for d in range(D)])
+            if h is not None:
+                entropies.append(sum(float(h[b, t]) for b in range(B) for t in rows[b]))
+        else:  # every row weighs the same (a row without positions: 0)
+            usages.append([sum(sum(float(w[b, t, d]) for t in rows[b]) / max(len(rows[b]), 1) for b in range(B)) / B
+                           for d in range(D)])
+            if h is not None:
+                entropies.append(sum(sum(float(h[b, t]) for t in rows[b]) / max(len(rows[b]), 1)
+                                     for b in range(B)) / B)
+    n = count if pooled else 1
+    out = {f"depth_usage_{d}": sum(u[d] for u in usages) / len(usages) / n for d in range(len(usages[0]))}
+    if entropies:
+        out["selector_entropy"] = sum(entropies) / len(entropies) / n
+    return out
+
+
+@pytest.mark.unit
+def test_selection_statistics_follow_their_definition_on_padded_batches():
+    """One function for the training log (per row), exact credit (the policy) and the held-out
+    statistics (pooled over batches), against a re-implementation from the raw tensors."""
+    from mawt.layer.selection import selection_stats
+
+    sels = _adversarial_selections()
+
+    def check(got, expected):
+        assert got.keys() == expected.keys()
+        for k in expected:
+            assert got[k] == pytest.approx(expected[k], rel=1e-6, abs=1e-7), k
+
+    check(selection_stats(sels).as_dict(), _stats_by_definition(sels))
+    check(selection_stats(sels[:2], policy=True).as_dict(), _stats_by_definition(sels[:2], policy=True))
+    assert set(selection_stats(sels[2:]).as_dict()) == {"depth_usage_0", "depth_usage_1", "depth_usage_2"}
+    # pooled: answer-predicting positions (a subset of the valid ones), summed over two batches
+    positions = sels[0].valid & (torch.rand(sels[0].valid.shape, generator=torch.Generator().manual_seed(1)) < 0.6)
+    halves = [[type(s)(**{k: v[rows] if torch.is_tensor(v) else v for k, v in vars(s).items()}) for s in sels]
+              for rows in (slice(0, 2), slice(2, 4))]
+    first, second = (selection_stats(h, positions[rows], pooled=True)
+                     for h, rows in zip(halves, (slice(0, 2), slice(2, 4))))
+    assert first.positions + second.positions == int(positions.sum())
+    check((first + second).as_dict(), _stats_by_definition(sels, positions, pooled=True))
+    assert selection_stats(sels, torch.zeros_like(positions), pooled=True).as_dict() == {}
+    assert selection_stats([]) is None

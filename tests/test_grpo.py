@@ -259,7 +259,7 @@ def test_sequence_credit_stops_at_the_last_answer_position():
 def test_sequence_credit_in_the_trainer_matches_the_formula():
     """The logged loss_pg equals the sequence formula, recomputed from the sampled choices."""
     from mawt import mawt_layers
-    from mawt.training.trainer import answer_ce
+    from mawt.training.grpo_loss import answer_ce
 
     model, trainer = _tiny_grpo("sequence")
     batch = _labelled_batch()
@@ -286,7 +286,7 @@ def test_sequence_credit_in_the_trainer_matches_the_formula():
 def test_exact_credit_in_the_trainer_is_the_expected_reward_gradient():
     """Exact mode (D forced copies, attention shared) == D separate forced passes, by hand."""
     from mawt import mawt_layers
-    from mawt.training.trainer import token_ce
+    from mawt.training.grpo_loss import token_ce
 
     model, trainer = _tiny_grpo("exact", advantage="dr_grpo")
     batch = _labelled_batch()
@@ -485,14 +485,17 @@ def test_shuffled_training_runs_and_differs_from_the_real_run(credit, tmp_path):
 
 
 def test_reward_generator_is_seeded_from_seed_and_step(tmp_path):
-    _, trainer = _tiny_trainer("shuffled", "token", tmp_path)
-    first = trainer.reward_generator()
-    assert trainer.reward_generator() is first  # the same step continues its stream
+    from mawt.training.grpo_loss import RewardStream
+
+    stream = RewardStream(seed=2)
+    first = stream.generator(0, True)
+    assert stream.generator(0, True) is first  # the same step continues its stream
     a = torch.rand(5, generator=first)
-    trainer.state.global_step = 3
-    b = torch.rand(5, generator=trainer.reward_generator())
-    assert torch.equal(a, torch.rand(5, generator=torch.Generator().manual_seed(0 * 1_000_003 + 0)))
-    assert torch.equal(b, torch.rand(5, generator=torch.Generator().manual_seed(0 * 1_000_003 + 3)))
+    b = torch.rand(5, generator=stream.generator(3, True))
+    assert torch.equal(a, torch.rand(5, generator=torch.Generator().manual_seed(2 * 1_000_003 + 0)))
+    assert torch.equal(b, torch.rand(5, generator=torch.Generator().manual_seed(2 * 1_000_003 + 3)))
+    c = torch.rand(5, generator=stream.generator(3, False))  # evaluation calls: a stream of their own, from
+    assert torch.equal(c, b)  # the same seed, not the continuation of training's
     # a shuffled loss leaves the global RNG where the real one does (data order, later choices unchanged)
     states = {}
     for control in ("none", "shuffled"):

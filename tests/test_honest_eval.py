@@ -19,7 +19,8 @@ from transformers import AutoTokenizer
 
 from mawt import load_model
 from mawt.data import puzzles
-from mawt.evaluation.evaluate import eval_heldout, evaluate_heldout, generate, teacher_forced
+from mawt.evaluation.evaluate import eval_heldout, evaluate_heldout, teacher_forced
+from mawt.evaluation.generation import generate
 from mawt.training.models import load_checkpoint, with_pad_token
 from mawt.data.prompts import AnswerCollator, encode_example, prompt_text
 from mawt.training.runconfig import EvalConfig
@@ -37,7 +38,7 @@ OWN_SETTINGS = {"repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "do_sample
 
 def argmax_decode(model, tokenizer, challenge: str, budget: int = BUDGET) -> str:
     """Real greedy decoding, by hand: one full forward pass per step, the argmax appended,
-    stopped at EOS or the budget; the answer text as mawt.evaluation.evaluate.generate decodes it."""
+    stopped at EOS or the budget; the answer text as mawt.evaluation.generation.generate decodes it."""
     ids = tokenizer(prompt_text(tokenizer, challenge), add_special_tokens=False)["input_ids"]
     out: list[int] = []
     with torch.no_grad():

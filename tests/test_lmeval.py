@@ -21,15 +21,15 @@ from mawt import MAWTConfig, load_model, patch_model
 from mawt.data import puzzles
 from mawt.data.split import read_jsonl
 from mawt.data.prompts import prompt_text, think_open
-from mawt.evaluation.evaluate import evaluate_heldout, generate_answers
+from mawt.evaluation.evaluate import evaluate_heldout
+from mawt.evaluation.generation import generate_answers
 from mawt.__main__ import main
 from mawt.evaluation.lmeval import LMEVAL_DIR, gen_kwargs, run_lm_eval
 from mawt.bases.micro import MicroConfig, build_model, pretrain, train_tokenizer
 from mawt.training.runconfig import EvalConfig
-from mawt.evaluation.scoring import challenge_metric, challenge_strict, exact_match
+from mawt.evaluation.scoring import SCORES, challenge_metric, challenge_strict, exact_match  # lm-eval metric names
 
 MICRO_BASE = Path(__file__).resolve().parents[1] / "assets" / "micro_base"
-SCORES = ("exact_match", "challenge_metric", "challenge_strict")  # lm-eval metric = mawt.evaluation.evaluate aggregate key
 # A DeepSeek-R1-style template: the generation prompt opens <think>, assistant turns drop
 # everything up to "</think>".
 R1_TEMPLATE = (

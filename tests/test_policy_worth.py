@@ -195,7 +195,7 @@ def test_bf16_rewards_pick_the_float32_best_depth():
         trainer = MAWTTrainer(model=model, args=TrainingArguments(output_dir="unused", report_to=[], use_cpu=True),
                               run=run, use_grpo=True)
         with torch.no_grad(), trainer.autocast():
-            rewards[name], cells = trainer.depth_rewards(model, batch)
+            rewards[name], cells = trainer.grpo_loss.depth_rewards(model, batch)
         if name == "bfloat16":  # the path before: the whole model in bf16 autocast, bf16 logits
             layer = mawt_layers(model)[1]
             ces = []

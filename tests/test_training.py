@@ -12,7 +12,7 @@ import yaml
 from mawt import mawt_layers, patch_model
 from mawt.evaluation.evaluate import eval_heldout
 from mawt.training.train import train_run
-from mawt.training.runconfig import load_run_config
+from mawt.training.runconfig import load
 from mawt.training.trainer import MAWTTrainer
 
 GRPO_RUN = {
@@ -44,7 +44,7 @@ def _config(tmp_path, base_dir, **overrides):
     data["base_model"] = str(base_dir)
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(data))
-    return load_run_config(path)
+    return load(path)
 
 
 def _metrics(run_dir):
@@ -86,10 +86,10 @@ def test_frozen_prefix_runs_once_per_step(tmp_path, base_dir, reuse, monkeypatch
     train_first_rows = first.rows  # training forwards only (see _RowCounter)
     assert last.rows == steps * batch * G  # the trainable suffix always sees G rollouts
     if reuse:
-        assert counters["trainer"].prefix_calls == steps
+        assert counters["trainer"].grpo_loss.prefix_calls == steps
         assert train_first_rows == steps * batch  # prefix: once per step, B rows
     else:
-        assert counters["trainer"].prefix_calls == 0
+        assert counters["trainer"].grpo_loss.prefix_calls == 0
         assert train_first_rows == steps * batch * G
 
 
@@ -143,7 +143,7 @@ def _one_good_depth(base_dir, credit, advantage, batches):
 
     from mawt import MAWTConfig, patch_model
     from mawt.training.runconfig import TrainConfig
-    from mawt.training.trainer import answer_ce
+    from mawt.training.grpo_loss import answer_ce
 
     torch.manual_seed(0)
     model = patch_model(AutoModelForCausalLM.from_pretrained(base_dir), MAWTConfig(depth=4, init_noise=0.0))
@@ -344,7 +344,7 @@ def test_prefix_reuse_gives_the_same_loss_and_gradients(tmp_path, base_dir):
         loss = trainer.compute_loss(model, batch)
         loss.backward()
         results.append((loss.item(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None},
-                        trainer.prefix_calls))
+                        trainer.grpo_loss.prefix_calls))
     (l1, g1, calls1), (l2, g2, calls2) = results
     assert (calls1, calls2) == (1, 0)
     # float32 sums in another order: 4.3e-6 apart on a loss of 4.35 with ATEN_CPU_CAPABILITY=default (< 1e-6, AVX512)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mawt.analysis.results import AXES, N_SUFFIX, SCORES, StudyResults
+from mawt.analysis.results import AXES, N_SUFFIX, StudyResults
+from mawt.evaluation.scoring import SCORES
 from mawt.statistics.intervals import ALPHA, Components, holm, interval
 from mawt.statistics.paired import paired_difference
 from mawt.statistics.power import minimum_detectable_effect, seed_share, seeds_needed

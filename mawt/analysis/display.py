@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from mawt.analysis.comparisons import design, verdict
-from mawt.analysis.results import BASE, N_SUFFIX, REASONING, SCORES, TRAIN_BATCH, WORTH
+from mawt.analysis.results import BASE, N_SUFFIX, REASONING, TRAIN_BATCH, WORTH
+from mawt.evaluation.scoring import SCORES
 from mawt.statistics.intervals import ALPHA
 
 LABELS = {"exact_match": "exact match", "challenge_metric": "challenge metric", "challenge_strict": "challenge strict"}

@@ -35,12 +35,10 @@ import numpy as np
 import pandas as pd
 
 from mawt.common import layout
+from mawt.evaluation.scoring import SCORES
 from mawt.layer.config import LEARNED_MIXERS, is_mawt, uses_grpo
 from mawt.statistics.paired import DEFAULT_MARGIN
 
-# per-item scores with intervals (0/1, or with n_samples > 1 the item's mean over its samples: pass@1);
-# the same keys in heldout.json's items, its aggregates and the tables
-SCORES = ("exact_match", "challenge_metric", "challenge_strict")
 # reasoning-model quantities of heldout.json, shown next to the scores
 REASONING = {"closed_think_rate": ("closed think", "{:.2f}"), "truncation_rate": ("truncated", "{:.2f}"),
              "mean_output_tokens": ("output tokens", "{:.1f}")}

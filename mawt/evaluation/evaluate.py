@@ -14,22 +14,7 @@ mawt.evaluation.scoring: `challenge_metric` (the published checker), `challenge_
 estimated from n samples (DeepSeek-R1's protocol), which the tables then treat
 as the item's score (mawt/statistics/intervals.py: the samples' noise is inside the item means).
 
-Decoding settings come from the EvalConfig only, never from the checkpoint's
-generation_config.json: greedy is the plain argmax (`do_sample=False`, no logits
-processor: no repetition penalty, n-gram ban, minimum length, banned words, top-k /
-top-p / temperature); sampling uses `eval.temperature` and `eval.top_p` with no
-top-k cut. transformers fills every field a `generate` call leaves unset (None in
-its GenerationConfig) from `model.generation_config`, so passing explicit settings
-alone would still inherit, say, a `repetition_penalty: 1.3` of the checkpoint:
-the items the shortcut below accepts would be scored as argmax decoding, the
-others as penalised decoding. So both: `generate` passes one explicit
-`generation_config` and, for the call, swaps the model's own config for
-`mawt.training.models.plain_generation_config` (token ids only), whatever model it is
-given; and `load_checkpoint` installs that plain config on every model it loads
-for evaluation, which also covers lm-eval (mawt.evaluation.lmeval), whose HFLM calls
-`model.generate` itself. `tests/test_honest_eval.py` checks this against a
-hand-written argmax loop on a base whose file sets `repetition_penalty` and
-`no_repeat_ngram_size`.
+Decoding (`generate`: the settings of every call) is mawt/evaluation/generation.py.
 
 Greedy exact match is decided by ONE teacher-forced forward pass when the prompt
 leaves no thinking open: greedy decoding reproduces the gold answer exactly iff
@@ -51,7 +36,6 @@ predict answer tokens (what the tables label "depth usage (held-out)").
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
@@ -60,90 +44,12 @@ from mawt.common import atomic
 from mawt.data.split import read_jsonl
 from mawt.data.prompts import AnswerCollator, encode_example, prompt_text, think_open
 from mawt.common.environment import environment
-from mawt.training.models import load_checkpoint, plain_generation_config
+from mawt.training.models import load_checkpoint
 from mawt.training.runconfig import EvalConfig
 from mawt.evaluation.worth import depth_worth
-from mawt.evaluation.scoring import challenge_metric, challenge_strict, exact_match, think_closed
-
-
-def generation_config(tokenizer, cfg: EvalConfig):
-    """The explicit settings of every `generate` call: greedy is `do_sample=False` and nothing
-    else (plain argmax); sampling is `cfg.temperature` and `cfg.top_p`, no top-k cut. The
-    budget, `cfg.n_samples` per prompt, stopping at the tokenizer's EOS only."""
-    from transformers import GenerationConfig
-
-    sampling = {"do_sample": False} if cfg.greedy else {
-        "do_sample": True, "temperature": float(cfg.temperature), "top_p": float(cfg.top_p), "top_k": 0}
-    return GenerationConfig(max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.n_samples, use_cache=True,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **sampling)
-
-
-@contextlib.contextmanager
-def _plain_defaults(model, tokenizer):
-    """The model's own generation config replaced by `plain_generation_config` for the block, so
-    that what `generation_config` leaves unset is never filled from the checkpoint's file."""
-    own = model.generation_config
-    model.generation_config = plain_generation_config(model, tokenizer)
-    try:
-        yield
-    finally:
-        model.generation_config = own
-
-
-@torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], cfg: EvalConfig) -> list[list[dict]]:
-    """`cfg.n_samples` answers per prompt: left-padded batches, KV cache on, stopped by EOS or
-    the budget only, with `generation_config` and nothing from the model's own generation
-    config. Each sample: {"text": decoded answer (special tokens dropped, stripped),
-    "tokens": generated tokens incl. EOS, "eos": whether EOS came within the budget}."""
-    model.eval()
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    eos = tokenizer.eos_token_id
-    settings = generation_config(tokenizer, cfg)
-    samples: list[list[dict]] = []
-    try:
-        with _plain_defaults(model, tokenizer):
-            for i in range(0, len(prompts), cfg.batch_size):
-                enc = tokenizer(prompts[i : i + cfg.batch_size], return_tensors="pt", padding=True,
-                                add_special_tokens=False).to(model.device)
-                if not cfg.greedy:
-                    torch.manual_seed(cfg.seed * 1_000_003 + i)  # a batch's draws depend only on the config
-                out = model.generate(**enc, generation_config=settings)
-                new = out[:, enc["input_ids"].shape[1] :].tolist()
-                for j in range(0, len(new), cfg.n_samples):
-                    group = []
-                    for ids in new[j : j + cfg.n_samples]:
-                        ended = eos in ids
-                        ids = ids[: ids.index(eos) + 1] if ended else ids
-                        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-                        group.append({"text": text, "tokens": len(ids), "eos": ended})
-                    samples.append(group)
-    finally:
-        tokenizer.padding_side = side
-    return samples
-
-
-def generate_answers(model, tokenizer, challenges: list[str], cfg: EvalConfig | None = None) -> list[str]:
-    """The first sample's answer text per challenge, in the evaluation's prompt format."""
-    cfg = cfg or EvalConfig()
-    prompts = [prompt_text(tokenizer, c, cfg.thinking) for c in challenges]
-    return [group[0]["text"] for group in generate(model, tokenizer, prompts, cfg)]
-
-
-def _selection_sums(model, predicts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int] | None:
-    """Summed depth weights (D,), summed selector entropy and the count over `predicts` positions,
-    averaged over the model's MAWT layers; None for a model without a learned or mixed selector."""
-    from mawt.layer.patching import mawt_layers
-
-    sels = [m.last_selection for m in mawt_layers(model).values() if m.last_selection is not None]
-    if not sels:
-        return None
-    mask = predicts.float()  # (B, L)
-    usage = torch.stack([(s.weights.float() * mask[..., None]).sum((0, 1)) for s in sels]).mean(0)  # (D,)
-    ents = [(s.selector_entropy.float() * mask).sum() for s in sels if s.log_probs is not None]
-    entropy = torch.stack(ents).mean() if ents else None
-    return usage, entropy, int(mask.sum())
+from mawt.layer.selection import last_selections, selection_stats
+from mawt.evaluation.generation import generate
+from mawt.evaluation.scoring import SCORES, challenge_metric, challenge_strict, exact_match, think_closed
 
 
 @torch.no_grad()
@@ -155,7 +61,7 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
     model.eval()
     collate = AnswerCollator(tokenizer.pad_token_id)
     losses, greedy = [], []
-    usage, entropy, count = None, None, 0
+    selection = None  # pooled over every batch (mawt/layer/selection.py)
     # every row is encoded (a row longer than eval.max_length refused) before any forward pass
     examples = [encode_example(tokenizer, r, max_length, "eval.max_length", j) for j, r in enumerate(rows)]
     for i in range(0, len(rows), batch_size):
@@ -169,18 +75,10 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
         top = logits.topk(2, dim=-1)  # (B, L-1, 2): a top-1 tie is no greedy decision
         unique_gold = (top.indices[..., 0] == labels) & (top.values[..., 0] > top.values[..., 1])
         greedy += (unique_gold | ~answer).all(1).tolist()
-        sums = _selection_sums(model, torch.nn.functional.pad(answer, (0, 1)))
-        if sums is not None:
-            u, e, n = sums
-            usage = u if usage is None else usage + u
-            entropy = e if entropy is None else (entropy + e if e is not None else entropy)
-            count += n
-    selection = {}
-    if usage is not None and count:
-        selection = {f"depth_usage_{d}": float(u / count) for d, u in enumerate(usage)}
-        if entropy is not None:
-            selection["selector_entropy"] = float(entropy / count)
-    return losses, greedy, selection
+        stats = selection_stats(last_selections(model), torch.nn.functional.pad(answer, (0, 1)), pooled=True)
+        if stats is not None:
+            selection = stats if selection is None else selection + stats
+    return losses, greedy, selection.as_dict() if selection is not None else {}
 
 
 def check_budget(tokenizer, rows: list[dict], cfg: EvalConfig) -> None:
@@ -220,9 +118,6 @@ def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dic
     return result
 
 
-ITEM_SCORES = ("exact_match", "challenge_metric", "challenge_strict")  # per sample 0/1; per item their mean
-
-
 def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
     """One item's record: its samples scored, and per-item means over the samples."""
     gold = row["answer"]
@@ -233,7 +128,7 @@ def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
     n = len(scored)
     item = {"challenge": row["challenge"], "answer": gold, "prediction": scored[0]["prediction"],
             **{k: row[k] for k in ("family", "ID") if k in row}}
-    item.update({k: sum(float(s[k]) for s in scored) / n for k in ITEM_SCORES})
+    item.update({k: sum(float(s[k]) for s in scored) / n for k in SCORES})
     item.update(think_closed=sum(s["think_closed"] for s in scored) / n,
                 truncated=sum(not s["eos"] for s in scored) / n,
                 output_tokens=sum(s["tokens"] for s in scored) / n)
@@ -243,7 +138,7 @@ def score_samples(row: dict, samples: list[dict], opened: bool) -> dict:
 
 
 # aggregate key in heldout.json -> per-item key
-AGGREGATES = {**{k: k for k in ITEM_SCORES}, "closed_think_rate": "think_closed",
+AGGREGATES = {**{k: k for k in SCORES}, "closed_think_rate": "think_closed",
               "truncation_rate": "truncated", "mean_output_tokens": "output_tokens"}
 
 

@@ -68,6 +68,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# The scores, one list: per sample 0/1, per item their mean (with n_samples > 1: pass@1); the same
+# keys in heldout.json's items, its aggregates (mawt.evaluation.evaluate) and the study tables,
+# which give each an interval (mawt.analysis).
+SCORES = ("exact_match", "challenge_metric", "challenge_strict")
+
 _OPEN, _CLOSE = "<think>", "</think>"
 _THINK = re.compile(r"<think>.*?</think>", flags=re.S | re.I)
 _TAG = re.compile(r"<(/?)think>", flags=re.I)

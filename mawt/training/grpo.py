@@ -1,4 +1,5 @@
-"""The GRPO objective for depth selection (MAWT_SPEC section 3).
+"""The GRPO objective for depth selection (MAWT_SPEC section 3): the math, on tensors and
+plain arguments (no run config; mawt/training/grpo_loss.py runs the model for it).
 
 Actions are the per-token depth choices d_{i,t} of the `grpo` selector. Each
 training example is run as a group of G rollouts that share the input and
@@ -6,110 +7,12 @@ sample their own choices; the rollouts of one example are adjacent rows.
 
     L = CE + lambda_pg * L_pg + beta * KL(pi || pi_ref) - eta * H(pi)
 
-Credit (`train.credit`): which reward a choice is credited with
----------------------------------------------------------------
-A choice at position t changes the MAWT layer's output at t only. With MAWT in
-the last layer it therefore changes only the next-token logits at t; with MAWT
-in a lower layer it reaches every position >= t (through later attention).
+docs/grpo.md derives it: the three credit forms (`token`, `sequence`, `exact`:
+`policy_loss`, `token_policy_loss`, `exact_policy_loss`), the advantage
+normalisations (`group_advantages`, `exact_advantages`), the KL direction and the
+negative control (`shuffle_within_groups`, `shuffle_depths`).
 
-* ``token`` (default). Reward of the choice at t: r_{i,t} = -CE_{i,t}, the
-  next-token cross-entropy at t (detached), only at positions t that predict an
-  answer token (labels[t+1] != -100: the "answer cells"). Advantages compare
-  the G rollouts at the same position t; prompt positions, the position of the
-  last answer token (it predicts nothing scored) and padding get no policy
-  gradient at all:
-
-      L_pg = - mean over answer cells (i, t) of A_{i,t} * log pi(d_{i,t} | x)
-
-  Exact credit for MAWT in the last layer. For MAWT in a lower layer it is an
-  APPROXIMATION (the choice at t also moves the rewards of later positions,
-  which it is not credited with); the trainer allows it and logs a warning.
-* ``sequence`` (the original form). r_i = -mean answer CE of rollout i;
-
-      L_pg = - mean_i [ A_i * mean_{t in S_i} log pi(d_{i,t} | x) ]
-
-  with S_i the non-pad positions t <= the last answer cell of row i (a choice
-  after the last position that predicts an answer token cannot change the
-  reward, whatever layer MAWT is in). Valid for any layer, but with MAWT in the
-  last layer ~90 % of S_i are prompt positions whose choices cannot matter:
-  their log-probs only add noise (the reason `token` is the default).
-* ``exact``: only when every MAWT layer is the model's last layer (see
-  `check_credit`). Every depth d is evaluated at every answer cell (D forced
-  rollouts of the last layer: its attention runs once, `MAWTAttention.
-  copies_per_row = D`, the selector's `forced` choice picks depth d in copy d),
-  giving r_t(d) = -CE_t(d). Nothing is sampled; the policy gradient is the
-  analytic gradient of the expected reward:
-
-      b_t   = sum_d pi(d|x_t) r_t(d)
-      grad  = sum_d pi(d|x_t) (r_t(d) - b_t) grad log pi(d|x_t)   = grad E_pi[r_t]
-      L_pg  = - mean over answer cells t of sum_d sg[pi] A_t(d) log pi(d|x_t)
-
-  (sg = stop-gradient). The CE term that trains the model (A_d, B_d, the other
-  trainable weights) is the pi-weighted expected CE with pi detached: per row,
-  the mean over answer tokens of sum_d sg[pi(d|x_t)] CE_t(d), then the mean
-  over rows. It is the expectation of what `token`/`sequence` train on (the CE
-  of a sampled rollout, whose choice at t only moves CE_t), without sampling.
-
-Advantage normalisation (`train.advantage`, default ``rloo``)
--------------------------------------------------------------
-The default is in reward units, so that the push a choice gets follows how much
-it changes the reward: rewards (a, a, a, a+delta) give the better rollout an
-advantage proportional to delta (x1000 from delta = 0.001 to 1 nat), where
-``grpo`` gives it about the same push at both (-0.47/+1.41 vs -0.58/+1.73: a
-0.001-nat gap gets 81% of the push of a 1-nat one). With exact credit the
-default's gradient is exactly sum_d pi(d) (r_t(d) - b_t) grad log pi(d), the
-gradient of the expected reward (tests/test_policy_worth.py, on random tables);
-with ``grpo`` it is that divided by the reward's std under pi, per cell. So a
-scale-free advantage sharpens a policy on reward gaps of a few hundredths of a
-nat, and its entropy drop is no evidence that the choice matters: what the
-choice is worth is measured on the held-out set (mawt/evaluation/worth.py).
-
-* ``grpo`` (Shao et al. 2024, DeepSeekMath), scale-free: A = (r - mean_G r) / (std_G r + eps),
-  population std. Exact mode: A_t(d) = (r_t(d) - b_t) / (sigma_t + eps) with
-  sigma_t^2 = sum_d pi (r_t(d) - b_t)^2, the std of the reward under pi.
-* ``dr_grpo`` (Liu et al. 2025, "Understanding R1-Zero-Like Training: A
-  Critical Perspective", arXiv 2503.20783): A = r - mean_G r, no std division,
-  and no per-sequence length normalisation. In the sequence form the sum over
-  S_i is divided by one normaliser shared by every row instead of |S_i|: the
-  batch's mean |S_i|, so L_pg = -sum_{i, t in S_i} A_i log pi / sum_i |S_i|
-  (every position weighs the same, long rows and short rows alike). Liu et al.
-  use a fixed constant (the generation budget, MAX_TOKENS); that differs from
-  ours by one scalar per batch, but `train.max_length` as the constant would
-  shrink the policy loss by |S_i|/max_length against the KL and entropy terms
-  (measured: at beta=0.01 the selector then oscillates instead of converging).
-  The token and exact forms already average over answer cells, with no
-  per-sequence normaliser to drop, so there dr_grpo only drops the std
-  division. (The G rollouts of one example share their positions, so the
-  length bias Liu et al. describe cannot arise between rollouts here; dr_grpo
-  changes how examples of different lengths weigh.)
-* ``rloo`` (Kool et al. 2019, "Buy 4 REINFORCE samples, get a baseline for
-  free!"; Ahmadian et al. 2024, arXiv 2402.14740): A_i = r_i - mean_{j != i} r_j
-  = G/(G-1) (r_i - mean_G r), no division; the sequence form keeps GRPO's
-  per-sequence mean over S_i (only the baseline differs). In exact mode the
-  baseline is the expectation b_t itself (nothing is sampled, so there is no
-  sample to leave out): rloo equals dr_grpo there.
-
-dr_grpo and rloo advantages are in reward units (nats of CE), so their weight
-against the KL term depends on how much the choices matter. The default beta
-(0.001) is the old 0.01 for unit-scale grpo advantages times a typical reward
-spread between depths of ~0.1 nats; measured on the micro setup (token credit,
-D=4, benchmarks/policy_beta.py), beta 0, 0.001 and 0.01 with rloo learn the
-same (held-out entropy 1.07-1.38, the greedy choice at or near the best single
-depth): the KL term does not pin the policy there. Liu et al. train without it.
-
-KL direction
-------------
-The KL term is the exact KL(pi || pi_ref) over the D depths at each trained
-position (the direction DeepSeekMath's objective states), and its gradient is
-grad KL(pi || pi_ref). TRL's GRPO uses the k3 estimator (pi_ref/pi - log(pi_ref/pi)
-- 1) on sampled tokens: its value is an unbiased estimate of KL(pi || pi_ref),
-but its gradient as a loss has the expectation sum (pi - pi_ref) grad log pi =
-grad KL(pi_ref || pi), the other direction (tests/test_policy_worth.py checks
-that ours is the first). With D choices per position the exact value is cheap,
-so nothing needs estimating.
-
-Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300)
-------------------------------------------------------------------------
+Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300):
   * the policy is the depth selector, not the language model: actions are
     depth choices at every position of a fixed (teacher-forced) sequence, not
     sampled tokens;
@@ -117,48 +20,18 @@ Departures from DeepSeekMath's GRPO (Shao et al. 2024, arXiv 2402.03300)
     tokens, not a verifier's score of a sampled completion;
   * one policy update per batch (on-policy), so the clipped importance ratio
     pi/pi_old is exactly 1 and the clipped surrogate reduces to the plain
-    advantage-weighted log-likelihood above; no clipping is applied;
+    advantage-weighted log-likelihood; no clipping is applied;
   * the KL term is the exact per-position KL(pi || pi_ref) between the
     selector's D-way categorical distribution and the reference's, not the k3
-    estimator (whose gradient is that of the reverse KL: "KL direction" above);
-    pi_ref is the selector at the start of fine-tuning;
+    estimator (whose gradient is that of the reverse KL); pi_ref is the
+    selector at the start of fine-tuning;
   * the group std is the population std (divide by G); eps keeps a group of
     identical rewards at zero advantage, hence zero policy gradient;
   * per-token credit (`token`, default) instead of one advantage per sequence;
   * exact enumeration (`exact`) of all D actions instead of sampling;
-  * the normalisation is an option (grpo / dr_grpo / rloo, above);
+  * the normalisation is an option (grpo / dr_grpo / rloo);
   * KL and entropy are averaged over the positions the policy loss trains
     (answer cells for token/exact, S_i for sequence), not over the whole row.
-
-Negative control (`train.reward_control: shuffled`)
----------------------------------------------------
-The rewards are permuted before they become advantages, so the policy gradient
-keeps its scale and its noise but loses every link between a depth choice and
-its reward: a selector trained this way should learn nothing about which depth
-helps (its movement measures what KL, entropy and noise alone do), and the
-learned policy of the real run is compared with it. Sequence credit permutes
-the G rollout rewards of each group (`shuffle_within_groups`); token credit
-permutes the G rewards of each (group, position) cell, an independent
-permutation per cell (`shuffle_within_groups` with `cells`); exact credit
-permutes the D per-depth rewards of each (row, position) cell
-(`shuffle_depths`). Each group's multiset of rewards is kept, hence its mean,
-std and spread, so the advantages have the same distribution; over the
-permutations E[r_sigma(d)] is the same for every d, so the expected policy
-gradient is zero (with dr_grpo / rloo, and with grpo in the sampled forms, where
-the group std is permutation invariant). Exact credit with grpo divides by the
-pi-weighted std, which is not: when pi is not uniform a small expected gradient
-remains, but it depends on pi and on each cell's multiset of rewards only, not
-on which depth earned which reward. The trainer draws the permutation from its own generator, seeded
-from train.seed and the optimiser step, and never from the global RNG: data
-order, init and the sampled choices of a step are those of the unshuffled run
-with the same seed until the two policies diverge. Logged reward statistics
-are the true ones.
-
-Diagnostics: `zero_spread_frac` is the fraction of groups (sequence) or of
-(group, position) cells (token) whose G rewards are all equal (spread <= 1e-6
-nats): no policy gradient comes from those. `reward_spread` (exact) is the mean
-over answer cells of max_d r_t(d) - min_d r_t(d): whether the choice matters at
-all on a task.
 """
 
 from __future__ import annotations
@@ -197,7 +70,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4, 
     rewards: (B*G,) sequence rewards, or (B*G, T) per-position rewards compared
     across the G rollouts at the same position (token form); `cells` (B*G, T)
     marks the positions that carry a reward (others get advantage 0 and do not
-    enter the group statistics). mode: grpo | dr_grpo | rloo (module docstring).
+    enter the group statistics). mode: grpo | dr_grpo | rloo (docs/grpo.md).
     """
     if mode not in ADVANTAGES:
         raise ValueError(f"advantage mode {mode!r}: implemented are {', '.join(ADVANTAGES)}")
