@@ -68,7 +68,7 @@ def _numeric_metrics(task_results: dict) -> dict[str, float]:
 
 def gen_kwargs(cfg: EvalConfig) -> dict[str, Any]:
     """lm-eval generation kwargs of an EvalConfig (simple_evaluate's `gen_kwargs`, merged into every
-    generate_until task's own): the whole budget, and greedy or mawt.evaluation.evaluate.generate's sampling
+    generate_until task's own): the whole budget, and greedy or mawt.evaluation.generation.generate's sampling
     (temperature, top_p, no top-k cut). `until` is the task's (verbal_heldout: none, EOS only)."""
     if cfg.greedy:
         return {"max_gen_toks": cfg.max_new_tokens, "do_sample": False}

@@ -95,7 +95,7 @@ def load_heldout(heldout: str | None = None, data_files: Any = None, tokenizer: 
 
 
 def strip_responses(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
-    """Filter: surrounding whitespace off every response (as mawt.evaluation.evaluate.generate does).
+    """Filter: surrounding whitespace off every response (as mawt.evaluation.generation.generate does).
     All samples of a doc are kept (`repeats` = eval.n_samples); process_results averages them."""
     return [[r.strip() for r in inst] for inst in resps]
 
