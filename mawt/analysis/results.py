@@ -36,8 +36,9 @@ import pandas as pd
 
 from mawt.common import layout
 from mawt.evaluation.scoring import SCORES
-from mawt.layer.config import LEARNED_MIXERS, is_mawt, uses_grpo
+from mawt.layer.config import LEARNED_MIXERS
 from mawt.statistics.paired import DEFAULT_MARGIN
+from mawt.training.runconfig import RunConfig, load
 
 # reasoning-model quantities of heldout.json, shown next to the scores
 REASONING = {"closed_think_rate": ("closed think", "{:.2f}"), "truncation_rate": ("truncated", "{:.2f}"),
@@ -220,8 +221,8 @@ def load_results(index_path) -> StudyResults:
         seen[key] = run["run_id"]
         d = Path(run["dir"])
         info, held = _read(d / layout.RUN_JSON), _read(run.get("heldout") or d / layout.HELDOUT)
-        cfg = info["config"]
-        mawt = cfg.get("mawt") or {}
+        cfg = load(info["config"], RunConfig, f"{d / layout.RUN_JSON}: key config")  # the dataclass: its defaults
+        m = cfg.mawt  # None: unpatched
         bench = read_benchmark(run.get("bench"))
         lmeval = run.get("lmeval", str(d / layout.LMEVAL))  # null: lm-eval ran for other seeds only
         rows.append({
@@ -229,17 +230,16 @@ def load_results(index_path) -> StudyResults:
             "baseline": baselines[run["variant"]], "data": run.get("data", first_data),
             **_held_columns(held),
             **(_lm_eval_columns(_read(lmeval)) if lmeval else {}),
-            "depth": mawt.get("depth"), "mixer": mawt.get("mixer"), "gate": mawt.get("gate"),
-            "layers": str(mawt.get("layers")), "families": "+".join(cfg.get("data", {}).get("families") or []),
+            "depth": m and m.depth, "mixer": m and m.mixer, "gate": m and m.gate,
+            "layers": str(m and m.layers), "families": "+".join(cfg.data.families or []),
             # GRPO knobs only where the GRPO objective trains (plain, softmax, ... ignore them)
-            **({"credit": cfg["train"].get("credit"), "advantage": cfg["train"].get("advantage"),
-                "reward_control": cfg["train"].get("reward_control", "none")}
-               if uses_grpo(mawt) else {}),
+            **({"credit": cfg.train.credit, "advantage": cfg.train.advantage,
+                "reward_control": cfg.train.reward_control} if cfg.uses_grpo else {}),
             # what a learned selector observes (stats | hidden | both), where there is one
-            **({"selector_input": mawt.get("selector_input", "stats")}
-               if is_mawt(mawt) and mawt.get("mixer") in LEARNED_MIXERS else {}),
-            "trainable": cfg["trainable"], "group_size": cfg["train"].get("group_size"),
-            "learning_rate": cfg["train"].get("learning_rate"), "steps": cfg["train"].get("steps"),
+            **({"selector_input": m.selector_input} if m is not None and m.is_mawt and m.mixer in LEARNED_MIXERS
+               else {}),
+            "trainable": cfg.trainable, "group_size": cfg.train.group_size,
+            "learning_rate": cfg.train.learning_rate, "steps": cfg.train.steps,
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
             "job_seconds": bench.get("seconds", np.nan), "peak_mem_mb": bench.get("max_rss_mb", np.nan),
             **_selection_columns(held, info), **_worth_columns(held),

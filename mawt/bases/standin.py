@@ -80,6 +80,7 @@ GEOMETRY = dict(
 # {"bos_token_id": 151646, "eos_token_id": 151643, "do_sample": true,
 #  "temperature": 0.6, "top_p": 0.95}; the ids are the stand-in tokenizer's.
 SAMPLING = dict(do_sample=True, temperature=0.6, top_p=0.95)
+RECIPE = dict(num_layers=2, seed=0)  # a setup's `standin:` over these builds the stand-in (build-standin)
 
 # ---------------------------------------------------------------- model
 
@@ -90,7 +91,7 @@ def padded_vocab(tokenizer) -> int:
     return -(-len(tokenizer) // 64) * 64
 
 
-def build_model(tokenizer, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
+def build_model(tokenizer, num_layers: int = RECIPE["num_layers"], seed: int = RECIPE["seed"]) -> Qwen2ForCausalLM:
     """R1-Distill's geometry with `num_layers` layers and random weights, in bfloat16.
 
     transformers' own init (normal, std initializer_range = 0.02) under
@@ -127,7 +128,8 @@ def _default_dtype(dtype):
         torch.set_default_dtype(old)
 
 
-def build(out: Path, num_layers: int = 2, seed: int = 0, assets: Path | None = None) -> Path:
+def build(out: Path, num_layers: int = RECIPE["num_layers"], seed: int = RECIPE["seed"],
+          assets: Path | None = None) -> Path:
     """A `save_pretrained` stand-in model in `out`: bf16 safetensors, config, generation
     config, and the shipped tokenizer files copied verbatim (`assets`: default the shipped
     ones). Byte-identical for the same arguments (same torch and transformers)."""

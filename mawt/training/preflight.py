@@ -41,7 +41,6 @@ from mawt.training.runconfig import RunConfig, TrainConfig
 
 MEMORY_BOUND_GIB = 80  # one H200 holds 141 GB: the model, the optimiser and the rest of the step need the others
 GIB = 2**30
-STANDIN_LAYERS = 2  # `standin: {num_layers}`'s default (mawt/bases/standin.py build_model, workflow/rules/base.smk)
 CHECKOUT = Path(__file__).resolve().parents[2]  # where a relative base path is looked up last (assets/)
 
 
@@ -151,8 +150,8 @@ def base_shape(setup: dict) -> tuple[Shape | None, str]:
         return Shape(micro["num_layers"], micro["heads"], micro["kv_heads"], micro["hidden"] // micro["heads"],
                      "the micro base the workflow pre-trains (setup key pretrain)"), ""
     if base == "standin":
-        from mawt.bases.standin import GEOMETRY as geometry  # cheap, as above
-        n = (setup.get("standin") or {}).get("num_layers", STANDIN_LAYERS)
+        from mawt.bases.standin import GEOMETRY as geometry, RECIPE  # cheap, as above
+        n = {**RECIPE, **(setup.get("standin") or {})}["num_layers"]
         return Shape(n, geometry["num_attention_heads"], geometry["num_key_value_heads"], geometry["head_dim"],
                      "the stand-in the workflow builds (setup key standin)"), ""
     path = _config_file(base)

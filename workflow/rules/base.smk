@@ -45,8 +45,8 @@ elif SETUP["base_model"] == "standin":
             mem_mb=4000,
             runtime=30,
         params:
-            num_layers=(SETUP.get("standin") or {}).get("num_layers", 2),
-            seed=(SETUP.get("standin") or {}).get("seed", 0),
+            num_layers=STANDIN["num_layers"],
+            seed=STANDIN["seed"],
             out=lambda wc, output: os.path.dirname(output[0]),
         shell:
             "python -m mawt build-standin --num-layers {params.num_layers} --seed {params.seed} --out {params.out} "

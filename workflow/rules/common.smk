@@ -26,6 +26,7 @@ shell.prefix(
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from mawt.bases.standin import RECIPE as STANDIN_RECIPE
 from mawt.common import atomic, layout
 from mawt.studies.baselines import BASELINES
 from mawt.layer.config import is_mawt
@@ -45,6 +46,7 @@ except StudyError as err:
 
 L = Layout(SETUP["name"])  # every path of results/<setup>/ (mawt/common/layout.py)
 BUILT_BASE = SETUP["base_model"] in ("pretrain", "standin")  # built by a rule of base.smk
+STANDIN = {**STANDIN_RECIPE, **(SETUP.get("standin") or {})}  # the stand-in's recipe (build_standin)
 BASE_MODEL = L.built_base if BUILT_BASE else SETUP["base_model"]
 # a local base (the shipped micro asset, a directory): its files are job inputs, so a rebuilt base reruns
 LOCAL_BASE = BUILT_BASE or os.path.isfile(os.path.join(BASE_MODEL, "config.json"))
