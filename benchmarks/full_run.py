@@ -9,7 +9,7 @@ Runs `snakemake --cores all` (plus any --config) in this checkout, measures its
 wall time, then writes Markdown: the line naming the command, machine (CPU
 model, threads, the kernel variables, torch's CPU capability) and commit
 (benchmarks/markdown.py; as the jobs' run.json recorded them), the wall time,
-the CPU time of all processes against the jobs' own (Snakemake's share), the
+the CPU time of all processes against the jobs' own and Snakemake's own process, the
 per-rule job time and peak memory from Snakemake's benchmark files, and
 every study's comparisons (score, paired difference to the baseline,
 Holm-adjusted verdict, MDE).
@@ -71,13 +71,36 @@ def jobs_cpu_seconds(bench: Path) -> float:
     return float(sum(pd.read_csv(t, sep="\t")["cpu_time"].iloc[-1] for t in sorted(bench.rglob("*.tsv"))))
 
 
-def cpu_line(total: float, jobs: float) -> str:
-    """Snakemake's own share of a run's CPU: all processes (getrusage of the waited-for process tree)
-    minus the jobs' own. What is left is Snakemake itself (DAG, scheduling, the `run:` rules it runs in
-    threads) plus what a job's sampling missed."""
-    rest = total - jobs
-    return (f"CPU: **{total:.0f} s** in all; the jobs {jobs:.0f} s (benchmark files); Snakemake itself, its `run:` "
-            f"rules and unsampled job time {rest:.0f} s (**{100 * rest / total:.0f}%**)")
+def run_measured(cmd: list[str], env: dict | None = None, every: float = 0.2) -> tuple[int, float, float, float]:
+    """Run `cmd`: its exit status, wall seconds, the CPU seconds of its whole process tree (getrusage
+    of the waited-for children) and of its own process alone (psutil, sampled every `every` seconds
+    until it exits: the command's threads, not its child processes)."""
+    import psutil  # Snakemake's own dependency
+
+    started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, env=env)
+    own, watched = 0.0, psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            times = watched.cpu_times()
+        except psutil.Error:  # exited between poll and sample
+            break
+        own = times.user + times.system
+        time.sleep(every)
+    proc.wait()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return proc.returncode, wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), own
+
+
+def cpu_line(total: float, jobs: float, own: float) -> str:
+    """Where a run's CPU went: the jobs' own work (their benchmark files), Snakemake's own process (DAG,
+    scheduling, the `run:` rules it runs in threads), and the rest (a job's start-up before its first
+    benchmark sample: the interpreter, torch and transformers imports, the shell)."""
+    rest = total - jobs - own
+    return (f"CPU: **{total:.0f} s** in all; the jobs {jobs:.0f} s (benchmark files); Snakemake's own process "
+            f"{own:.0f} s (**{100 * own / total:.0f}%**: DAG, scheduling, its `run:` rules); the rest {rest:.0f} s "
+            f"({100 * rest / total:.0f}%: the jobs' start-up before their first benchmark sample)")
 
 
 def _ci(row, metric: str, prefix: str = "") -> str:
@@ -175,14 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = None
     if not a.summarise_only:
         cmd = ["snakemake", "--cores", "all"] + (["--config", *a.config] if a.config else [])
-        started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.run(cmd, env=env)
-        wall = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        if proc.returncode:
-            print(f"snakemake failed (exit {proc.returncode}) after {wall:.0f} s", file=sys.stderr)
-            return proc.returncode
+        returncode, wall, cpu, own = run_measured(cmd, env)
+        if returncode:
+            print(f"snakemake failed (exit {returncode}) after {wall:.0f} s", file=sys.stderr)
+            return returncode
     # the machine as the jobs saw it (a run's metadata: kernel variables apply to the jobs)
     first = next(iter(sorted(Path("results").glob("*/runs/*/run.json"))), None)
     machine = json.loads(first.read_text())["environment"] if first else environment()
@@ -190,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     if wall is not None:
         lines += [f"`snakemake --cores all{' --config ' + ' '.join(a.config) if a.config else ''}`: "
                   f"**{wall / 60:.1f} min** wall ({wall:.0f} s)" + (f", with {' '.join(a.env)}" if a.env else ""), "",
-                  cpu_line(cpu, jobs_cpu_seconds(Path("results/benchmarks"))), ""]
+                  cpu_line(cpu, jobs_cpu_seconds(Path("results/benchmarks")), own), ""]
     lines += [f"{os.cpu_count()} CPU cores; machine, kernels and commit "
               + (f"as the jobs recorded them ({first})" if first else "as this process sees them (no run.json)"), "",
               "## Jobs (Snakemake benchmark files)", "", per_rule(Path("results/benchmarks")).to_markdown(index=False),

@@ -228,6 +228,20 @@ def test_full_run_summary_has_the_measured_line_and_tables(tmp_path, bench):
     assert _cells(table[4]) == full_run.STUDY_COLUMNS  # no study here: the header alone
 
 
+def test_full_run_splits_the_cpu_of_a_command_from_its_childrens(bench):
+    """run_measured against a known truth: a process that burns ~0.6 s of CPU itself and
+    starts a child that burns ~0.6 s; its own share is the first, the tree's the sum (getrusage)."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+    parent = (f"import subprocess, sys, threading\nexec({burn!r})\n"
+              f"subprocess.run([sys.executable, '-c', {burn!r}], check=True)\n")
+    code, wall, total, own = bench("full_run").run_measured([sys.executable, "-c", parent], every=0.05)
+    assert code == 0 and wall >= 1.2
+    assert 0.55 <= own <= 1.0, own  # its own 0.6 s plus the interpreter's start, not the child's
+    assert total - own >= 0.55, (total, own)  # the child's 0.6 s is in the tree's CPU only
+    line = bench("full_run").cpu_line(total, 0.6, own)
+    assert f"Snakemake's own process {own:.0f} s" in line and "the jobs 1 s" in line
+
+
 def test_docs_copies_of_measured_tables_have_the_generators_columns(tmp_path, bench):
     """Every generated table the docs pages show: its header cells are the generator's columns, on the page
     that owns its topic."""
