@@ -109,9 +109,9 @@ def load_setup(name: str) -> dict:
                          "(workflow/profiles/default, workflow/profiles/slurm) or with --set-threads / "
                          "--set-resources, not in a setup; where runs compute is run.train.device")
     check_schema(data, "setup.schema.yaml", path)
-    resolve_overrides(data, data.get("run") or {}, f"{path}: key run")  # before any study is read
     data["path"] = str(path)
     data["files"] = files
+    setup_run(data)  # the run defaults checked before any study is read
     return data
 
 
