@@ -8,8 +8,8 @@ The layer has the geometry of DeepSeek-R1-Distill-Qwen-1.5B's attention (hidden
 1536, 12 query heads, 2 KV heads, head_dim 128), random weights, batch 1, causal.
 MAWT fused and materialized use the `softmax` mixer (the one that computes every
 selector statistic; with D=1 no selector exists); routed is the `grpo` mixer with a
-hidden-state selector in training mode, one depth per token (D > 1 only). Each configuration runs in a fresh process so its
-peak memory is its own: on CPU the growth of the process's peak RSS during the
+hidden-state selector in training mode, one depth per token (D > 1 only). Each configuration runs in a process
+of its own (on CPU a fork: `_in_subprocess`) so its peak memory is its own: on CPU the growth of the process's peak RSS during the
 first forward+backward, on CUDA torch.cuda.max_memory_allocated. Time is the
 median of the steps after that first one (at least --repeats, and at least 1 s).
 
@@ -157,11 +157,45 @@ def measure_full_step(depth: int | None, batch: int, length: int, steps: int) ->
 
 
 def _in_subprocess(kind: str, **kwargs) -> dict:
+    """One configuration in a process of its own (its peak memory is its own). On CPU a fork of this
+    process, which has imported torch, transformers and mawt but run no operation (so no thread pool
+    exists yet): a forked child's peak RSS starts at its RSS at the fork, not at the parent's peak, and it
+    skips the ~8 s of imports. CUDA cannot be used in a fork; there a new interpreter runs it."""
+    if kwargs.get("device") == "cpu" and kind == "layer":
+        return _in_fork(kwargs)
     cmd = [sys.executable, __file__, "--child", json.dumps({"kind": kind, **kwargs})]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {kwargs} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _in_fork(spec: dict) -> dict:
+    import os
+    import traceback
+
+    import mawt.layer.attention  # noqa: F401  (imported once, here, before any fork)
+    from transformers.models.qwen2 import modeling_qwen2  # noqa: F401
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: measure, send one JSON line (or the traceback), never return into the parent's code
+        os.close(read)
+        code = 0
+        try:
+            text = json.dumps(measure_layer(**spec))
+        except BaseException:  # noqa: BLE001  (reported to the parent, which raises)
+            text, code = traceback.format_exc(), 1
+        with os.fdopen(write, "w") as pipe:
+            pipe.write(text)
+        os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"benchmark child {spec} failed:\n{text[-2000:]}")
+    return json.loads(text)
 
 
 def _table(rows: list[dict]) -> str:

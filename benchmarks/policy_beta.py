@@ -28,12 +28,12 @@ import torch
 import markdown  # benchmarks/markdown.py
 from mawt.common import layout
 from mawt.common.atomic import write_json
-from mawt.data.split import read_jsonl
+from mawt.data.split import prepare_data, read_jsonl
 from mawt.evaluation.evaluate import teacher_forced
 from mawt.training.models import load_checkpoint
 from mawt.training.runconfig import RunConfig, load
 from mawt.studies.setup import load_setup
-from mawt.training.train import prepare_data, train_run
+from mawt.training.train import train_run
 from mawt.evaluation.worth import depth_worth
 
 COLUMNS = ["advantage", "beta", "seed", "entropy (held-out)", "loss learned", "loss uniform", "loss best depth",

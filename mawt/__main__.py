@@ -83,9 +83,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _prepare_data(args: argparse.Namespace) -> int:
-    from mawt.training.train import prepare_data
-    from mawt.training.runconfig import load
     from mawt.data.sources import DataConfig
+    from mawt.data.split import prepare_data
+    from mawt.training.runconfig import load
 
     if args.data:
         cfg = load(args.data, DataConfig, str(args.data))

@@ -377,13 +377,17 @@ def test_a_too_long_train_row_is_named_by_its_source_row_and_file(tmp_path, monk
 
 
 def test_the_workflows_shape_check_imports_no_torch():
-    """At every workflow start (and every `snakemake -n`): the recipes' shapes without torch's seconds."""
+    """At every workflow start (and every `snakemake -n`): the recipes' shapes, and every module the
+    workflow's rules import, without the seconds of torch, transformers or scipy (workflow/rules/common.smk)."""
     import subprocess
     import sys
 
-    probe = ("import sys; from mawt.training.preflight import base_shape; "
+    common = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    imports = "; ".join(line for line in common.splitlines() if line.startswith("from mawt"))
+    assert imports.count("from mawt") >= 5, imports
+    probe = (f"import sys; {imports}; from mawt.training.preflight import base_shape; "
              "assert base_shape({'base_model': 'pretrain'})[0].num_hidden_layers == 4; "
              "assert base_shape({'base_model': 'standin'})[0].head_dim == 128; "
-             "print(sorted(m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules))")
+             "print(sorted(m for m in ('torch', 'transformers', 'tokenizers', 'scipy') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:] + proc.stdout

@@ -231,10 +231,9 @@ def test_every_result_writer_goes_through_the_atomic_helper():
 # ---------------------------------------------------------------- 3. numerical faults
 
 
-def test_a_diverging_learning_rate_stops_with_the_step_and_writes_no_metrics(tmp_path, base_dir):
+def test_a_diverging_learning_rate_stops_with_the_step_and_writes_no_metrics(tmp_path, base_dir, cli):
     bad = _run_yaml(tmp_path, base_dir, train={"learning_rate": 1.0e6, "steps": 40, "logging_steps": 1})
-    proc = subprocess.run(CLI + ["train", "--config", str(bad), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=600)
+    proc = cli("train", "--config", bad, "--out", tmp_path / "run")
     assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert re.search(r"error: non-finite (loss_ce|loss_pg|kl|loss_entropy|reward_\w+)=(nan|inf|-inf) at step \d+",
                      proc.stderr), proc.stderr[-1000:]

@@ -162,10 +162,10 @@ def test_freeze_mawt_on_an_unpatched_model_leaves_nothing_to_train():
 
 
 @pytest.mark.integration
-def test_demo_cli_checks_identity_and_reports_bad_input_without_traceback():
-    ok = subprocess.run([sys.executable, "-m", "mawt", "demo", "--depth", "2"], capture_output=True, text=True, timeout=300)
+def test_demo_cli_checks_identity_and_reports_bad_input_without_traceback(cli):
+    ok = cli("demo", "--depth", "2")
     assert ok.returncode == 0, ok.stderr
     assert "(batch, heads, q, k, depth) = (2, 4, 16, 16, 2)" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "mawt", "demo", "--mixer", "top1"], capture_output=True, text=True, timeout=300)
+    bad = cli("demo", "--mixer", "top1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "MAWTConfig.mixer='top1' is invalid" in bad.stderr

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import zlib
 from html.parser import HTMLParser
 from pathlib import Path
@@ -195,14 +194,12 @@ def test_attention_example_saves_the_5d_maps_of_one_item(attention_npz):
     assert int(data["layer"]) == 1 and 0 <= int(data["head"]) < 4 and str(data["answer"]) == "edc"
 
 
-def test_attention_example_refuses_a_model_without_mawt(tmp_path):
+def test_attention_example_refuses_a_model_without_mawt(tmp_path, cli):
     tok = train_tokenizer()
     build_model(MicroConfig(num_layers=1, hidden=32, heads=4, kv_heads=2, intermediate=64), tok).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     (tmp_path / "h.jsonl").write_text(json.dumps({"challenge": "x", "answer": "y"}) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "mawt", "attention", "--model", str(tmp_path), "--heldout",
-                           str(tmp_path / "h.jsonl"), "--out", str(tmp_path / "a.npz")],
-                          capture_output=True, text=True, timeout=300)
+    proc = cli("attention", "--model", tmp_path, "--heldout", tmp_path / "h.jsonl", "--out", tmp_path / "a.npz")
     assert proc.returncode == 2 and "has no MAWT layer" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "a.npz").exists()
 
@@ -305,7 +302,7 @@ def test_variants_are_paired_by_seed_id(tmp_path):
 
 
 @pytest.mark.parametrize("seeds", [(0, 1, 3), (0, 1)])
-def test_different_seed_sets_are_refused_with_a_clear_message(tmp_path, seeds):
+def test_different_seed_sets_are_refused_with_a_clear_message(tmp_path, seeds, cli):
     index = _write_study(tmp_path / "results" / "s", "pairs", {
         "plain": {"seeds": (0, 1, 2)}, "depth-4": {"depth": 4, "mixer": "grpo", "seeds": seeds}})
     study = load_results(index)
@@ -314,8 +311,7 @@ def test_different_seed_sets_are_refused_with_a_clear_message(tmp_path, seeds):
     message = str(err.value)
     assert all(part in message for part in ("'pairs'", "'depth-4'", str(list(seeds)), "'plain'", "[0, 1, 2]"))
     # and through the CLI (the workflow's `table` rule): one line, the same message, no table written
-    proc = subprocess.run([sys.executable, "-m", "mawt", "table", "--index", str(index), "--out-dir",
-                           str(tmp_path / "t")], capture_output=True, text=True, timeout=300)
+    proc = cli("table", "--index", index, "--out-dir", tmp_path / "t")
     assert proc.returncode == 2 and proc.stderr.startswith("error: study 'pairs'") and "Traceback" not in proc.stderr
     assert not (tmp_path / "t" / "table.csv").exists()
 
@@ -398,11 +394,9 @@ def test_only_the_holm_adjusted_p_value_earns_a_star(tmp_path):
     assert shown.loc["moderate", "EM verdict"] == "inconclusive" and shown.loc["sure", "EM verdict"] == "better"
 
 
-def _report(root, indexes, tmp_path):
-    for index in indexes:
-        proc = subprocess.run([sys.executable, "-m", "mawt", "table", "--index", str(index), "--out-dir",
-                               str(index.parent), "--plots", str(index.parent / "plots")],
-                              capture_output=True, text=True, timeout=300)
+def _report(root, indexes, tmp_path, cli):
+    for index in indexes:  # the `table` rule's command (in this process: the smoke workflow runs it for real)
+        proc = cli("table", "--index", index, "--out-dir", index.parent, "--plots", index.parent / "plots")
         assert proc.returncode == 0, proc.stderr[-2000:]
     html = tmp_path / "report.html"
     build_report([index.parent for index in indexes], root / "setup.yaml", root / "results" / "benchmarks" / "fix",
@@ -443,9 +437,9 @@ def _rows(fragment: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp_path):
+def test_report_has_every_study_table_and_image_and_no_external_url(results, tmp_path, cli):
     root, indexes = results
-    html = _report(root, indexes, tmp_path)
+    html = _report(root, indexes, tmp_path, cli)
     text = html.read_text()
     parser = _Tags()
     parser.feed(text)
@@ -772,13 +766,13 @@ def _chromium() -> str | None:
 
 
 @pytest.mark.slow
-def test_report_renders_in_headless_chromium(results, tmp_path):
+def test_report_renders_in_headless_chromium(results, tmp_path, cli):
     browser = _chromium()
     if browser is None:
         pytest.skip("no chromium on PATH: install one (Debian/Ubuntu: apt-get install chromium) to render the "
                     "report in a real browser")
     root, indexes = results
-    html = _report(root, indexes, tmp_path)
+    html = _report(root, indexes, tmp_path, cli)
     shot = tmp_path / "shot.png"
     args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
             "--disable-dev-shm-usage", "--window-size=1280,1600"]

@@ -244,6 +244,19 @@ def test_mde_with_a_base_rate_accounts_for_the_variance_under_the_alternative():
     assert minimum_detectable_effect(se, df, base_rate=0.5) == pytest.approx(plain, rel=1e-12)
 
 
+def test_the_probit_slope_is_scipys_normal_pdf_of_its_ppf_to_the_bit():
+    """The MDE's seed-share scaling reads phi(Phi^-1(p))^2 without scipy.stats' per-call overhead; it must be
+    scipy.stats.norm's number exactly (no MDE, verdict or table may move), tails and edges included."""
+    from mawt.statistics.power import probit_slope_squared
+
+    ps = [1e-300, 5e-324, 1e-16, 1e-9, 0.05, 0.17, 0.3, 0.5, 0.5 + 1e-12, 0.83, 0.95, 1 - 1e-9, 1 - 1e-16]
+    ps += list(np.random.default_rng(0).uniform(0, 1, 200))
+    for p in ps:
+        assert probit_slope_squared(p) == float(sps.norm.pdf(sps.norm.ppf(p)) ** 2), p
+    assert probit_slope_squared(0.0) == probit_slope_squared(1.0) == probit_slope_squared(-0.1) == 0.0
+    assert probit_slope_squared(0.5) == pytest.approx(1 / (2 * np.pi), rel=1e-15)
+
+
 # ---------------------------------------------------------------- equivalence (TOST)
 
 

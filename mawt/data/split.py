@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mawt.common import atomic
 from mawt.data.puzzles import normalise_challenge
-from mawt.data.sources import DataConfig, is_hub_source, pinned_commit
+from mawt.data.sources import DataConfig, is_hub_source, load_rows, pinned_commit
 
 
 def content_hash(row: dict) -> str:
@@ -119,3 +119,11 @@ def write_split(train: list[dict], heldout: list[dict], cfg: DataConfig, out_dir
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def prepare_data(cfg: DataConfig, out_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Load and split the data (study protocol); write train/heldout JSONL + manifest. (The data stage
+    alone: `prepare-data` jobs import neither torch nor transformers.)"""
+    parts = split(load_rows(cfg), cfg)
+    write_split(*parts, cfg, Path(out_dir), duplicates_removed=parts.duplicates_removed)
+    return parts.train, parts.heldout

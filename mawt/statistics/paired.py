@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mawt.statistics import DEFAULT_MARGIN  # noqa: F401  (re-exported: the analysis reads it here)
 from mawt.statistics.intervals import (
     ALPHA,
     Components,
@@ -25,7 +26,6 @@ from mawt.statistics.intervals import (
 )
 from mawt.statistics.power import minimum_detectable_effect, seed_share
 
-DEFAULT_MARGIN = 0.03  # equivalence margin (absolute, on a 0-1 score) when neither study nor setup sets one
 
 
 @dataclass(frozen=True)

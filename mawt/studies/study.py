@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mawt.statistics.paired import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
+from mawt.statistics import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
 
 from mawt.studies.baselines import BASELINES, GATED, baseline_name, plainized
 from mawt.studies.setup import StudyError, check_schema, deep_merge, read_mapping, resolve_overrides, schema_validator

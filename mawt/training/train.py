@@ -32,13 +32,6 @@ def preflight(cfg: RunConfig) -> None:
     cfg.check_against(conf)
 
 
-def prepare_data(cfg, out_dir: Path) -> tuple[list[dict], list[dict]]:
-    """Load and split the data (study protocol); write train/heldout JSONL + manifest."""
-    parts = split(load_rows(cfg), cfg)
-    write_split(*parts, cfg, Path(out_dir), duplicates_removed=parts.duplicates_removed)
-    return parts.train, parts.heldout
-
-
 def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart: bool = False) -> dict:
     """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
     returns the run summary (also written to run.json). The held-out evaluation is its
