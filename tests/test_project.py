@@ -144,7 +144,7 @@ def test_schemas_use_one_draft_and_their_defaults_are_the_codes():
     """Every schema is JSON-schema 2020-12 (Snakemake's `validate` and mawt.studies.study both validate with it);
     a default a schema states is the one the code applies (one source each, checked so they cannot drift)."""
     from mawt.studies.plan import TARGET_MDE
-    from mawt.statistics.paired import DEFAULT_MARGIN
+    from mawt.statistics import DEFAULT_MARGIN
     from mawt.studies.study import DEFAULT_SEEDS
 
     schemas = {p.name: yaml.safe_load(p.read_text()) for p in (ROOT / "mawt" / "schemas").glob("*.yaml")}

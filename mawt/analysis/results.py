@@ -37,7 +37,7 @@ import pandas as pd
 from mawt.common import layout
 from mawt.evaluation.scoring import SCORES
 from mawt.layer.config import LEARNED_MIXERS
-from mawt.statistics.paired import DEFAULT_MARGIN
+from mawt.statistics import DEFAULT_MARGIN
 from mawt.training.runconfig import RunConfig, load
 
 # reasoning-model quantities of heldout.json, shown next to the scores

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mawt.statistics import DEFAULT_MARGIN  # noqa: F401  (re-exported: the analysis reads it here)
 from mawt.statistics.intervals import (
     ALPHA,
     Components,
@@ -25,7 +24,6 @@ from mawt.statistics.intervals import (
     tost_p_value,
 )
 from mawt.statistics.power import minimum_detectable_effect, seed_share
-
 
 
 @dataclass(frozen=True)
