@@ -44,9 +44,9 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
 
     overrides = {}
     if args.config:
-        from mawt.common.yamlfile import load
+        from mawt.common.yamlfile import load as load_yaml
 
-        overrides = load(args.config, "pretrain-micro config") or {}
+        overrides = load_yaml(args.config, "pretrain-micro config") or {}
     if args.overrides:
         overrides = {**overrides, **json.loads(args.overrides)}
     cfg = load(overrides, MicroConfig, args.config or "pretrain-micro --overrides")

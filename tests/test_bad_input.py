@@ -16,6 +16,7 @@ needs a trained run, a Snakemake run or the Hugging Face cache:
   * the job counts the docs state: test_benchmarks.py, test_docs_job_counts_are_what_snakemakes_dry_run...
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -391,3 +392,18 @@ def test_the_workflows_shape_check_imports_no_torch():
              "print(sorted(m for m in ('torch', 'transformers', 'tokenizers', 'scipy') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr[-2000:] + proc.stdout
+
+
+def test_pretrain_micro_reads_its_config_file_and_refuses_an_unknown_key_in_it(tmp_path, cli):
+    cfg = tmp_path / "micro.yaml"
+    cfg.write_text("num_layerz: 2\n")
+    proc = cli("pretrain-micro", "--config", cfg, "--out", tmp_path / "bad")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert str(cfg) in proc.stderr and "num_layerz" in proc.stderr and "num_layers" in proc.stderr
+    assert not (tmp_path / "bad").exists()
+    # a good file, with --overrides on top of it: both reach the pre-trained model
+    cfg.write_text("num_layers: 1\nhidden: 16\nheads: 2\nkv_heads: 1\nintermediate: 32\nrows: 40\nsteps: 1\n")
+    proc = cli("pretrain-micro", "--config", cfg, "--overrides", '{"hidden": 8}', "--out", tmp_path / "good")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model = json.loads((tmp_path / "good" / "config.json").read_text())
+    assert (model["num_hidden_layers"], model["hidden_size"]) == (1, 8)
