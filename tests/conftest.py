@@ -15,12 +15,22 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Under xdist (`-n auto`: one worker per core) each worker's torch, and every process a test starts
+# (jobs, benchmark scripts), gets its share of the cores instead of all of them. With 2 workers x 2
+# OpenMP threads on 2 cores, the suite's CPU time was ~1.8x what it is with 1 thread each: the threads
+# spin waiting for each other. A run without xdist keeps torch's default (every core).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config
 
 from mawt import MAWTConfig, patch_model
+
+if _WORKERS > 1:
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 TIERS = ("unit", "integration", "workflow")
 FILE_TIERS = {
