@@ -9,7 +9,7 @@ needs a trained run, a Snakemake run or the Hugging Face cache:
   * the base model's shape before any job, a failed job's line in Snakemake's output: here
   * data read as text; a missing answer and a too-long row named by source row; --split missing: here
   * names (setup, study, variant, grid-built): here and test_faults.py, test_names_cannot_escape_results
-  * localrules on SLURM: test_workflow.py, test_slurm_profile_dry_run
+  * localrules on SLURM: test_workflow.py, test_slurm_profile_dry_run_of_the_paper_setup
   * fetch --check (model, dataset, lm-eval tasks; nothing downloaded), whole reasons: test_fetch.py
   * a job killed at its time limit resumes when resubmitted: test_faults.py
   * Snakemake's --report before a run: test_workflow.py; paper_cost.py without a stand-in run: here

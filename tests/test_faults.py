@@ -63,7 +63,7 @@ def _kill_setup(tmp_path: Path) -> tuple[Path, str]:
     setup["name"] = "kill"
     setup["base_model"] = str(MICRO_BASE)  # the shipped base: the smoke test covers pre-training
     del setup["pretrain"]
-    setup["run"]["train"].update(steps=60, save_steps=10, logging_steps=5, batch_size=8)
+    setup["run"]["train"].update(steps=30, save_steps=10, logging_steps=5, batch_size=8)
     (tmp_path / "ablations").mkdir()
     (tmp_path / "ablations" / "kill.yaml").write_text(yaml.safe_dump(KILL_STUDY))
     (tmp_path / "kill.yaml").write_text(yaml.safe_dump(setup))
@@ -343,8 +343,9 @@ def test_remote_code_is_off_unless_a_setup_says_so(tmp_path, base_dir):
 
 
 @pytest.mark.slow
-def test_same_config_and_seed_give_byte_identical_metrics(tmp_path, base_dir):
-    """Two runs of one config into the same run directory (paths are part of the JSON)."""
+def test_same_config_and_seed_give_byte_identical_metrics(tmp_path, base_dir, cli):
+    """Two runs of one config into the same run directory (paths are part of the JSON), each through the
+    CLI in new processes (train, then eval-heldout), as the workflow's jobs run."""
     path, run = _run_yaml(tmp_path, base_dir), tmp_path / "run"
     files = ("metrics.jsonl", "heldout.json", "data/manifest.json", "model/model.safetensors")
     outputs = []
@@ -360,6 +361,9 @@ def test_same_config_and_seed_give_byte_identical_metrics(tmp_path, base_dir):
         outputs.append({f: (run / f).read_bytes() for f in files})
     for f in files:
         assert outputs[0][f] == outputs[1][f], f
+    assert json.loads(outputs[0]["heldout.json"])["n"] == 8  # _run_yaml's n_heldout
+    assert (run / "model" / "config.json").is_file()
+    assert "eval-heldout" in cli("--help").stdout
     info = json.loads((run / "run.json").read_text())
     assert info["seed"] == 0 and info["config"]["data"]["seed"] == 42
     env = info["environment"]

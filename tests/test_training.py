@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -277,25 +275,6 @@ def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir, cli):
     path.write_text(yaml.safe_dump({**GRPO_RUN, "base_model": str(base_dir)}))
     proc = cli("train", "--config", path, "--out", tmp_path / "run")
     assert proc.returncode == 2 and "pass --restart" in proc.stderr and "Traceback" not in proc.stderr
-
-
-@pytest.mark.slow
-def test_cli_train_and_eval_in_real_processes(tmp_path, base_dir):
-    cfg = dict(GRPO_RUN, base_model=str(base_dir), mawt={"depth": 1, "mixer": "fixed"})
-    cfg["train"] = dict(cfg["train"], steps=2)
-    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(cfg))
-    run = subprocess.run([sys.executable, "-m", "mawt", "train", "--config", str(tmp_path / "ok.yaml"),
-                          "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "model" / "config.json").is_file()
-    ev = subprocess.run([sys.executable, "-m", "mawt", "eval-heldout", "--model", str(tmp_path / "run" / "model"),
-                         "--heldout", str(tmp_path / "run" / "data" / "heldout.jsonl"),
-                         "--out", str(tmp_path / "eval.json")], capture_output=True, text=True, timeout=600)
-    assert ev.returncode == 0, ev.stderr[-2000:]
-    assert json.loads((tmp_path / "eval.json").read_text())["n"] == 16
-    assert "eval-heldout" in subprocess.run([sys.executable, "-m", "mawt", "--help"], capture_output=True,
-                                            text=True).stdout
-
 
 
 @pytest.mark.parametrize(

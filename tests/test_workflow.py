@@ -38,11 +38,8 @@ def smoke(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("setup", ["micro", "paper"])
-def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
-    proc = snakemake(tmp_path, "-n", setup=setup)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    counts = job_counts(proc.stdout)
+def assert_expected_jobs(counts: dict[str, int], setup: str) -> None:
+    """The dry run's job counts for a shipped setup (`micro` or `paper`), derived by hand from its studies."""
     # Distinct run configs x seeds (3 for micro; paper.yaml's `seeds`, 11, from its power plan), identical runs of
     # different studies trained once:
     #   shared by every study: plain, gated, GRPO D=4 (token credit, rloo advantage);
@@ -68,6 +65,12 @@ def test_dry_run_lists_the_expected_jobs(tmp_path, setup):
     # run is the shared GRPO D=4 one
     assert counts["attention_example"] == 2
     assert "pretrain_micro" not in counts  # the micro base is the shipped asset
+
+
+def test_dry_run_of_the_micro_setup_lists_the_expected_jobs(tmp_path):
+    proc = snakemake(tmp_path, "-n", setup="micro")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_expected_jobs(job_counts(proc.stdout), "micro")
     assert not (tmp_path / "results").exists(), "a dry run writes nothing"
 
 
@@ -114,10 +117,12 @@ def test_lint_is_clean(tmp_path):
     assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr
 
 
-def test_slurm_profile_dry_run(tmp_path):
+def test_slurm_profile_dry_run_of_the_paper_setup(tmp_path):
+    """The paper setup as a cluster user runs it: every expected job, the GPU rules sized by the profile."""
     proc = snakemake(tmp_path, "-n", "--profile", str(ROOT / "workflow" / "profiles" / "slurm"), setup="paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert job_counts(proc.stdout)["train"] == 11 * (3 + 2 + 3 + 2 + 6 + 2 + 2 + 2)  # paper.yaml: 11 seeds, 7 studies
+    assert_expected_jobs(job_counts(proc.stdout), "paper")
+    assert not (tmp_path / "results").exists(), "a dry run writes nothing"
     # the trivial rules run locally, not as sbatch jobs; training and evaluation go to the cluster. (A dry
     # run prints every job as "rule X:", local or not, so the Snakefile's `localrules` block is read here.)
     block = (ROOT / "Snakefile").read_text().split("localrules:", 1)[1].split("\n\n", 1)[0]
@@ -264,14 +269,14 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     (tmp_path / "ablations").mkdir()
     (tmp_path / "ablations" / "standin.yaml").write_text(yaml.safe_dump(STANDIN_STUDY))
     (tmp_path / "assets").symlink_to(ROOT / "assets")  # the setup's relative paths, as from the repo root
-    # The shipped setup, with the parquet's first 320 of 360 rows: 20 held-out items instead of 60 (the bf16
+    # The shipped setup, with the parquet's first 308 of 360 rows: 8 held-out items instead of 60 (the bf16
     # 1536-wide MLP dominates a CPU job: evaluation cost scales with the held-out items). Nothing else differs.
-    rows = pd.read_parquet(ROOT / "assets" / "paper_standin" / "puzzles.parquet").iloc[:320]
-    rows.to_parquet(tmp_path / "puzzles320.parquet", index=False)
-    (tmp_path / "standin320.yaml").write_text(yaml.safe_dump({
-        "extends": "paper_standin", "data": {"source": str(tmp_path / "puzzles320.parquet")},
-        "plan": {"heldout_items": 20}}))
-    proc = snakemake(tmp_path, "--cores", "all", setup=tmp_path / "standin320.yaml", ablations=tmp_path / "ablations",
+    rows = pd.read_parquet(ROOT / "assets" / "paper_standin" / "puzzles.parquet").iloc[:308]
+    rows.to_parquet(tmp_path / "puzzles308.parquet", index=False)
+    (tmp_path / "standin308.yaml").write_text(yaml.safe_dump({
+        "extends": "paper_standin", "data": {"source": str(tmp_path / "puzzles308.parquet")},
+        "plan": {"heldout_items": 8}}))
+    proc = snakemake(tmp_path, "--cores", "all", setup=tmp_path / "standin308.yaml", ablations=tmp_path / "ablations",
                      config=("studies=[standin]",))
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = tmp_path / "results" / "paper_standin"
@@ -307,7 +312,7 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     assert info["config"]["train"]["dtype"] == "bfloat16" and info["trainable_dtype"] == "float32"
     (ev,) = run.glob("eval-*")
     held = json.loads((ev / "heldout.json").read_text())
-    assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 20  # 320 rows - 300 trained (n_heldout: null, as paper)
+    assert held["think_open"] is False and held["eval"]["thinking"] == "empty" and held["n"] == 8  # 308 rows - 300 trained (n_heldout: null, as paper)
     assert held["items"][0]["answer"] and "ID" in held["items"][0]
     assert (tmp_path / "results" / "report.html").stat().st_size > 0
 
