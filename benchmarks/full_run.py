@@ -131,7 +131,8 @@ def study_rows(results: Path) -> pd.DataFrame:
                     "vs baseline": f"{row['diff_exact_match']:+.3f} [{row['diff_exact_match_low']:+.3f}, "
                                    f"{row['diff_exact_match_high']:+.3f}] ({row['baseline']})",
                     "Holm p": fmt_p(row["diff_exact_match_p_holm"]),
-                    "verdict": verdict(row, "exact_match"), "MDE": f"{row['mde_exact_match']:.3f}"})
+                    "verdict": verdict(row, "exact_match"),  # a floor has no MDE: ""
+                    "MDE": _number(row.get("mde_exact_match"), "{:.3f}", "")})
             rows.append(entry)
     return pd.DataFrame(rows, columns=STUDY_COLUMNS).fillna("")
 
@@ -176,7 +177,8 @@ def compare(a: Path, b: Path) -> pd.DataFrame:
                          "A: diff, verdict": f"{row['diff_exact_match']:+.3f} {mine}",
                          "B: diff, verdict": f"{right.loc[variant, 'diff_exact_match']:+.3f} {theirs}",
                          "same verdict": "yes" if mine == theirs else "NO"})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["study", "variant", "baseline", "A: diff, verdict", "B: diff, verdict",
+                                       "same verdict"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.compare:
         table = compare(Path(a.compare[0]), Path(a.compare[1]))
+        same = table["same verdict"] == "yes"
+        floors = int((same & table["A: diff, verdict"].str.endswith(" floor")).sum())  # agree, but nothing tested
         text = (f"# Verdicts: {a.compare[0]} (A) vs {a.compare[1]} (B)\n\n" + table.to_markdown(index=False)
-                + f"\n\n{(table['same verdict'] == 'yes').sum()} of {len(table)} comparisons agree.\n")
+                + f"\n\n{same.sum()} of {len(table)} comparisons agree"
+                + (f" ({floors} of them at the floor in both: nothing tested)" if floors else "") + ".\n")
         write_text(Path(a.out), text)
         print(text)
         return 0

@@ -394,6 +394,104 @@ def test_only_the_holm_adjusted_p_value_earns_a_star(tmp_path):
     assert shown.loc["moderate", "EM verdict"] == "inconclusive" and shown.loc["sure", "EM verdict"] == "better"
 
 
+
+# ---------------------------------------------------------------- floors: both sides one and the same constant
+
+FLOOR_STUDY = {  # freezing's micro pair: mawt_only and its plain counterpart both right on no item of any seed
+    "plain": {"baseline": None, "seeds": (0, 1, 2)},
+    "sure": {"depth": 4, "mixer": "grpo", "baseline": "plain", "seeds": (0, 1, 2), "skill": 0.9},
+    "near": {"depth": 2, "mixer": "grpo", "baseline": "plain", "seeds": (0, 1, 2), "skill": 0.5},
+}
+NEVER = {"correct": [False] * N_ITEMS}
+
+
+def _with_floor(spec: dict) -> dict:
+    return {**spec, "plain_trainable-mawt": {"baseline": None, "seeds": (0, 1, 2), **NEVER},
+            "mawt_only": {"depth": 4, "mixer": "grpo", "baseline": "plain_trainable-mawt", "seeds": (0, 1, 2),
+                          **NEVER}}
+
+
+def test_a_constant_pair_is_a_floor_left_out_of_holms_family(tmp_path):
+    index = _write_study(tmp_path / "with" / "fix", "freezing", _with_floor(FLOOR_STUDY))
+    table = summarise(load_results(index)).set_index("variant")
+    floor = table.loc["mawt_only"]
+    assert floor["verdict_exact_match"] == "floor" == floor["verdict_challenge_metric"] and floor["floor_exact_match"]
+    assert (floor["diff_exact_match"], floor["diff_exact_match_low"], floor["diff_exact_match_high"]) == (0, 0, 0)
+    for col in ("diff_exact_match_p", "diff_exact_match_p_holm", "diff_exact_match_p_equiv",
+                "diff_exact_match_p_equiv_holm", "mde_exact_match", "mde_exact_match_single",
+                "seeds_needed_exact_match", "var_seed_exact_match"):
+        assert pd.isna(floor[col]), col  # nothing tested: no p-value, no MDE
+    # Holm's m is the two tested comparisons, by hand: the smaller p x 2, the larger max(that, itself)
+    p = table.loc[["sure", "near"], "diff_exact_match_p"].to_numpy()
+    low, high = sorted(p)
+    by_hand = {v: min(1.0, 2 * low) if pv == low else min(1.0, max(2 * low, high))
+               for v, pv in zip(("sure", "near"), p, strict=True)}
+    for v in ("sure", "near"):
+        assert table.loc[v, "diff_exact_match_p_holm"] == pytest.approx(by_hand[v], rel=1e-12)
+        assert not table.loc[v, "floor_exact_match"] and table.loc[v, "verdict_exact_match"] != "floor"
+    assert 3 * low < 1 and table.loc["sure", "diff_exact_match_p_holm"] != pytest.approx(3 * low)  # not m = 3
+    # and the same study without the floor pair: the same Holm p-values, MDEs, seeds needed and verdicts
+    alone = summarise(load_results(_write_study(tmp_path / "without" / "fix", "freezing", FLOOR_STUDY)))
+    alone = alone.set_index("variant")
+    tested = ["sure", "near"]
+    for col in ("diff_exact_match_p_holm", "diff_exact_match_p_equiv_holm", "mde_exact_match",
+                "seeds_needed_exact_match", "mde_challenge_metric"):
+        assert table.loc[tested, col].to_numpy() == pytest.approx(alone.loc[tested, col].to_numpy(), nan_ok=True), col
+    assert list(table.loc[tested, "verdict_exact_match"]) == list(alone.loc[tested, "verdict_exact_match"])
+    # rendered: table.md, the report's summary table and summary.md name it and say what a floor is
+    study_table(index, index.parent, plots=index.parent / "plots")
+    html, summary, rows = _summary_report(tmp_path, [index.parent])
+    row = rows["freezing", "mawt_only"]
+    assert row["verdict"] == "floor" and row["MDE"] == "" and row["seeds for MDE = margin"] == ""
+    assert row["verdict (Holm-adjusted)"].startswith("floor: mawt_only and plain_trainable-mawt both score 0.000")
+    assert "nothing to test" in row["verdict (Holm-adjusted)"] and "more steps" in row["verdict (Holm-adjusted)"]
+    assert '<td class="verdict v-floor">floor</td>' in summary and "<b>floor</b>" in summary
+    assert "(1 at the floor)" in summary
+    md = (tmp_path / "summary.md").read_text()
+    line = next(line for line in md.splitlines() if " mawt_only " in line)
+    assert "| floor " in line and "nothing to test" in line and "floors not counted" in md
+    table_md = (index.parent / "table.md").read_text()
+    assert "1 of them at the floor" in table_md and "0.05 / 2 by Holm's first step" in table_md
+    assert "'floor': the variant and its baseline score the same constant" in table_md
+    assert "floor (nothing to test)" in (index.parent / "plots" / "forest.svg").read_text()
+
+
+def test_constant_sides_that_differ_are_a_real_difference_not_a_floor(tmp_path):
+    # every seed right on every item against one right on none: deterministic, "better" (SE 0, p 0), not a floor;
+    # a variant right on every item against that one (a ceiling: both 1 everywhere) is a floor again
+    always = {"correct": [True] * N_ITEMS}
+    index = _write_study(tmp_path / "results" / "s", "constants", {
+        "zeros": {"baseline": None, "seeds": (0, 1, 2), **NEVER},
+        "ones": {"depth": 2, "baseline": "zeros", "seeds": (0, 1, 2), **always},
+        "ceiling": {"depth": 4, "baseline": "ones", "seeds": (0, 1, 2), **always},
+        "other": {"depth": 3, "baseline": "zeros", "seeds": (0, 1, 2), "skill": 0.3}})
+    table = summarise(load_results(index)).set_index("variant")
+    ones = table.loc["ones"]
+    assert ones["verdict_exact_match"] == "better" and not ones["floor_exact_match"]
+    assert ones["diff_exact_match"] == 1.0 and ones["diff_exact_match_p"] == 0.0 == ones["diff_exact_match_p_holm"]
+    assert ones["mde_exact_match"] == 0.0 and verdict_text(ones) == "better than zeros (Holm p<0.001)"
+    assert table.loc["ceiling", "verdict_exact_match"] == "floor" and table.loc["ceiling", "floor_exact_match"]
+    # Holm's m is 2 (ones, other): other's p is the larger, max(2 x 0, its own p)
+    assert table.loc["other", "diff_exact_match_p_holm"] == pytest.approx(table.loc["other", "diff_exact_match_p"])
+
+
+def test_a_control_at_the_floor_is_a_warning_not_a_success(tmp_path):
+    index = _write_study(tmp_path / "results" / "s", "controls", {
+        "plain": {"baseline": None, **NEVER}, "half_steps": {"baseline": "plain", **NEVER},
+        "grpo": {"depth": 4, "mixer": "grpo", "baseline": None, **NEVER},
+        "shuffled": {"depth": 4, "mixer": "grpo", "baseline": "grpo", **NEVER}})
+    table = summarise(load_results(index))
+    table.to_csv(tmp_path / "table.csv", index=False)  # as the report reads it: the flag survives the round trip
+    lines = controls_text([({"name": "controls"}, pd.read_csv(tmp_path / "table.csv"))])
+    positive = next(text for kind, text in lines if text.startswith("Positive control"))
+    negative = next(text for kind, text in lines if text.startswith("Negative control"))
+    assert [kind for kind, text in lines if text in (positive, negative)] == ["warning", "warning"]
+    assert "half_steps vs plain (study controls): floor" in positive and "no MDE" in positive
+    assert WARNING in positive and "both runs are at the floor" in positive and "as it must" not in positive
+    assert "shuffled vs grpo (study controls): floor" in negative and "Untested" in negative
+    assert "what it learned matters" not in negative and "not shown to matter" not in negative
+
+
 def _report(root, indexes, tmp_path, cli):
     for index in indexes:  # the `table` rule's command (in this process: the smoke workflow runs it for real)
         proc = cli("table", "--index", index, "--out-dir", index.parent, "--plots", index.parent / "plots")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mawt.analysis.comparisons import design, verdict
+from mawt.analysis.comparisons import FLOOR, FLOOR_MEANING, design, verdict
 from mawt.analysis.results import BASE, N_SUFFIX, REASONING, TRAIN_BATCH, WORTH
 from mawt.evaluation.scoring import SCORES
 from mawt.statistics.intervals import ALPHA
@@ -20,12 +20,15 @@ SHORT = {"exact_match": "EM", "challenge_metric": "CM", "challenge_strict": "CS"
 
 
 def verdict_text(row, metric: str = "exact_match") -> str:
-    """E.g. "better than plain (Holm p=0.012)", "equivalent to plain within ±0.03 (Holm TOST p=0.004)";
-    "" when the row is not compared."""
+    """E.g. "better than plain (Holm p=0.012)", "equivalent to plain within ±0.03 (Holm TOST p=0.004)",
+    "floor: ... both score 0.000 ..."; "" when the row is not compared."""
     word = verdict(row, metric)
     if word is None:
         return ""
     base = row["baseline"]
+    if word == FLOOR:
+        name = row["variant"] if "variant" in row else getattr(row, "name", "the variant")  # also a .loc row
+        return f"floor: {name} and {base} both score {row[metric]:.3f}; {FLOOR_MEANING}"
     if word in ("better", "worse"):
         return f"{word} than {base} (Holm p{_eq(fmt_p(row[f'diff_{metric}_p_holm']))})"
     margin = row.get("margin", np.nan)
@@ -57,12 +60,16 @@ def design_text(table: pd.DataFrame) -> str:
     d = design(table)
     if not d["compared"]:
         return f"No variant of this study is compared with a baseline ({d['items']} held-out items)."
+    floor = f" {d['floor']} of them at the floor in exact match: {FLOOR_MEANING}." if d["floor"] else ""
+    head = (f"Design: {d['seeds x items']}, {d['compared']} compared variant(s), equivalence margin "
+            f"±{d['margin']:g}.{floor}")
+    if not d["tested"]:
+        return head + " No comparison is left to test."
     mde = ", ".join(f"{LABELS[m]} {v:.3f}" for m, v in d["mde"].items())
     need = (f"about {d['seeds_needed']} seeds would bring it to the margin ±{d['margin']:g}"
             if d["seeds_needed"] else f"more than 100 seeds would be needed to bring it to the margin ±{d['margin']:g}")
-    return (f"Design: {d['seeds x items']}, {d['compared']} compared variant(s), equivalence margin "
-            f"±{d['margin']:g}. Minimum detectable effect of the verdicts shown (80% power for a difference of "
-            f"this size, two-sided 0.05 / {d['compared']} by Holm's first step; median over the compared "
+    return (f"{head} Minimum detectable effect of the verdicts shown (80% power for a difference of "
+            f"this size, two-sided 0.05 / {d['tested']} by Holm's first step; median over the tested "
             f"variants): {mde}; {need} (exact match, from the measured variance components). Differences "
             "smaller than the MDE are often 'inconclusive'.")
 
@@ -193,7 +200,10 @@ NOTE = ("Scores: mean over seeds and held-out items with a 95% t interval from t
         "control is compared with) over the same seed ids and items, with its unadjusted 95% interval. 'Holm p': "
         "the two-sided t-test p-value, Holm-adjusted over the study's compared variants, one family per metric. "
         "Verdict: 'better'/'worse' (Holm p < 0.05, marked '*'), else 'equivalent' when two one-sided tests "
-        "place the difference within ±margin (Holm-adjusted, marked '≈'), else 'inconclusive'. p-values are "
+        "place the difference within ±margin (Holm-adjusted, marked '≈'), else 'inconclusive'. 'floor': the "
+        "variant and its baseline score the same constant on every seed and item (0 everywhere, say): nothing to "
+        "test, so no p-value and no MDE, and it is not counted in Holm's m (move the variant off the floor: more "
+        "steps, a higher learning rate). p-values are "
         "rounded so that none shows on the other side of 0.05. Minimum detectable effect (MDE, table.csv "
         "mde_*): the difference the verdict shown detects with 80% power (noncentral t at 0.05 / m, m compared "
         "variants); mde_*_single: the same for one comparison at 0.05. lm-eval: score ± lm-eval's standard "

@@ -32,7 +32,8 @@ STACK = OKABE_ITO[:7] + ["#999999"]  # areas: no black (the entropy line is blac
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LABELS = {"exact_match": "held-out exact match", "challenge_metric": "held-out challenge metric"}
 # the verdict words' colours (Okabe-Ito; the report colours the words the same way)
-VERDICT_COLOURS = {"better": "#009E73", "worse": "#D55E00", "equivalent": "#0072B2", "inconclusive": "#555555"}
+VERDICT_COLOURS = {"better": "#009E73", "worse": "#D55E00", "equivalent": "#0072B2", "inconclusive": "#555555",
+                   "floor": "#CC79A7"}
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 10, "axes.grid": True,
                      "grid.alpha": 0.3, "svg.hashsalt": "mawt", "svg.fonttype": "none"})
@@ -83,8 +84,8 @@ def _verdict_note(row, metric: str) -> str:
         p = fmt_p(row[f"diff_{metric}_p_holm"])
     elif word == "equivalent":
         p = fmt_p(row[f"diff_{metric}_p_equiv_holm"])
-    else:
-        return word or ""
+    else:  # inconclusive, or floor (both sides one constant): no p-value decided it
+        return "floor (nothing to test)" if word == "floor" else word or ""
     return f"{word} ({'TOST ' if word == 'equivalent' else ''}p{p if p.startswith('<') else '=' + p})"
 
 

@@ -46,7 +46,8 @@ CAPTIONS = {
     "forest": "Paired difference in held-out exact match of each compared variant to its own baseline (point) with "
               "its unadjusted 95% t interval (bar); vertical line: no difference; shaded band: the study's "
               "equivalence margin; right: the Holm-adjusted verdict (better/worse: Holm p < 0.05; equivalent: "
-              "Holm-adjusted TOST p < 0.05, the difference lies within the margin; else inconclusive).",
+              "Holm-adjusted TOST p < 0.05, the difference lies within the margin; else inconclusive; floor: both "
+              "sides score the same constant on every item, nothing to test).",
     "comparison": "Held-out scores per variant, mean and 95% t interval over seeds and items (y axis zoomed to "
                   "the data); grey band: the plain baseline's interval; '*': the paired difference to the "
                   "variant's own baseline is significant after Holm adjustment over the study's compared "
@@ -117,9 +118,13 @@ def _summary_section(loaded: list[tuple[dict, pd.DataFrame, dict, Path]], shared
              "held-out exact match, paired over the same seed ids and held-out items. Verdicts are Holm-adjusted "
              "over each study's compared variants (Holm 1979): <b>better</b>/<b>worse</b> where the adjusted p "
              "&lt; 0.05; else <b>equivalent</b> where two one-sided tests (Holm-adjusted) place the difference "
-             "within the study's ±margin; else <b>inconclusive</b>. The 95% intervals are unadjusted. MDE: the "
+             "within the study's ±margin; else <b>inconclusive</b>. <b>floor</b>: the variant and its baseline score "
+             "the same constant on every item of every seed (0 everywhere, say), so there is nothing to test: no "
+             "p-value, no MDE, and it is not counted in Holm's m; move the variant off the floor (more steps, a "
+             "higher learning rate). The 95% intervals are unadjusted. MDE: the "
              "smallest true difference the verdict shown detects with 80% power (two-sided 0.05 / m, m compared "
-             "variants); 'inconclusive' says nothing about smaller effects. 'seeds for MDE = margin': the seeds "
+             "variants but the floors); 'inconclusive' says nothing about smaller effects. 'seeds for MDE = "
+             "margin': the seeds "
              "that would bring the MDE down to the margin at the same items.</p>",
              _controls_html(pairs), *[f'<p class="note">{escape(text)}</p>' for text in shared_texts(shared)]]
     shown = summary_rows(pairs, shared)
@@ -132,7 +137,8 @@ def _summary_section(loaded: list[tuple[dict, pd.DataFrame, dict, Path]], shared
         d = design(table)
         name = study["name"]
         parts.append(f'<h3 id="summary-{escape(name)}"><a href="#study-{escape(name)}">{escape(name)}</a></h3>'
-                     f'<p class="note">{escape(d["seeds x items"])}, {d["compared"]} compared variant(s), equivalence '
+                     f'<p class="note">{escape(d["seeds x items"])}, {d["compared"]} compared variant(s)'
+                     + (f' ({d["floor"]} at the floor)' if d["floor"] else "") + f', equivalence '
                      f'margin ±{d["margin"]:g}.</p>')
         parts.append(_verdict_table(rows))
         png = plots / "forest.png"

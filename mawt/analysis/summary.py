@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mawt.analysis.comparisons import design, verdict
+from mawt.analysis.comparisons import FLOOR, FLOOR_MEANING, design, is_floor, verdict
 from mawt.analysis.display import verdict_text, worth_text
 from mawt.analysis.results import BASE
 from mawt.analysis.shared import Shared, note, shared_texts
@@ -30,6 +30,8 @@ def _diff(row, metric: str = "exact_match") -> str:
 
 def _seeds_needed(row, metric: str = "exact_match") -> str:
     value = row.get(f"seeds_needed_{metric}", float("nan"))
+    if is_floor(row, metric):  # no variance measured: more seeds of the same runs would not help
+        return ""
     return "more than 100" if pd.isna(value) else f"{int(value)}"
 
 
@@ -137,8 +139,9 @@ NEGATIVE_MEANING = {
 
 
 def _control_line(study: dict, row) -> str:
+    mde = row.get("mde_exact_match", float("nan"))
     return (f"{row['variant']} vs {row['baseline']} (study {study['name']}): {verdict(row) or 'not compared'}, "
-            f"difference {_diff(row)}, MDE {row.get('mde_exact_match', float('nan')):.3f}; {verdict_text(row)}")
+            f"difference {_diff(row)}, {'no MDE' if pd.isna(mde) else f'MDE {mde:.3f}'}; {verdict_text(row)}")
 
 
 def controls_text(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, str]] | None:
@@ -157,6 +160,10 @@ def controls_text(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, s
         if word == "worse":
             lines.append(("ok", text + " It came out worse, as it must: the harness sees a known effect of this "
                                        "size at this design."))
+        elif word == FLOOR:  # not a success: nothing was tested
+            lines.append(("warning", text + f" It did not come out worse: warning, {WARNING} (both runs are at "
+                                            "the floor); no verdict of this setup should be trusted until they "
+                                            "leave it."))
         else:
             lines.append(("warning", text + f" It did not come out worse: warning, {WARNING} (half the training "
                                             "steps); no verdict of this setup should be trusted until it can "
@@ -167,6 +174,10 @@ def controls_text(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, s
     tables = {study["name"]: table for study, table in studies}
     for study, row in negative:
         word = verdict(row)
+        if word == FLOOR:  # not an answer: whether what the policy learned matters is untested
+            lines.append(("warning", "Negative control, " + _control_line(study, row) + ". Untested: at the "
+                                     "floor, whether what the learned policy chose matters cannot be told."))
+            continue
         meaning = NEGATIVE_MEANING.get(word, "") if (row["variant"] == "shuffled"
                                                      or str(row.get("reward_control", "")) == "shuffled") else ""
         lines.append(("note", "Negative control, " + _control_line(study, row) + "." + (f" So {meaning}"
@@ -216,5 +227,6 @@ def summary_markdown(studies: list[tuple[dict, pd.DataFrame]], shared: Shared | 
             f"Runs recorded: {_where([s for s, _ in studies])}.\n\n{controls}{table}\n\n"
             + "".join(f"{text}\n\n" for text in shared_texts(shared)) +
             "Held-out exact match, paired over the same seed ids and items; verdicts Holm-adjusted per study "
-            "(better/worse: Holm p < 0.05; equivalent: Holm-adjusted TOST within the margin; else inconclusive), "
-            "intervals unadjusted; MDE: 80% power at two-sided 0.05 / m (m compared variants of the study).\n")
+            "(better/worse: Holm p < 0.05; equivalent: Holm-adjusted TOST within the margin; else inconclusive; "
+            f"floor: {FLOOR_MEANING}), intervals unadjusted; MDE: 80% power at two-sided 0.05 / m (m compared "
+            "variants of the study, floors not counted).\n")
