@@ -39,7 +39,7 @@ FILE_TIERS = {
     "test_precision.py": "unit", "test_routed.py": "unit", "test_scoring.py": "unit", "test_standin.py": "unit",
     "test_stats.py": "unit", "test_stats_calibration.py": "unit", "test_project.py": "unit",
     "test_architecture.py": "unit",
-    "test_training.py": "integration", "test_evaluate.py": "integration", "test_lmeval.py": "integration",
+    "test_training.py": "integration", "test_grpo_cost.py": "integration", "test_evaluate.py": "integration", "test_lmeval.py": "integration",
     "test_benchmarks.py": "integration", "test_fetch.py": "integration", "test_report.py": "integration",
     "test_faults.py": "integration", "test_workflow.py": "workflow",
 }

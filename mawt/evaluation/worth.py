@@ -66,7 +66,7 @@ def outcomes(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     n_layers = len(model.model.layers)
     position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
     hidden = run_layers(model, model.model.embed_tokens(ids), mask, position_ids, 0, n_layers - 1)
-    hidden, layer = every_depth(model, hidden, mask, position_ids)
+    hidden, layer = every_depth(model, hidden, mask, position_ids, cells=labels[:, 1:] != -100)  # answer cells only
     B, D = ids.shape[0], layer.mawt.depth
     logits, cells_rep, gold = answer_logits(model, hidden, labels.repeat_interleave(D, dim=0))
     ce_flat = torch.nn.functional.cross_entropy(logits, gold, reduction="none")

@@ -37,8 +37,12 @@ import torch.nn.functional as F
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 
-def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: int):
-    """Decoder layers [start, stop) of a Qwen2/Mistral/Llama model on `hidden` (B, L, E)."""
+def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: int, cells: torch.Tensor | None = None):
+    """Decoder layers [start, stop) of a Qwen2/Mistral/Llama model on `hidden` (B, L, E).
+
+    `cells` (B, L-1), with `stop` the model's last layer: only the answer cells' final hidden
+    states are wanted (what `answer_logits` projects), so the last layer's MLP block runs at those
+    positions only and the result is their rows, (K, E) in row-major order (`last_layer_at`)."""
     inner = model.model
     kwargs = dict(config=inner.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None,
                   position_ids=position_ids)
@@ -51,19 +55,41 @@ def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: in
     if "sliding_attention" in types:
         masks["sliding_attention"] = create_sliding_window_causal_mask(**kwargs)
     rope = inner.rotary_emb(hidden, position_ids)
-    for i in range(start, stop):
+    last = stop - 1 if cells is not None else stop
+    if cells is not None and stop != len(inner.layers):
+        raise ValueError(f"run_layers: cells= needs the model's last layer ({len(inner.layers)}), not stop={stop}")
+    for i in range(start, last):
         hidden = inner.layers[i](hidden, attention_mask=masks[types[i]],
                                  position_embeddings=rope, position_ids=position_ids)
+    if cells is not None:
+        hidden = last_layer_at(inner.layers[last], hidden, masks[types[last]], rope, position_ids, cells)
     return hidden
+
+
+def last_layer_at(layer, hidden, mask, rope, position_ids, cells: torch.Tensor) -> torch.Tensor:
+    """A Qwen2/Mistral/Llama decoder layer whose output is wanted only at `cells` (B, L-1): (K, E).
+
+    transformers' decoder layer, in the same order: attention over every position (keys, values and
+    the selector's choices need them all), then the MLP block at the K answer cells only. Nothing
+    above the last layer reads the other positions, so their MLP work (most of a GRPO step's
+    rollouts: G copies x every position, forward and backward) was thrown away. Row for row the
+    same products; only the order in which the weight gradients sum over rows changes
+    (`tests/test_grpo_cost.py` compares with the whole layer)."""
+    residual = hidden
+    h, _ = layer.self_attn(hidden_states=layer.input_layernorm(hidden), attention_mask=mask,
+                           position_ids=position_ids, position_embeddings=rope)
+    h = (residual + h)[:, :-1][cells]  # (K, E): position t predicts the answer token t + 1
+    return h + layer.mlp(layer.post_attention_layernorm(h))
 
 
 def answer_logits(model, hidden: torch.Tensor, labels: torch.Tensor):
     """float32 logits at the answer cells: (K, V), the cells (N, L-1) and the gold tokens (K,).
 
-    `hidden` (N, L, E) is the last decoder layer's output. The final norm and the head run in
-    float32 (autocast off, bf16 weights upcast), differentiable in `hidden`."""
+    `hidden` is the last decoder layer's output, (N, L, E), or already its answer cells' rows, (K, E)
+    (`run_layers(..., cells=)`). The final norm and the head run in float32 (autocast off, bf16
+    weights upcast), differentiable in `hidden`."""
     cells = labels[:, 1:] != -100  # position t predicts an answer token
-    h = hidden[:, :-1][cells]  # (K, E), row-major over (row, position)
+    h = hidden if hidden.dim() == 2 else hidden[:, :-1][cells]  # (K, E), row-major over (row, position)
     head = model.lm_head
     with torch.autocast(device_type=hidden.device.type, enabled=False):
         h = model.model.norm(h.float())
@@ -75,7 +101,8 @@ def answer_logits(model, hidden: torch.Tensor, labels: torch.Tensor):
 
 
 def cell_ce(model, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """float32 next-token cross-entropy at the answer cells, (N, L-1), 0 elsewhere."""
+    """float32 next-token cross-entropy at the answer cells, (N, L-1), 0 elsewhere (`hidden` as in
+    `answer_logits`)."""
     logits, cells, gold = answer_logits(model, hidden, labels)
     out = torch.zeros(cells.shape, dtype=torch.float32, device=hidden.device)
     return out.index_put((cells,), F.cross_entropy(logits, gold, reduction="none"))
@@ -101,12 +128,14 @@ def float32_suffix(hidden: torch.Tensor, enabled: bool):
         yield hidden.float()
 
 
-def every_depth(model, hidden: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor):
+def every_depth(model, hidden: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor,
+                cells: torch.Tensor | None = None):
     """The last decoder layer (the model's only MAWT layer) once per depth.
 
     `hidden` (B, L, E) enters the last layer. Returns its output for D forced copies, (B*D, L, E)
     with copy d of example b at row b*D + d, and the layer (its `last_selection` holds the policy,
-    the same in every copy: take `log_probs[::D]`)."""
+    the same in every copy: take `log_probs[::D]`). With `cells` (B, L-1), only the copies' answer
+    cells, (K*D', E) in the row order of `cells.repeat_interleave(D, 0)` (`run_layers`)."""
     from mawt.layer.patching import mawt_layers
 
     n_layers = len(model.model.layers)
@@ -116,7 +145,8 @@ def every_depth(model, hidden: torch.Tensor, mask: torch.Tensor, position_ids: t
     layer.copies_per_row = D  # attention once per example, D forced mixings
     layer.mixer.forced = torch.arange(D, device=hidden.device).repeat(B)
     try:
-        out = run_layers(model, rep(hidden), rep(mask), rep(position_ids), n_layers - 1, n_layers)
+        out = run_layers(model, rep(hidden), rep(mask), rep(position_ids), n_layers - 1, n_layers,
+                         cells=None if cells is None else rep(cells))
     finally:
         layer.copies_per_row = 1
         layer.mixer.forced = None

@@ -100,6 +100,9 @@ class GRPOLoss:
         self.ref = {i: copy.deepcopy(m.mixer.selector).requires_grad_(False)
                     for i, m in mawt_layers(model).items() if m.mixer.selector is not None}
         self.prefix_calls = 0  # how many times the frozen prefix ran (tests count it)
+        # the last layer's MLP block only at the answer cells (mawt.layer.depthwise.last_layer_at); False: at
+        # every position, the reference the tests compare it with
+        self.cells_only = True
         n_layers = len(model.model.layers)
         patched = sorted(mawt_layers(model))
         if run.dtype == "bfloat16":  # the rewards' layers in float32 (mawt/layer/depthwise.py)
@@ -153,15 +156,17 @@ class GRPOLoss:
             shared, hidden = None, run_layers(model, rep(hidden), rep(mask), rep(position_ids), 0, first_mawt)
         if shared is not None:
             shared.copies_per_row = G
+        labels = rep(labels)
+        cells = grpo.answer_cells(labels)  # (B*G, L): t predicts an answer token
         try:  # what depends on the choices: float32 on the bf16 path (mawt/layer/depthwise.py)
             with float32_suffix(hidden, self.run.dtype == "bfloat16") as h:
-                hidden = run_layers(model, h, rep(mask), rep(position_ids), first_mawt, n_layers)
+                # the last layer's MLP block only at the answer cells, the only rows the loss reads
+                hidden = run_layers(model, h, rep(mask), rep(position_ids), first_mawt, n_layers,
+                                    cells=cells[:, :-1] if self.cells_only else None)
         finally:
             if shared is not None:
                 shared.copies_per_row = 1
-        labels = rep(labels)
         tok = cell_ce(model, hidden, labels)  # (B*G, L-1): float32 head at the answer cells, 0 elsewhere
-        cells = grpo.answer_cells(labels)  # (B*G, L): t predicts an answer token
         ce = grpo.masked_mean(tok, cells[:, :-1])  # (B*G,) = answer_ce
 
         sels = {i: m.last_selection for i, m in layers.items() if m.last_selection.choice is not None}
@@ -208,7 +213,9 @@ class GRPOLoss:
         if n_layers - 1 > split:  # below the MAWT layer nothing depends on the choice: once
             hidden = run_layers(model, hidden, mask, position_ids, split, n_layers - 1)
         with float32_suffix(hidden, self.run.dtype == "bfloat16") as h:  # float32 on the bf16 path
-            hidden, layer = every_depth(model, h, mask, position_ids)  # copy d of example b: row b*D + d
+            # copy d of example b: row b*D + d; the last layer's MLP block only at the answer cells
+            hidden, layer = every_depth(model, h, mask, position_ids,
+                                            cells=(labels[:, 1:] != -100) if self.cells_only else None)
         tok = cell_ce(model, hidden, labels.repeat_interleave(D, dim=0))
         return tok.view(ids.shape[0], D, -1).transpose(1, 2), grpo.answer_cells(labels)[:, :-1], layer
 

@@ -1,0 +1,137 @@
+"""The GRPO step's last layer at the answer cells only (mawt.layer.depthwise.last_layer_at) against
+transformers' own decoder layer run at every position: the same hidden states, losses and gradients.
+
+The reference is the model's own `Qwen2DecoderLayer.forward` over every position, gathered at the
+answer cells afterwards; the fast path runs the MLP block only at those cells. Row for row the
+products are the same; the weight gradients sum over fewer (zero-gradient) rows, in another order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+def _batch(tok, n=4):
+    from mawt.data.prompts import AnswerCollator, encode_example
+    from mawt.data.puzzles import generate
+
+    rows = generate(n, ["shift_two", "reverse"])
+    return AnswerCollator(tok.pad_token_id)([encode_example(tok, r, 64) for r in rows])
+
+
+def _model(base_dir, depth=3, trainable="last"):
+    from transformers import AutoModelForCausalLM
+
+    from mawt import MAWTConfig, freeze, patch_model
+
+    torch.manual_seed(0)
+    model = patch_model(AutoModelForCausalLM.from_pretrained(base_dir), MAWTConfig(depth=depth, init_noise=0.3))
+    freeze(model, trainable)
+    return model.train()
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _close(g1, g2):
+    assert g1.keys() == g2.keys() and g1
+    # each gradient to 1e-4 of its largest entry: float32 sums in another order (a wrong row or a
+    # missing residual differs by O(1))
+    for n in g1:
+        assert (g1[n] - g2[n]).abs().max() <= 1e-4 * g2[n].abs().max() + 1e-7, n
+
+
+def test_last_layer_at_the_answer_cells_is_the_whole_layer_gathered(micro_base):
+    """Hidden states at the answer cells (padding and several answer lengths in the batch) and the
+    gradients they send to every trainable parameter equal the whole layer's, gathered."""
+    from transformers import AutoTokenizer
+
+    from mawt.layer.depthwise import answer_logits, run_layers
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    batch = _batch(tok)
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    assert (mask == 0).any(), "the batch must hold padding"
+    cells = labels[:, 1:] != -100
+    pos = torch.arange(ids.shape[1])[None].expand_as(ids)
+    n = None
+    out = {}
+    for fast in (True, False):
+        model = _model(micro_base)
+        n = len(model.model.layers)
+        torch.manual_seed(1)  # the selector's sampled choices: the same draws in both
+        hidden = run_layers(model, model.model.embed_tokens(ids), mask, pos, 0, n, cells=cells if fast else None)
+        logits, _, gold = answer_logits(model, hidden, labels)
+        torch.nn.functional.cross_entropy(logits, gold).backward()
+        rows = hidden if fast else hidden[:, :-1][cells]
+        out[fast] = (rows.detach(), logits.detach(), _grads(model))
+    assert out[True][0].shape == (int(cells.sum()), model.config.hidden_size)
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=0, atol=1e-5)
+    _close(out[True][2], out[False][2])
+    with pytest.raises(ValueError, match="last layer"):
+        run_layers(model, model.model.embed_tokens(ids), mask, pos, 0, n - 1, cells=cells)
+
+
+@pytest.mark.parametrize("credit,trainable", [("token", "last"), ("sequence", "last:2"), ("exact", "last")])
+def test_grpo_loss_at_the_answer_cells_equals_the_whole_layer(tmp_path, micro_base, credit, trainable):
+    """The GRPO loss, its logged parts and its gradients with the last layer's MLP block at the
+    answer cells only equal those of the whole layer, for every credit form."""
+    from transformers import AutoTokenizer, TrainingArguments
+
+    from mawt.training.runconfig import TrainConfig
+    from mawt.training.trainer import MAWTTrainer
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    batch = _batch(tok)
+    results = {}
+    for fast in (True, False):
+        model = _model(micro_base, trainable=trainable)
+        args = TrainingArguments(output_dir=str(tmp_path / str(fast)), report_to=[], use_cpu=True)
+        trainer = MAWTTrainer(model=model, args=args, run=TrainConfig(group_size=4, credit=credit), use_grpo=True)
+        trainer.grpo_loss.cells_only = fast
+        torch.manual_seed(2)
+        loss, parts = trainer.grpo_loss(model, batch)
+        loss.backward()
+        results[fast] = (loss.item(), parts, _grads(model))
+    (l1, p1, g1), (l2, p2, g2) = results[True], results[False]
+    assert l1 == pytest.approx(l2, rel=1e-5, abs=1e-7)
+    assert p1.keys() == p2.keys()
+    for k in p1:
+        assert p1[k] == pytest.approx(p2[k], rel=1e-4, abs=1e-6), k
+    _close(g1, g2)
+
+
+def test_depth_worth_outcomes_at_the_answer_cells_equal_the_whole_layer(micro_base):
+    """What each depth's choice gives at every answer cell (mawt.evaluation.worth.outcomes: CE and
+    strict top-1) is the same with the last layer at the answer cells as with every position."""
+    from transformers import AutoTokenizer
+
+    from mawt.layer import depthwise
+    from mawt.evaluation import worth
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    batch = _batch(tok, n=6)
+    from mawt import MAWTConfig, patch_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    cfg = MAWTConfig(depth=3, init_noise=0.3, mixer="grpo", selector_input="hidden")
+    model = patch_model(AutoModelForCausalLM.from_pretrained(micro_base), cfg).eval()
+    fast = worth.outcomes(model, batch)
+    every = depthwise.every_depth
+
+    def whole_layer(*args, cells=None, **kwargs):
+        return every(*args, **kwargs)  # the reference: every position
+
+    depthwise_every, worth.every_depth = worth.every_depth, whole_layer
+    try:
+        ref = worth.outcomes(model, batch)
+    finally:
+        worth.every_depth = depthwise_every
+    for a, b in zip(fast, ref, strict=True):
+        if a.dtype == torch.bool or a.dtype == torch.long:
+            assert torch.equal(a, b)
+        else:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
