@@ -31,6 +31,7 @@ include: "workflow/rules/base.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/pilot.smk"
 include: "workflow/rules/demo.smk"
 
 
@@ -47,6 +48,7 @@ localrules:
     setup_text,
     report,
     current_report,
+    pilot,
 
 
 rule all:

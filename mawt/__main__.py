@@ -143,7 +143,7 @@ def _plan(args: argparse.Namespace) -> int:
     studies = load_studies(setup, setup.get("studies"), Path(args.ablations))
     target = float((setup.get("plan") or {}).get("target_mde", TARGET_MDE))
     kw = {"heldout": args.heldout, "samples": args.samples, "root": args.results, "source": args.source}
-    frame = plan(setup, studies, seeds=args.seeds, **kw)
+    frame = plan(setup, studies, seeds=args.seeds, target=target, **kw)
     print(f"# Power plan: setup {setup['name']!r}\n\n{render(setup, frame, target)}")
     if not (frame["planned MDE"] <= target).all():
         need = fewest_seeds(setup, studies, target, **kw)
@@ -282,8 +282,10 @@ def _result_commands(sub) -> None:
     pl.add_argument("--seeds", type=int, help="training seeds per variant (default: each study's own)")
     pl.add_argument("--heldout", type=int, help="held-out items (default: the setup's data.n_heldout)")
     pl.add_argument("--samples", type=int, help="samples per item, pass@1 (default: the setup's eval.n_samples)")
-    pl.add_argument("--source", default="auto", help="variance components: auto (a finished run, else the other "
-                    "finished studies, else the setup's plan: assumptions), others, assumed")
+    pl.add_argument("--source", default="auto", choices=("auto", "others", "pilot", "assumed"),
+                    help="variance components: auto (a finished run, else the other finished studies, else the "
+                    "pilot, else the setup's plan: assumptions), others, pilot (`snakemake pilot`'s measurement "
+                    "only), assumed")
     pl.add_argument("--results", default="results", help="where finished runs are (default results)")
     pl.add_argument("--ablations", default="ablations", help="folder of the study YAMLs (default ablations)")
     pl.set_defaults(func=_plan)

@@ -128,7 +128,7 @@ def test_slurm_profile_dry_run_of_the_paper_setup(tmp_path):
     block = (ROOT / "Snakefile").read_text().split("localrules:", 1)[1].split("\n\n", 1)[0]
     local = {name.strip(" ,") for name in block.split() if name.strip(" ,")}
     assert {"run_config", "eval_config", "data_config", "study_index", "study_table", "setup_text", "report",
-            "current_report", "all"} == local
+            "current_report", "all", "pilot"} == local
     assert not local & {"train", "eval_heldout", "lm_eval", "prepare_data", "attention_example"}
     # the GPU rules get the paper's size from the profile (a setup has no resources)
     for rule in ("train", "eval_heldout", "lm_eval"):
