@@ -43,6 +43,8 @@ localrules:
     data_config,
     run_config,
     eval_config,
+    run_files,
+    eval_files,
     study_index,
     study_table,
     setup_text,

@@ -72,13 +72,12 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mawt.training.train import train_run
-    from mawt.training.runconfig import load
+    from mawt.training.batch import train_batch
 
-    split_dir = Path(args.split) if args.split else None
-    summary = train_run(load(args.config), Path(args.out), split_dir, restart=args.restart)
-    print(json.dumps({k: summary[k] for k in ("trainable_parameters", "trainable_dtype", "train_loss",
-                                              "train_seconds")}, indent=2))
+    done = train_batch([Path(c) for c in args.config], [Path(o) for o in args.out],
+                       Path(args.split) if args.split else None, Path(args.manifest) if args.manifest else None,
+                       restart=args.restart)
+    print(json.dumps(done, indent=2))
     return 0
 
 
@@ -153,14 +152,14 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _eval_heldout(args: argparse.Namespace) -> int:
-    from mawt.evaluation.evaluate import eval_heldout
+    from mawt.training.batch import eval_batch
     from mawt.training.runconfig import EvalConfig, load
 
-    result = eval_heldout(Path(args.model), Path(args.heldout), Path(args.out), load(args.eval_config, EvalConfig),
-                          args.device)
-    print(json.dumps({k: result[k] for k in ("n", "exact_match", "challenge_metric", "challenge_strict",
-                                             "closed_think_rate", "truncation_rate", "mean_output_tokens",
-                                             "heldout_answer_loss")}, indent=2))
+    results = eval_batch([Path(m) for m in args.model], Path(args.heldout), [Path(o) for o in args.out],
+                         load(args.eval_config, EvalConfig), args.device, Path(args.manifest) if args.manifest else None)
+    keys = ("n", "exact_match", "challenge_metric", "challenge_strict", "closed_think_rate", "truncation_rate",
+            "mean_output_tokens", "heldout_answer_loss")
+    print(json.dumps([{k: r[k] for k in keys} for r in results], indent=2))
     return 0
 
 
@@ -182,11 +181,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 
-def _checkpoint_on_heldout(parser, model_help: str, out_help: str) -> None:
-    """The arguments of a command that reads a checkpoint and held-out rows and writes one file."""
-    parser.add_argument("--model", required=True, help=model_help)
+def _checkpoint_on_heldout(parser, model_help: str, out_help: str, repeat: bool = False) -> None:
+    """The arguments of a command that reads a checkpoint and held-out rows and writes one file
+    (`repeat`: several checkpoints, one --out each)."""
+    many = {"action": "append"} if repeat else {}
+    parser.add_argument("--model", required=True, help=model_help, **many)
     parser.add_argument("--heldout", required=True, help="held-out rows (JSONL, e.g. SPLIT/heldout.jsonl)")
-    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--out", required=True, help=out_help, **many)
 
 
 def _model_commands(sub) -> None:
@@ -219,9 +220,11 @@ def _model_commands(sub) -> None:
 
 def _run_commands(sub) -> None:
     """One run's stages: the data split, training, the held-out and lm-eval evaluations."""
-    train = sub.add_parser("train", help="fine-tune one run (patch, freeze, train, save)")
-    train.add_argument("--config", required=True, help="run YAML (see mawt/training/runconfig.py)")
-    train.add_argument("--out", required=True, help="run directory (resumes from its last checkpoint)")
+    train = sub.add_parser("train", help="fine-tune a run (patch, freeze, train, save); several: one after the other")
+    train.add_argument("--config", required=True, action="append", help="run YAML (mawt/training/runconfig.py); repeat")
+    train.add_argument("--out", required=True, action="append",
+                       help="run directory, one per --config (resumes from its last checkpoint)")
+    train.add_argument("--manifest", help="with it, a finished run of the same config is kept; then write this JSON")
     train.add_argument("--split", help="prepared split directory (train.jsonl, heldout.jsonl); default: split here")
     train.add_argument("--restart", action="store_true",
                        help="start over in --out, removing its training outputs, even if another config made them "
@@ -229,7 +232,9 @@ def _run_commands(sub) -> None:
     train.set_defaults(func=_train)
 
     ev = sub.add_parser("eval-heldout", help="greedy answers and both scores on the held-out split")
-    _checkpoint_on_heldout(ev, "save_pretrained directory (MAWT or plain)", "JSON with per-item predictions and scores")
+    _checkpoint_on_heldout(ev, "save_pretrained directory (MAWT or plain); repeat for several",
+                           "JSON with per-item predictions and scores, one per --model", repeat=True)
+    ev.add_argument("--manifest", help="write this JSON once every --model is evaluated")
     ev.add_argument("--eval-config", help="YAML of EvalConfig fields (a run's `eval:` section; default: defaults)")
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
     ev.set_defaults(func=_eval_heldout)

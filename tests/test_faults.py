@@ -107,15 +107,16 @@ def test_killed_training_resumes_from_its_checkpoint_and_ends_identical(tmp_path
            f"ablations={args['ablations']}", "--cores", "2", _target(rid)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     out = run_dir / "results" / "kill" / "runs" / rid
+    work = run_dir / "results" / "kill" / "work" / rid  # where its batch job trains it (mawt/studies/batches.py)
     deadline = time.time() + 600
-    while time.time() < deadline and not list((out / "checkpoints").glob("checkpoint-*/COMPLETE")):
+    while time.time() < deadline and not list((work / "checkpoints").glob("checkpoint-*/COMPLETE")):
         time.sleep(0.05)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=120)
     time.sleep(1.0)
-    assert not (out / "run.json").exists(), "killed mid-training (the test must interrupt, not watch it finish)"
-    assert not (out / "metrics.jsonl").exists()
-    assert list((out / "checkpoints").glob("checkpoint-*/COMPLETE")), "a complete checkpoint survives the kill"
+    assert not (work / "run.json").exists(), "killed mid-training (the test must interrupt, not watch it finish)"
+    assert not (work / "metrics.jsonl").exists() and not (out / "run.json").exists()
+    assert list((work / "checkpoints").glob("checkpoint-*/COMPLETE")), "a complete checkpoint survives the kill"
 
     if sig == signal.SIGKILL:  # Snakemake had no chance to release its lock: the documented --unlock
         assert snakemake(run_dir, "--unlock", **args).returncode == 0
@@ -149,8 +150,9 @@ def test_a_job_killed_at_its_time_limit_resumes_when_resubmitted(tmp_path, kill_
            f"ablations={run_dir / 'ablations'}", "--cores", "2", "--retries", "1", _target(rid)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     out = run_dir / "results" / "kill" / "runs" / rid
+    work = run_dir / "results" / "kill" / "work" / rid  # where its batch job trains it (mawt/studies/batches.py)
     deadline = time.time() + 600
-    while time.time() < deadline and not list((out / "checkpoints").glob("checkpoint-*/COMPLETE")):
+    while time.time() < deadline and not list((work / "checkpoints").glob("checkpoint-*/COMPLETE")):
         time.sleep(0.05)
     trains = [p for p in psutil.Process(proc.pid).children(recursive=True)
               if "train" in p.cmdline() and "mawt" in p.cmdline()]
@@ -368,3 +370,43 @@ def test_same_config_and_seed_give_byte_identical_metrics(tmp_path, base_dir, cl
     assert info["seed"] == 0 and info["config"]["data"]["seed"] == 42
     env = info["environment"]
     assert env["git_commit"] and env["versions"]["torch"].startswith("2.13.0") and "git_dirty" in env
+
+
+@pytest.mark.slow
+def test_runs_batched_in_one_process_equal_each_run_alone(tmp_path, base_dir):
+    """A workflow batch (mawt/training/batch.py): two seeds trained in one `train` process, then evaluated
+    in one `eval-heldout` process, give the same bytes as the second seed trained and evaluated alone in
+    processes of its own (what came first in the batch leaves nothing behind); run again with the manifest,
+    the batch keeps both finished runs and trains nothing."""
+    paths = [_run_yaml(tmp_path, base_dir, f"seed{s}.yaml", train={"seed": s}) for s in (0, 1)]
+    batch = [tmp_path / "batch" / f"seed{s}" for s in (0, 1)]
+    alone = tmp_path / "alone" / "seed1"
+
+    def run(*args):
+        proc = subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc
+
+    manifest = tmp_path / "batch" / "train.json"
+    run("train", "--config", paths[0], "--out", batch[0], "--config", paths[1], "--out", batch[1],
+        "--manifest", manifest)
+    run("eval-heldout", "--model", batch[0] / "model", "--out", batch[0] / "heldout.json", "--model",
+        batch[1] / "model", "--out", batch[1] / "heldout.json", "--heldout", batch[1] / "data" / "heldout.jsonl",
+        "--manifest", tmp_path / "batch" / "eval.json")
+    run("train", "--config", paths[1], "--out", alone)
+    run("eval-heldout", "--model", alone / "model", "--out", alone / "heldout.json", "--heldout",
+        alone / "data" / "heldout.jsonl")
+    for f in ("metrics.jsonl", "model/model.safetensors", "data/manifest.json"):
+        assert (batch[1] / f).read_bytes() == (alone / f).read_bytes(), f
+    held = [json.loads((d / "heldout.json").read_text()) for d in (batch[1], alone)]
+    for h in held:
+        h.pop("model"), h.pop("environment")  # the folder's path; the process's clock-free metadata
+    assert held[0] == held[1]
+    assert (batch[0] / "metrics.jsonl").read_bytes() != (batch[1] / "metrics.jsonl").read_bytes()  # two seeds
+    assert json.loads(manifest.read_text())["runs"] == [{"out": str(b), "seed": s} for s, b in enumerate(batch)]
+
+    stamp = [(b / "model" / "model.safetensors").stat().st_mtime_ns for b in batch]
+    again = run("train", "--config", paths[0], "--out", batch[0], "--config", paths[1], "--out", batch[1],
+                "--manifest", manifest)
+    assert [d["kept"] for d in json.loads(again.stdout)] == [True, True]
+    assert [(b / "model" / "model.safetensors").stat().st_mtime_ns for b in batch] == stamp

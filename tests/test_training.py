@@ -74,7 +74,8 @@ def test_frozen_prefix_runs_once_per_step(tmp_path, base_dir, reuse, monkeypatch
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         layers = self.model.model.layers
-        counters["first"], counters["last"] = _RowCounter(layers[0]), _RowCounter(layers[-1])
+        # the last layer's input norm: its MLP block runs at the answer cells only (mawt.layer.depthwise.last_layer_at)
+        counters["first"], counters["last"] = _RowCounter(layers[0]), _RowCounter(layers[-1].input_layernorm)
         counters["trainer"] = self
 
     monkeypatch.setattr(MAWTTrainer, "__init__", init)

@@ -50,12 +50,19 @@ def assert_expected_jobs(counts: dict[str, int], setup: str) -> None:
     #   variant is the shared GRPO D=4 run)
     #   (micro leaves placement, selector and tasks out of its default studies: mawt/setups/micro.yaml).
     configs = {"micro": 3 + 2 + 3 + 2 + 6 + 2, "paper": 3 + 2 + 3 + 2 + 6 + 2 + 2 + 2}[setup]
-    seeds = {"micro": 3, "paper": 11}[setup]
+    seeds = {"micro": 8, "paper": 11}[setup]
     splits = 1
     native = {"micro": 0, "paper": 1}[setup]  # paper.yaml: native_reference (the base thinking natively)
-    assert counts["train"] == counts["run_config"] == seeds * configs
-    # every trained run and the untuned base on each split, in their own jobs (eval is not in the run id)
-    assert counts["eval_heldout"] == counts["eval_config"] == seeds * configs + splits + native
+    per_job = {"micro": 8, "paper": 1}[setup]  # the setup's seeds_per_job (mawt/studies/batches.py)
+    batches = configs * -(-seeds // per_job)
+    assert counts["run_config"] == counts["run_files"] == seeds * configs
+    assert counts["train"] == batches  # a config's seeds, at most seeds_per_job of them, in one job
+    # every trained run and the untuned base on each split, evaluated by batch (eval is not in the run id),
+    # each with its own file; an eval batch reads its first run's eval config, lm-eval each run's own
+    assert counts["eval_files"] == seeds * configs + splits + native
+    assert counts["eval_heldout"] == batches + splits + native
+    lm_own = {"micro": 0, "paper": 0}[setup]  # lm-eval's runs are each batch's first seed (seed 0) here
+    assert counts["eval_config"] == batches + splits + native + lm_own
     # micro.yaml: lm_eval.seeds [0], lm_eval.studies [depths] (plain, gated, D=2, 4, 8); paper: every seed and run
     lm_runs = {"micro": 1 * 5, "paper": 11 * configs}[setup]
     assert counts["lm_eval"] == lm_runs + splits
@@ -128,7 +135,7 @@ def test_slurm_profile_dry_run_of_the_paper_setup(tmp_path):
     block = (ROOT / "Snakefile").read_text().split("localrules:", 1)[1].split("\n\n", 1)[0]
     local = {name.strip(" ,") for name in block.split() if name.strip(" ,")}
     assert {"run_config", "eval_config", "data_config", "study_index", "study_table", "setup_text", "report",
-            "current_report", "all", "pilot"} == local
+            "current_report", "all", "pilot", "run_files", "eval_files"} == local
     assert not local & {"train", "eval_heldout", "lm_eval", "prepare_data", "attention_example"}
     # the GPU rules get the paper's size from the profile (a setup has no resources)
     for rule in ("train", "eval_heldout", "lm_eval"):
@@ -168,18 +175,25 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = smoke / "results" / "smoke"
     runs = [d for d in (out / "runs").iterdir() if not d.name.startswith("base-")]
-    assert len(runs) == 4  # the plain and gated baselines + 2 variants, seed 0
+    assert len(runs) == 8  # the plain and gated baselines + 2 variants, seeds 0 and 1
     for d in runs:
         info = json.loads((d / "run.json").read_text())
         (ev,) = d.glob("eval-*")  # one eval config
         held = json.loads((ev / "heldout.json").read_text())
-        lmeval = json.loads((ev / "lmeval.json").read_text())
-        assert info["seed"] == info["config"]["train"]["seed"] == 0 and info["config"]["mawt"]["depth"] in (1, 2)
+        assert info["seed"] == info["config"]["train"]["seed"] in (0, 1) and info["config"]["mawt"]["depth"] in (1, 2)
         assert "eval" not in info["config"]  # not part of the training run
         assert info["environment"]["cpu_capability"] and info["environment"]["cpu_model"]
         assert held["n"] == 6 and 0.0 <= held["exact_match"] <= 1.0 and held["eval"]["max_new_tokens"] == 24
-        assert {"verbal_heldout", "verbal_choice"} <= set(lmeval["tasks"])
+        assert (ev / "lmeval.json").exists() == (info["seed"] == 0)  # smoke.yaml: lm_eval.seeds [0]
+        if info["seed"] == 0:
+            assert {"verbal_heldout", "verbal_choice"} <= set(json.loads((ev / "lmeval.json").read_text())["tasks"])
         assert (d / "model" / "model.safetensors").stat().st_size > 0
+        # a run's own outputs are its batch job's files, linked (mawt/studies/batches.py)
+        work = out / "work" / d.name
+        assert (d / "run.json").samefile(work / "run.json") and (ev / "heldout.json").samefile(work / ev.name / "heldout.json")
+    # seeds_per_job 2: each config's two seeds in one train job and one eval job
+    manifests = sorted((out / "batches").glob("train-*.json"))
+    assert len(manifests) == 4 and all(len(json.loads(m.read_text())["runs"]) == 2 for m in manifests)
     table = (out / "studies" / "tiny" / "table.csv").read_text().splitlines()
     assert table[0].startswith("variant,") and len(table) == 1 + 5  # header, base, plain, gated, 2 variants
     assert [line.split(",")[0] for line in table[1:]] == ["base (untuned)", "plain", "gated", "grpo2", "softmax2"]
@@ -194,9 +208,9 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     assert (out / "all_runs.parquet").exists() and (out / "all_runs.csv").exists()
     bench = smoke / "results" / "benchmarks" / "smoke"
     assert len(list((bench / "prepare_data").glob("*.tsv"))) == 1 and (bench / "pretrain_micro.tsv").exists()
-    for rule, jobs in (("train", 4), ("eval_heldout", 5), ("lm_eval", 5)):
+    for rule, jobs in (("train", 4), ("eval_heldout", 5), ("lm_eval", 5)):  # batches; the base's eval alone
         assert len(list((bench / rule).glob("*.tsv"))) == jobs, rule
-    assert (bench / "train" / f"{runs[0].name}.tsv").read_text().startswith("s\th:m:s\tmax_rss")
+    assert next((bench / "train").glob("*.tsv")).read_text().startswith("s\th:m:s\tmax_rss")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from full_run import jobs_cpu_seconds  # Snakemake's own CPU share (benchmarks/full_run.py) reads these files
 
@@ -219,9 +233,11 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     edited = snakemake(smoke, "-n", **args)
     assert edited.returncode == 0, edited.stderr[-3000:]
     counts = job_counts(edited.stdout)
-    # softmax2's seed (new config -> new run id), its evaluation, the study's index and table; nothing else
-    assert counts == {"run_config": 1, "train": 1, "eval_config": 1, "eval_heldout": 1, "lm_eval": 1,
-                      "study_index": 1, "study_table": 1, "report": 1, "current_report": 1, "all": 1, "total": 10}
+    # softmax2's two seeds (new config -> new run ids) in one train job and one eval job, their own files
+    # (linked), seed 0's lm-eval, the study's index and table; nothing else
+    assert counts == {"run_config": 2, "train": 1, "run_files": 2, "eval_config": 1, "eval_heldout": 1,
+                      "eval_files": 2, "lm_eval": 1, "study_index": 1, "study_table": 1, "report": 1,
+                      "current_report": 1, "all": 1, "total": 15}, counts
     (smoke / "ablations" / "tiny.yaml").write_text(yaml.safe_dump(SMOKE_STUDY))
 
     # an eval-only edit re-runs evaluation (every run and the base), never training
@@ -230,15 +246,16 @@ def test_smoke_study_runs_the_whole_dag_and_reruns_only_what_changed(smoke):
     edited = snakemake(smoke, "-n", **args)
     assert edited.returncode == 0, edited.stderr[-3000:]
     counts = job_counts(edited.stdout)
-    assert "train" not in counts and "run_config" not in counts and "prepare_data" not in counts
-    assert counts["eval_heldout"] == counts["eval_config"] == 5 and counts["lm_eval"] == 5
+    assert not {"train", "run_config", "run_files", "prepare_data"} & set(counts), counts
+    assert counts["eval_heldout"] == counts["eval_config"] == 5 and counts["lm_eval"] == 5  # 4 batches + the base
+    assert counts["eval_files"] == 9
 
     # another setup after this one's run: its own results and report, scheduled (not "Nothing to be done")
     (smoke / "assets").symlink_to(ROOT / "assets")  # paper_standin's relative paths, as from the repo root
     other = snakemake(smoke, "-n", setup="paper_standin", ablations=smoke / "ablations", config=("studies=[tiny]",))
     assert other.returncode == 0, other.stderr[-3000:]
     counts = job_counts(other.stdout)
-    assert counts["build_standin"] == 1 and counts["train"] == 4 and counts["current_report"] == 1
+    assert counts["build_standin"] == 1 and counts["train"] == 8 and counts["current_report"] == 1  # seeds_per_job 1
     assert (smoke / "results" / "smoke" / "report.html").read_text() == report  # each setup's report stays
 
 
@@ -248,7 +265,8 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    assert counts["report"] == 1 and counts["train"] == 54 and counts["lm_eval"] == 5 + 1  # micro: 18 configs x 3 seeds
+    # micro: 18 configs x 8 seeds, each config's seeds in one batch job (seeds_per_job 8)
+    assert counts["report"] == 1 and counts["train"] == 18 and counts["run_files"] == 144 and counts["lm_eval"] == 5 + 1
 
 
 def test_snakemakes_own_report_before_any_run_reports_the_workflow(tmp_path):
@@ -299,7 +317,14 @@ def test_paper_path_runs_end_to_end_on_the_stand_in(tmp_path):
     assert finite(table.index, scores + reasoning)
     assert finite(["base (untuned)", "plain", "gated", "grpo2"], lm)  # lm-eval: not for the native reference
     assert finite(["plain", "gated", "grpo2"], trained)
-    assert finite(["gated", "grpo2"], diffs)
+    # a comparison at the floor (both sides one constant on every item: a random stand-in's 0s) has no p or MDE
+    for metric in ("exact_match", "challenge_metric", "challenge_strict"):
+        for row in ("gated", "grpo2"):
+            cols = [c for c in diffs if f"_{metric}" in c]
+            if table.loc[row, f"verdict_{metric}"] == "floor":
+                assert table.loc[row, f"diff_{metric}"] == 0 and np.isnan(table.loc[row, f"mde_{metric}"])
+            else:
+                assert finite([row], cols), (row, metric)
     assert "nan" not in (out / "studies" / "standin" / "table.md").read_text().lower()
     # the reasoning quantities: a random model never closes a native thought within 24 tokens
     assert table.loc["base (untuned, native thinking)", "mean_output_tokens"] <= 24

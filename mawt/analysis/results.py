@@ -241,7 +241,8 @@ def load_results(index_path) -> StudyResults:
             "trainable": cfg.trainable, "group_size": cfg.train.group_size,
             "learning_rate": cfg.train.learning_rate, "steps": cfg.train.steps,
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
-            "job_seconds": bench.get("seconds", np.nan), "peak_mem_mb": bench.get("max_rss_mb", np.nan),
+            # a batch's job trains `bench_share` runs (mawt/studies/batches.py): this run's share of its time
+            "job_seconds": bench.get("seconds", np.nan) / run.get("bench_share", 1), "peak_mem_mb": bench.get("max_rss_mb", np.nan),
             **_selection_columns(held, info), **_worth_columns(held),
         })
         items[run["run_id"]] = pd.DataFrame(held["items"])

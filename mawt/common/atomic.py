@@ -63,3 +63,26 @@ def write_text(path, text: str) -> Path:
 
 def write_json(path, data) -> Path:
     return write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def link_files(src, dst, names) -> None:
+    """`names` (files, or folders: every file under them) of folder `src` put into `dst` as hard links
+    (a copy where the file system cannot link), each replacing what was there, then touched: the
+    workflow links a batch job's files into each run's own outputs (mawt/studies/batches.py), and a
+    link's time must be after the batch's manifest, or Snakemake would think it out of date."""
+    src, dst = Path(src), Path(dst)
+    for name in names:
+        top = src / name
+        if not top.exists():
+            raise FileNotFoundError(f"{top} is missing: its batch job did not make it; rerun that job "
+                                    f"(snakemake --forcerun train eval_heldout)")
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+        for f in files:
+            target = dst / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _remove(target)
+            try:
+                os.link(f, target)
+            except OSError:
+                shutil.copy2(f, target)
+            os.utime(target)

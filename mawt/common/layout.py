@@ -105,6 +105,20 @@ class Layout:
     def eval_file(self, run: str, ev: str, name: str) -> str:
         return f"{self.eval_dir(run, ev)}/{name}"
 
+    # batches: several runs in one job (mawt/studies/batches.py); a run's files are made in work/<run>/
+    def work_dir(self, run: str) -> str:
+        return f"{self.out}/work/{run}"
+
+    def work_eval_dir(self, run: str, ev: str) -> str:
+        return f"{self.work_dir(run)}/eval-{ev}"
+
+    def batch_file(self, batch: str) -> str:
+        """The manifest a train batch's job writes when every run of it is trained."""
+        return f"{self.out}/batches/train-{batch}.json"
+
+    def eval_batch_file(self, batch: str) -> str:
+        return f"{self.out}/batches/eval-{batch}.json"
+
     # studies and the setup's report
     def study_dir(self, study: str) -> str:
         return f"{self.out}/studies/{study}"

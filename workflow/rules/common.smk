@@ -33,6 +33,7 @@ from mawt.layer.config import is_mawt
 from mawt.common.layout import Layout, base_run
 from mawt.training.preflight import base_shape
 from mawt.studies.setup import StudyError, load_setup, setup_run
+from mawt.studies.batches import batch_id, train_batches
 from mawt.studies.study import data_id, eval_id, load_studies, resolve_run, run_config, run_id, training_config
 
 try:
@@ -101,6 +102,94 @@ for _name, _study in STUDIES.items():
 # the untuned base in its native thinking mode, a reference row (setups of reasoning models)
 NATIVE = {e: {**cfg, "thinking": "native"} for e, cfg in EVALS.items()} if SETUP.get("native_reference") else {}
 EVALS.update({eval_id(cfg): cfg for cfg in NATIVE.values()})
+
+
+# Batches (mawt/studies/batches.py): the seeds of one config trained in one job, evaluated in one; built on
+# first use, once every rule file has added its runs (pilot.smk adds the pilot's)
+SEEDS_PER_JOB = SETUP.get("seeds_per_job", 1)
+RUN_FILES = [layout.MODEL, layout.RUN_JSON, layout.METRICS]  # what run_files links of a trained run
+_BATCHES = {}
+
+
+def TRAIN_BATCHES():
+    """train batch id -> its run ids."""
+    if "train" not in _BATCHES:
+        _BATCHES["train"] = train_batches(RUNS, SEEDS_PER_JOB)
+    return _BATCHES["train"]
+
+
+def RUN_BATCH():
+    """run id -> its train batch id."""
+    if "run" not in _BATCHES:
+        _BATCHES["run"] = {r: b for b, runs in TRAIN_BATCHES().items() for r in runs}
+    return _BATCHES["run"]
+
+
+def eval_members(run):
+    """The runs evaluated with `run` in one job: its train batch's, or the untuned base alone."""
+    return [run] if layout.is_base_run(run) else TRAIN_BATCHES()[RUN_BATCH()[run]]
+
+
+def eval_batch_of(run, ev):
+    return batch_id([ev, *eval_members(run)], "eval")
+
+
+def EVAL_BATCHES():
+    """eval batch id -> (eval id, run ids): every train batch and every untuned base, under every eval config."""
+    if "eval" not in _BATCHES:
+        groups = [*TRAIN_BATCHES().values(), *([base_run(d)] for d in DATA)]
+        _BATCHES["eval"] = {batch_id([ev, *runs], "eval"): (ev, runs) for runs in groups for ev in EVALS}
+    return _BATCHES["eval"]
+
+
+def batch_configs(wildcards):
+    return [L.run_file(r, layout.RUN_CONFIG) for r in TRAIN_BATCHES()[wildcards.batch]]
+
+
+def batch_train_split(wildcards):
+    return L.split_file(run_data(TRAIN_BATCHES()[wildcards.batch][0]), layout.TRAIN_SPLIT)
+
+
+def batch_train_args(wildcards):
+    """`--config C --out W` per run of the batch (W: its work folder)."""
+    runs = TRAIN_BATCHES()[wildcards.batch]
+    return " ".join(
+        f"--config {shlex.quote(L.run_file(r, layout.RUN_CONFIG))} --out {shlex.quote(L.work_dir(r))}" for r in runs
+    )
+
+
+def eval_batch_models(wildcards):
+    _, runs = EVAL_BATCHES()[wildcards.ebatch]
+    if layout.is_base_run(runs[0]):
+        return base_model_files()
+    return [f"{L.run_file(r, layout.MODEL)}/model.safetensors" for r in runs]
+
+
+def eval_batch_heldout(wildcards):
+    return L.split_file(run_data(EVAL_BATCHES()[wildcards.ebatch][1][0]), layout.HELDOUT_SPLIT)
+
+
+def eval_batch_config(wildcards):
+    ev, runs = EVAL_BATCHES()[wildcards.ebatch]
+    return L.eval_file(runs[0], ev, layout.EVAL_CONFIG)
+
+
+def eval_batch_args(wildcards):
+    """`--model M --out W` per run of the eval batch (W: its heldout.json in the run's work folder)."""
+    ev, runs = EVAL_BATCHES()[wildcards.ebatch]
+    out = lambda r: f"{L.work_eval_dir(r, ev)}/{layout.HELDOUT}"  # noqa: E731
+    return " ".join(f"--model {shlex.quote(model_dir(r))} --out {shlex.quote(out(r))}" for r in runs)
+
+
+def link_run_files(wildcards):
+    """run_files: a trained run's files from its batch's work folder into its own (hard links)."""
+    atomic.link_files(L.work_dir(wildcards.run), L.run_dir(wildcards.run), RUN_FILES)
+
+
+def link_eval_files(wildcards):
+    """eval_files: a run's held-out evaluation from its eval batch's work folder into its own."""
+    src = L.work_eval_dir(wildcards.run, wildcards.ev)
+    atomic.link_files(src, L.eval_dir(wildcards.run, wildcards.ev), [layout.HELDOUT])
 
 
 def base_model_files(wildcards=None):
@@ -176,7 +265,8 @@ def study_index(wildcards):
             "seed": s,
             "run_id": r,
             "dir": L.run_dir(r),
-            "bench": L.benchmark("train", r),
+            "bench": L.benchmark("train", RUN_BATCH()[r]),  # its batch's job: `bench_share` runs
+            "bench_share": len(TRAIN_BATCHES()[RUN_BATCH()[r]]),
             "baseline": study.baselines.get(v),
             "data": run_data(r),
             "eval_id": e,
@@ -247,7 +337,9 @@ def eval_model(wildcards):
 
 
 def model_dir(wildcards):
-    return BASE_MODEL if layout.is_base_run(wildcards.run) else L.run_file(wildcards.run, layout.MODEL)
+    """A run's model folder (`wildcards` with a `run`, or the run id itself)."""
+    run = wildcards if isinstance(wildcards, str) else wildcards.run
+    return BASE_MODEL if layout.is_base_run(run) else L.run_file(run, layout.MODEL)
 
 
 def report_once_made(path, made, **kwargs):

@@ -15,17 +15,19 @@ rule eval_config:
         atomic.write_text(output[0], params.text)
 
 
-rule eval_heldout:
+rule eval_heldout:  # a batch: the runs of one train batch (or the untuned base) under one eval config
     input:
-        model=eval_model,
-        heldout=run_heldout,
-        config=L.eval_file("{run}", "{ev}", layout.EVAL_CONFIG),
+        models=eval_batch_models,
+        heldout=eval_batch_heldout,
+        config=eval_batch_config,
     output:
-        L.eval_file("{run}", "{ev}", layout.HELDOUT),
+        L.eval_batch_file("{ebatch}"),
     log:
-        L.log("eval_heldout", "{run}-{ev}"),
+        L.log("eval_heldout", "{ebatch}"),
     benchmark:
-        L.benchmark("eval_heldout", "{run}-{ev}")
+        L.benchmark("eval_heldout", "{ebatch}")
+    wildcard_constraints:
+        ebatch="[0-9a-f]{12}",
     conda:
         "../../environment.yml"
     threads: 1
@@ -33,11 +35,23 @@ rule eval_heldout:
         mem_mb=6000,
         runtime=30,
     params:
-        model=model_dir,
+        runs=eval_batch_args,
         device=device(),
     shell:
-        "OMP_NUM_THREADS={threads} python -m mawt eval-heldout --model {params.model} --heldout {input.heldout} "
-        "--eval-config {input.config} --device {params.device} --out {output} > {log} 2>&1 || job_failed {log}"
+        "OMP_NUM_THREADS={threads} python -m mawt eval-heldout {params.runs} --heldout {input.heldout} "
+        "--eval-config {input.config} --device {params.device} --manifest {output} > {log} 2>&1 || job_failed {log}"
+
+
+rule eval_files:  # a run's held-out evaluation: its eval batch's file for it, linked
+    input:
+        lambda wc: L.eval_batch_file(eval_batch_of(wc.run, wc.ev)),
+    output:
+        L.eval_file("{run}", "{ev}", layout.HELDOUT),
+    log:
+        L.log("eval_files", "{run}-{ev}"),
+    threads: 1
+    run:
+        link_eval_files(wildcards)
 
 
 rule lm_eval:

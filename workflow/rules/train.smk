@@ -14,21 +14,19 @@ rule run_config:
         atomic.write_text(output[0], params.text)
 
 
-rule train:
+rule train:  # a batch: the seeds of one config, trained one after the other in one process
     input:
-        config=L.run_file("{run}", layout.RUN_CONFIG),
-        split=run_train_split,
+        configs=batch_configs,
+        split=batch_train_split,
         base=base_model_files,
     output:
-        model=f"{L.run_file('{run}', layout.MODEL)}/model.safetensors",
-        summary=L.run_file("{run}", layout.RUN_JSON),
-        metrics=L.run_file("{run}", layout.METRICS),
+        L.batch_file("{batch}"),
     log:
-        L.log("train", "{run}"),
+        L.log("train", "{batch}"),
     benchmark:
-        L.benchmark("train", "{run}")
+        L.benchmark("train", "{batch}")
     wildcard_constraints:
-        run="[0-9a-f]{12}",  # trained runs; the untuned base is `base-<data id>`
+        batch="[0-9a-f]{12}",
     conda:
         "../../environment.yml"
     threads: 1
@@ -36,8 +34,24 @@ rule train:
         mem_mb=6000,
         runtime=30,
     params:
-        out=lambda wc, output: os.path.dirname(output.summary),
+        runs=batch_train_args,
         split=lambda wc, input: os.path.dirname(input.split),
     shell:
-        "OMP_NUM_THREADS={threads} python -m mawt train --config {input.config} --split {params.split} "
-        "--out {params.out} > {log} 2>&1 || job_failed {log}"
+        "OMP_NUM_THREADS={threads} python -m mawt train {params.runs} --split {params.split} --manifest {output} "
+        "> {log} 2>&1 || job_failed {log}"
+
+
+rule run_files:  # a run's own outputs: its batch's files for it, linked (work/<run>/ -> runs/<run>/)
+    input:
+        lambda wc: L.batch_file(RUN_BATCH()[wc.run]),
+    output:
+        model=f"{L.run_file('{run}', layout.MODEL)}/model.safetensors",
+        summary=L.run_file("{run}", layout.RUN_JSON),
+        metrics=L.run_file("{run}", layout.METRICS),
+    log:
+        L.log("run_files", "{run}"),
+    wildcard_constraints:
+        run="[0-9a-f]{12}",  # trained runs; the untuned base is `base-<data id>`
+    threads: 1
+    run:
+        link_run_files(wildcards)

@@ -1,0 +1,49 @@
+"""Runs that share one job: the seeds of one config trained in one process, then evaluated in one.
+
+A job's fixed cost (Python, torch and transformers imports, loading the base) is paid once per
+batch, not once per run: on the micro setup it is most of a plain run's cost (benchmarks/run_cost.py).
+A train batch holds the runs whose training configs differ only in the seed, at most
+`seeds_per_job` of them (the setup's key; 1 keeps one run per job, as a cluster of GPUs wants);
+an eval batch holds the runs of one train batch (or the untuned base) under one eval config.
+Each run still has its own files: the batch job writes them under `work/<run>/`, and a light
+job per run links them into `runs/<run>/`, its own outputs (workflow/rules/train.smk).
+
+Ids are content hashes of their members' ids: editing a variant or adding a seed gives a new
+batch, whose job then trains only what is not already done in `work/` (a run whose run.json
+records the same config is kept; mawt/training/batch.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+
+def batch_id(members: list[str], kind: str = "train") -> str:
+    return hashlib.sha256(json.dumps([kind, members]).encode()).hexdigest()[:12]
+
+
+def train_batches(runs: dict[str, dict], size: int) -> dict[str, list[str]]:
+    """batch id -> run ids, for `runs` (run id -> training config, its `train.seed` set): the runs of
+    one config but the seed, by seed, in chunks of at most `size`."""
+    if size < 1:
+        raise ValueError(f"seeds_per_job={size}: must be at least 1")
+    groups: dict[str, list[str]] = {}
+    for run, cfg in runs.items():
+        rest = {**cfg, "train": {k: v for k, v in cfg["train"].items() if k != "seed"}}
+        groups.setdefault(json.dumps(rest, sort_keys=True), []).append(run)
+    out = {}
+    for members in groups.values():
+        members.sort(key=lambda r: (runs[r]["train"]["seed"], r))
+        for i in range(0, len(members), size):
+            chunk = members[i : i + size]
+            out[batch_id(chunk)] = chunk
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))
+
+
+def eval_batches(pairs: list[tuple[str, str]], batch_of: dict[str, str]) -> dict[str, tuple[str, list[str]]]:
+    """eval batch id -> (eval id, run ids) for the (run, eval id) `pairs`: the runs of one train
+    batch (`batch_of`; a run not in it, the untuned base, is a batch of its own) under one eval id."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for run, ev in dict.fromkeys(pairs):
+        groups.setdefault((batch_of.get(run, run), ev), []).append(run)
+    return {batch_id([ev, *runs], "eval"): (ev, runs) for (_, ev), runs in sorted(groups.items())}
