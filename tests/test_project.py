@@ -153,3 +153,14 @@ def test_schemas_use_one_draft_and_their_defaults_are_the_codes():
     assert setup["seeds"]["default"] == list(DEFAULT_SEEDS)
     assert setup["margin"]["default"] == DEFAULT_MARGIN
     assert setup["plan"]["properties"]["target_mde"]["default"] == TARGET_MDE
+
+
+def test_the_readme_result_and_the_measured_run_are_generated_from_the_kept_full_run():
+    """README's headline block and docs/workflow.md's measured run are what scripts/results_docs.py writes
+    from docs/results/full_run.md (the last full run, kept): nothing in them is typed by hand."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_docs.py"), "--check", "--full-run",
+                           str(ROOT / "docs" / "results" / "full_run.md")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout

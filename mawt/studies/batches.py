@@ -40,10 +40,6 @@ def train_batches(runs: dict[str, dict], size: int) -> dict[str, list[str]]:
     return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
 
-def eval_batches(pairs: list[tuple[str, str]], batch_of: dict[str, str]) -> dict[str, tuple[str, list[str]]]:
-    """eval batch id -> (eval id, run ids) for the (run, eval id) `pairs`: the runs of one train
-    batch (`batch_of`; a run not in it, the untuned base, is a batch of its own) under one eval id."""
-    groups: dict[tuple[str, str], list[str]] = {}
-    for run, ev in dict.fromkeys(pairs):
-        groups.setdefault((batch_of.get(run, run), ev), []).append(run)
-    return {batch_id([ev, *runs], "eval"): (ev, runs) for (_, ev), runs in sorted(groups.items())}
+def eval_batch_id(ev: str, members: list[str]) -> str:
+    """The eval batch of `members` (a train batch's runs, or the untuned base alone) under eval id `ev`."""
+    return batch_id([ev, *members], "eval")

@@ -33,7 +33,7 @@ from mawt.layer.config import is_mawt
 from mawt.common.layout import Layout, base_run
 from mawt.training.preflight import base_shape
 from mawt.studies.setup import StudyError, load_setup, setup_run
-from mawt.studies.batches import batch_id, train_batches
+from mawt.studies.batches import eval_batch_id, train_batches
 from mawt.studies.study import data_id, eval_id, load_studies, resolve_run, run_config, run_id, training_config
 
 try:
@@ -131,14 +131,14 @@ def eval_members(run):
 
 
 def eval_batch_of(run, ev):
-    return batch_id([ev, *eval_members(run)], "eval")
+    return eval_batch_id(ev, eval_members(run))
 
 
 def EVAL_BATCHES():
     """eval batch id -> (eval id, run ids): every train batch and every untuned base, under every eval config."""
     if "eval" not in _BATCHES:
         groups = [*TRAIN_BATCHES().values(), *([base_run(d)] for d in DATA)]
-        _BATCHES["eval"] = {batch_id([ev, *runs], "eval"): (ev, runs) for runs in groups for ev in EVALS}
+        _BATCHES["eval"] = {eval_batch_id(ev, runs): (ev, runs) for runs in groups for ev in EVALS}
     return _BATCHES["eval"]
 
 
