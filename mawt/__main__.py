@@ -152,7 +152,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _eval_heldout(args: argparse.Namespace) -> int:
-    from mawt.training.batch import eval_batch
+    from mawt.evaluation.evaluate import eval_batch
     from mawt.training.runconfig import EvalConfig, load
 
     results = eval_batch([Path(m) for m in args.model], Path(args.heldout), [Path(o) for o in args.out],

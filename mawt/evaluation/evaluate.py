@@ -167,6 +167,18 @@ def eval_heldout(model_dir: Path, heldout: Path, out: Path, cfg: EvalConfig | No
     return result
 
 
+def eval_batch(models: list[Path], heldout: Path, outs: list[Path], cfg: EvalConfig | None = None,
+               device: str = "auto", manifest: Path | None = None) -> list[dict]:
+    """`eval_heldout` of every model (`models[i]` into `outs[i]`) on the same rows and settings, one after
+    the other in this process (a workflow batch: mawt/studies/batches.py); then write `manifest`."""
+    if len(models) != len(outs):
+        raise ValueError(f"eval-heldout: {len(models)} --model but {len(outs)} --out; give one --out per --model")
+    results = [eval_heldout(Path(m), Path(heldout), Path(o), cfg, device) for m, o in zip(models, outs, strict=True)]
+    if manifest is not None:
+        atomic.write_json(manifest, {"evaluations": [str(o) for o in outs]})
+    return results
+
+
 def attention_example(model_dir: Path, heldout: Path, out: Path, index: int = 0, head: int | None = None) -> dict:
     """The 5D attention of one held-out prompt (+ gold answer) -> .npz for the report's heatmaps.
 

@@ -1,5 +1,5 @@
-"""Several runs in one process (a workflow batch, mawt/studies/batches.py): each trained, or
-evaluated, exactly as `train_run` / `eval_heldout` do it alone, one after the other.
+"""Several runs in one process (a workflow batch, mawt/studies/batches.py): each trained exactly as
+`train_run` does it alone, one after the other (their evaluation: mawt.evaluation.evaluate.eval_batch).
 
 What one process shares between its runs is only what does not change a number: imported
 modules and the interpreter. Every run sets its own seeds (`transformers.set_seed` in
@@ -50,16 +50,3 @@ def train_batch(configs: list[Path], outs: list[Path], split_dir: Path | None, m
     if manifest is not None:
         atomic.write_json(manifest, {"runs": [{k: d[k] for k in ("out", "seed")} for d in done]})
     return done
-
-
-def eval_batch(models: list[Path], heldout: Path, outs: list[Path], cfg, device: str = "auto",
-               manifest: Path | None = None) -> list[dict]:
-    """Evaluate every model (`models[i]` into `outs[i]`) on the same held-out rows and settings."""
-    from mawt.evaluation.evaluate import eval_heldout
-
-    if len(models) != len(outs):
-        raise ValueError(f"eval-heldout: {len(models)} --model but {len(outs)} --out; give one --out per --model")
-    results = [eval_heldout(Path(m), Path(heldout), Path(o), cfg, device) for m, o in zip(models, outs, strict=True)]
-    if manifest is not None:
-        atomic.write_json(manifest, {"evaluations": [str(o) for o in outs]})
-    return results
