@@ -22,12 +22,14 @@ Writes results/bench/run_cost.md (benchmarks/markdown.py: the command, machine a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -85,8 +87,6 @@ def _targets(tree: Path, setup: Path, ablations: Path) -> tuple[list[str], str]:
                           env=env, cwd=tree)
     if proc.returncode:
         raise SystemExit(f"run_cost: could not resolve the runs at {tree}:\n{proc.stderr}")
-    import json
-
     targets, split = json.loads(proc.stdout)
     return targets, split
 
@@ -94,8 +94,6 @@ def _targets(tree: Path, setup: Path, ablations: Path) -> tuple[list[str], str]:
 def _snakemake(tree: Path, work: Path, setup: Path, ablations: Path, targets: list[str], *extra: str
                ) -> tuple[float, float]:
     """CPU seconds of Snakemake and everything it started, and wall seconds."""
-    import time
-
     cmd = ["snakemake", *targets, "-s", str(tree / "Snakefile"), "-d", str(work), "--cores", "2", "-q", *extra,
            "--configfile", str(tree / "workflow" / "config.yaml"),
            "--config", f"setup={setup}", f"ablations={ablations}"]  # --config last: it takes every word after it

@@ -57,10 +57,6 @@ def distinct(rows: list[dict]) -> list[dict]:
     return out
 
 
-def _diff(row: dict) -> float:
-    return float(row["vs baseline"].split()[0])
-
-
 def sayings(rows: list[dict], plan: list[dict]) -> list[str]:
     """What the rows say, sentence by sentence (every number read from them)."""
     by = {(r["study"], r["variant"]): r for r in rows}

@@ -111,72 +111,72 @@ RUN_FILES = [layout.MODEL, layout.RUN_JSON, layout.METRICS]  # what run_files li
 _BATCHES = {}
 
 
-def TRAIN_BATCHES():
+def train_batch_index():
     """train batch id -> its run ids."""
     if "train" not in _BATCHES:
         _BATCHES["train"] = train_batches(RUNS, SEEDS_PER_JOB)
     return _BATCHES["train"]
 
 
-def RUN_BATCH():
+def run_batch_index():
     """run id -> its train batch id."""
     if "run" not in _BATCHES:
-        _BATCHES["run"] = {r: b for b, runs in TRAIN_BATCHES().items() for r in runs}
+        _BATCHES["run"] = {r: b for b, runs in train_batch_index().items() for r in runs}
     return _BATCHES["run"]
 
 
 def eval_members(run):
     """The runs evaluated with `run` in one job: its train batch's, or the untuned base alone."""
-    return [run] if layout.is_base_run(run) else TRAIN_BATCHES()[RUN_BATCH()[run]]
+    return [run] if layout.is_base_run(run) else train_batch_index()[run_batch_index()[run]]
 
 
 def eval_batch_of(run, ev):
     return eval_batch_id(ev, eval_members(run))
 
 
-def EVAL_BATCHES():
+def eval_batch_index():
     """eval batch id -> (eval id, run ids): every train batch and every untuned base, under every eval config."""
     if "eval" not in _BATCHES:
-        groups = [*TRAIN_BATCHES().values(), *([base_run(d)] for d in DATA)]
+        groups = [*train_batch_index().values(), *([base_run(d)] for d in DATA)]
         _BATCHES["eval"] = {eval_batch_id(ev, runs): (ev, runs) for runs in groups for ev in EVALS}
     return _BATCHES["eval"]
 
 
 def batch_configs(wildcards):
-    return [L.run_file(r, layout.RUN_CONFIG) for r in TRAIN_BATCHES()[wildcards.batch]]
+    return [L.run_file(r, layout.RUN_CONFIG) for r in train_batch_index()[wildcards.batch]]
 
 
 def batch_train_split(wildcards):
-    return L.split_file(run_data(TRAIN_BATCHES()[wildcards.batch][0]), layout.TRAIN_SPLIT)
+    return L.split_file(run_data(train_batch_index()[wildcards.batch][0]), layout.TRAIN_SPLIT)
 
 
 def batch_train_args(wildcards):
     """`--config C --out W` per run of the batch (W: its work folder)."""
-    runs = TRAIN_BATCHES()[wildcards.batch]
+    runs = train_batch_index()[wildcards.batch]
     return " ".join(
         f"--config {shlex.quote(L.run_file(r, layout.RUN_CONFIG))} --out {shlex.quote(L.work_dir(r))}" for r in runs
     )
 
 
 def eval_batch_models(wildcards):
-    _, runs = EVAL_BATCHES()[wildcards.ebatch]
+    _, runs = eval_batch_index()[wildcards.ebatch]
     if layout.is_base_run(runs[0]):
         return base_model_files()
     return [f"{L.run_file(r, layout.MODEL)}/model.safetensors" for r in runs]
 
 
 def eval_batch_heldout(wildcards):
-    return L.split_file(run_data(EVAL_BATCHES()[wildcards.ebatch][1][0]), layout.HELDOUT_SPLIT)
+    return L.split_file(run_data(eval_batch_index()[wildcards.ebatch][1][0]), layout.HELDOUT_SPLIT)
 
 
 def eval_batch_config(wildcards):
-    ev, runs = EVAL_BATCHES()[wildcards.ebatch]
+    ev, runs = eval_batch_index()[wildcards.ebatch]
     return L.eval_file(runs[0], ev, layout.EVAL_CONFIG)
 
 
 def eval_batch_args(wildcards):
     """`--model M --out W` per run of the eval batch (W: its heldout.json in the run's work folder)."""
-    ev, runs = EVAL_BATCHES()[wildcards.ebatch]
+    ev, runs = eval_batch_index()[wildcards.ebatch]
     out = lambda r: f"{L.work_eval_dir(r, ev)}/{layout.HELDOUT}"  # noqa: E731
     return " ".join(f"--model {shlex.quote(model_dir(r))} --out {shlex.quote(out(r))}" for r in runs)
 
@@ -265,8 +265,8 @@ def study_index(wildcards):
             "seed": s,
             "run_id": r,
             "dir": L.run_dir(r),
-            "bench": L.benchmark("train", RUN_BATCH()[r]),  # its batch's job: `bench_share` runs
-            "bench_share": len(TRAIN_BATCHES()[RUN_BATCH()[r]]),
+            "bench": L.benchmark("train", run_batch_index()[r]),  # its batch's job: `bench_share` runs
+            "bench_share": len(train_batch_index()[run_batch_index()[r]]),
             "baseline": study.baselines.get(v),
             "data": run_data(r),
             "eval_id": e,
