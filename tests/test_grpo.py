@@ -232,7 +232,9 @@ def _selector_logit_grads(model, trainer, batch):
         trainer.compute_loss(model, batch).backward()
     finally:
         handle.remove()
-    return seen["out"].grad  # (rows, L, D)
+    grad = seen["out"].grad  # (rows, L', D): the positions the selector ran at, the last L' of L
+    # (the answer window, mawt.layer.depthwise.last_layer_at); the positions before it got no gradient
+    return torch.nn.functional.pad(grad, (0, 0, batch["input_ids"].shape[1] - grad.shape[1], 0))
 
 
 def test_token_credit_gives_no_gradient_to_choices_that_cannot_change_the_reward():

@@ -19,13 +19,14 @@ def _batch(tok, n=4):
     return AnswerCollator(tok.pad_token_id)([encode_example(tok, r, 64) for r in rows])
 
 
-def _model(base_dir, depth=3, trainable="last"):
+def _model(base_dir, depth=3, trainable="last", **mawt):
     from transformers import AutoModelForCausalLM
 
     from mawt import MAWTConfig, freeze, patch_model
 
     torch.manual_seed(0)
-    model = patch_model(AutoModelForCausalLM.from_pretrained(base_dir), MAWTConfig(depth=depth, init_noise=0.3))
+    model = patch_model(AutoModelForCausalLM.from_pretrained(base_dir),
+                        MAWTConfig(depth=depth, init_noise=0.3, **mawt))
     freeze(model, trainable)
     return model.train()
 
@@ -42,9 +43,20 @@ def _close(g1, g2):
         assert (g1[n] - g2[n]).abs().max() <= 1e-4 * g2[n].abs().max() + 1e-7, n
 
 
-def test_last_layer_at_the_answer_cells_is_the_whole_layer_gathered(micro_base):
+LAYERS = {  # the MAWT layer's paths the answer window runs through
+    "fused-stats": dict(mixer="grpo"),
+    "routed-hidden": dict(mixer="grpo", selector_input="hidden"),
+    "materialized-gate": dict(mixer="softmax", path="materialized", gate="head"),
+    "fused-gumbel-both": dict(mixer="gumbel", selector_input="both"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_last_layer_at_the_answer_cells_is_the_whole_layer_gathered(micro_base, layer):
     """Hidden states at the answer cells (padding and several answer lengths in the batch) and the
-    gradients they send to every trainable parameter equal the whole layer's, gathered."""
+    gradients they send to every trainable parameter equal the whole layer's, gathered, on every
+    path of the MAWT layer: the queries of the answer window only (`queries_from`), the same
+    sampled choices there (the window draws what the whole sequence draws)."""
     from transformers import AutoTokenizer
 
     from mawt.layer.depthwise import answer_logits, run_layers
@@ -58,8 +70,10 @@ def test_last_layer_at_the_answer_cells_is_the_whole_layer_gathered(micro_base):
     n = None
     out = {}
     for fast in (True, False):
-        model = _model(micro_base)
+        model = _model(micro_base, **LAYERS[layer])
         n = len(model.model.layers)
+        attn = model.model.layers[-1].self_attn
+        assert attn.routes == (layer == "routed-hidden")
         torch.manual_seed(1)  # the selector's sampled choices: the same draws in both
         hidden = run_layers(model, model.model.embed_tokens(ids), mask, pos, 0, n, cells=cells if fast else None)
         logits, _, gold = answer_logits(model, hidden, labels)
@@ -67,6 +81,7 @@ def test_last_layer_at_the_answer_cells_is_the_whole_layer_gathered(micro_base):
         rows = hidden if fast else hidden[:, :-1][cells]
         out[fast] = (rows.detach(), logits.detach(), _grads(model))
     assert out[True][0].shape == (int(cells.sum()), model.config.hidden_size)
+    assert attn.queries_from == 0  # reset after the forward
     # bit-equal rows with AVX-512 here; with ATEN_CPU_CAPABILITY=default, 2 ulp on values ~50 (1.5e-5)
     torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-6, atol=1e-5)
     torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-6, atol=1e-5)
@@ -136,3 +151,59 @@ def test_depth_worth_outcomes_at_the_answer_cells_equal_the_whole_layer(micro_ba
             assert torch.equal(a, b)
         else:
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("trainable,mawt", [("last", dict(depth=1, mixer="fixed")), ("all", dict(depth=1, mixer="fixed")),
+                                            ("mawt", dict(depth=3, mixer="softmax")),
+                                            ("last:2", dict(depth=3, mixer="gumbel", gate="head"))])
+def test_cross_entropy_loss_at_the_answer_cells_equals_the_models_own_forward(tmp_path, micro_base, trainable, mawt):
+    """The trainer's cross-entropy loss (every mixer but grpo) computed only where it reads
+    (`cell_answer_ce`: the frozen layers without grad, the last layer at the answer window, the head
+    at the answer cells) against transformers' own forward of the whole model at every position:
+    the same loss, logged parts and gradients."""
+    from transformers import AutoTokenizer, TrainingArguments
+
+    from mawt.training.runconfig import TrainConfig
+    from mawt.training.trainer import MAWTTrainer
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    batch = _batch(tok)
+    results = {}
+    for fast in (True, False):
+        model = _model(micro_base, trainable=trainable, **mawt)
+        args = TrainingArguments(output_dir=str(tmp_path / str(fast)), report_to=[], use_cpu=True)
+        trainer = MAWTTrainer(model=model, args=args, run=TrainConfig(), use_grpo=False)
+        trainer.cells_only = fast
+        torch.manual_seed(2)  # gumbel's draws: the same in both
+        trainer.compute_loss(model, batch).backward()
+        results[fast] = ({k: v[-1] for k, v in trainer._parts.items()}, _grads(model))
+    (p1, g1), (p2, g2) = results[True], results[False]
+    assert p1.keys() == p2.keys() and "loss_ce" in p1
+    for k in p1:
+        assert p1[k] == pytest.approx(p2[k], rel=1e-5, abs=1e-6), k
+    _close(g1, g2)
+
+
+def test_teacher_forced_pass_equals_the_models_own_logits(micro_base):
+    """The held-out teacher-forced pass (the last layer and the head at the answer cells only)
+    gives each item's answer CE and greedy decision as the model's own forward over every position."""
+    from transformers import AutoTokenizer
+
+    from mawt.data.prompts import AnswerCollator, encode_example
+    from mawt.data.puzzles import generate
+    from mawt.evaluation.evaluate import teacher_forced
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    model = _model(micro_base, mixer="grpo").eval()
+    rows = generate(12, ["shift_two", "reverse"])
+    losses, greedy, _ = teacher_forced(model, tok, rows, 64, batch_size=5)
+    batch = AnswerCollator(tok.pad_token_id)([encode_example(tok, r, 64) for r in rows])
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    answer = labels != -100
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+    torch.testing.assert_close(torch.tensor(losses), (ce * answer).sum(1) / answer.sum(1), rtol=1e-5, atol=1e-6)
+    top = logits.topk(2, -1)
+    sure = ((top.indices[..., 0] == labels) & (top.values[..., 0] > top.values[..., 1])) | ~answer
+    assert greedy == sure.all(1).tolist()

@@ -47,34 +47,50 @@ from mawt.common.environment import environment
 from mawt.training.models import load_checkpoint
 from mawt.training.runconfig import EvalConfig
 from mawt.evaluation.worth import depth_worth
+from mawt.layer.depthwise import run_layers
 from mawt.layer.selection import last_selections, selection_stats
 from mawt.evaluation.generation import generate
 from mawt.evaluation.scoring import SCORES, challenge_metric, challenge_strict, exact_match, think_closed
 
 
 @torch.no_grad()
-def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32):
+def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32,
+                   prefixes: list | None = None):
     """Per item: answer CE (nats/token) and whether greedy decoding surely reproduces the gold
     answer (the gold token the unique argmax at every answer position: a tie is left to
     generation); plus the held-out selector statistics over answer-predicting positions
-    ({} without MAWT)."""
+    ({} without MAWT).
+
+    The model's own layers, final norm and head in its own dtype (the logits greedy decoding
+    reads), computed only where these read: the last layer at the answer cells
+    (`mawt.layer.depthwise.run_layers(..., cells=)`), the head at the answer cells. `prefixes`:
+    a list that receives each batch's input to the last layer (the worth pass reuses them)."""
     model.eval()
     collate = AnswerCollator(tokenizer.pad_token_id)
     losses, greedy = [], []
     selection = None  # pooled over every batch (mawt/layer/selection.py)
+    n_layers = len(model.model.layers)
     # every row is encoded (a row longer than eval.max_length refused) before any forward pass
     examples = [encode_example(tokenizer, r, max_length, "eval.max_length", j) for j, r in enumerate(rows)]
     for i in range(0, len(rows), batch_size):
         encoded = examples[i : i + batch_size]
         batch = {k: v.to(model.device) for k, v in collate(encoded).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        ids, mask = batch["input_ids"], batch["attention_mask"]
         labels = batch["labels"][:, 1:]  # position t predicts token t + 1
         answer = labels != -100  # (B, L-1)
-        tok = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")
+        position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
+        hidden = run_layers(model, model.model.embed_tokens(ids), mask, position_ids, 0, n_layers - 1)
+        if prefixes is not None:
+            prefixes.append(hidden)
+        hidden = run_layers(model, hidden, mask, position_ids, n_layers - 1, n_layers, cells=answer)  # (K, E)
+        logits = model.lm_head(model.model.norm(hidden)).float()  # (K, V): the answer cells, row-major
+        gold = labels[answer]
+        tok = torch.zeros(answer.shape, device=ids.device).index_put(
+            (answer,), torch.nn.functional.cross_entropy(logits, gold, reduction="none"))
         losses += ((tok * answer).sum(1) / answer.sum(1)).tolist()
-        top = logits.topk(2, dim=-1)  # (B, L-1, 2): a top-1 tie is no greedy decision
-        unique_gold = (top.indices[..., 0] == labels) & (top.values[..., 0] > top.values[..., 1])
-        greedy += (unique_gold | ~answer).all(1).tolist()
+        top = logits.topk(2, dim=-1)  # (K, 2): a top-1 tie is no greedy decision
+        unique_gold = (top.indices[:, 0] == gold) & (top.values[:, 0] > top.values[:, 1])
+        greedy += torch.ones_like(answer).index_put((answer,), unique_gold).all(1).tolist()
         stats = selection_stats(last_selections(model), torch.nn.functional.pad(answer, (0, 1)), pooled=True)
         if stats is not None:
             selection = stats if selection is None else selection + stats
@@ -92,7 +108,8 @@ def check_budget(tokenizer, rows: list[dict], cfg: EvalConfig) -> None:
 def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dict:
     """Scores, reasoning quantities and answer loss per item, their means, and the selector statistics."""
     check_budget(tokenizer, rows, cfg)
-    losses, greedy, selection = teacher_forced(model, tokenizer, rows, cfg.max_length, cfg.batch_size)
+    prefixes: list = []  # each batch's input to the last layer, for the worth pass
+    losses, greedy, selection = teacher_forced(model, tokenizer, rows, cfg.max_length, cfg.batch_size, prefixes)
     opened = think_open(tokenizer, cfg.thinking)
     shortcut = cfg.greedy and not opened  # greedy == gold is then decided by the teacher-forced pass
     todo = [i for i, ok in enumerate(greedy) if not (shortcut and ok)]
@@ -112,7 +129,7 @@ def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dic
     result = aggregate(items)
     result.update(heldout_answer_loss=sum(losses) / max(len(losses), 1), generated=len(todo) * cfg.n_samples,
                   selection=selection, think_open=opened, eval=dict(cfg.__dict__))
-    worth = depth_worth(model, tokenizer, rows, cfg.max_length, cfg.batch_size)
+    worth = depth_worth(model, tokenizer, rows, cfg.max_length, cfg.batch_size, prefixes)
     if worth is not None:  # what the depth choice is worth (mawt/evaluation/worth.py): hard choices in the last layer
         result["worth"] = worth
     return result

@@ -58,14 +58,17 @@ def applies(model) -> bool:
 
 
 @torch.no_grad()
-def outcomes(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def outcomes(model, batch: dict, prefix: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per (row, answer position, depth) of one collated batch: CE (B, T, D) and strict top-1 match
     (B, T, D) bool, the policy's greedy depth (B, T) long, and the answer-position mask (B, T)
-    (T = L-1; positions outside the mask hold zeros)."""
+    (T = L-1; positions outside the mask hold zeros). `prefix`: the batch's input to the last
+    layer, if already computed (the teacher-forced pass's)."""
     ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     n_layers = len(model.model.layers)
     position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
-    hidden = run_layers(model, model.model.embed_tokens(ids), mask, position_ids, 0, n_layers - 1)
+    hidden = prefix if prefix is not None else run_layers(model, model.model.embed_tokens(ids), mask,
+                                                          position_ids, 0, n_layers - 1)
     hidden, layer = every_depth(model, hidden, mask, position_ids, cells=labels[:, 1:] != -100)  # answer cells only
     B, D = ids.shape[0], layer.mawt.depth
     logits, cells_rep, gold = answer_logits(model, hidden, labels.repeat_interleave(D, dim=0))
@@ -77,8 +80,9 @@ def outcomes(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     ok = torch.zeros(cells_rep.shape, dtype=torch.bool, device=ids.device).index_put((cells_rep,), ok_flat)
     ce = ce.view(B, D, -1).transpose(1, 2)
     ok = ok.view(B, D, -1).transpose(1, 2)
-    greedy = layer.last_selection.log_probs[::D][:, :-1].argmax(-1)  # (B, T): eval mode's choice
-    return ce, ok, greedy, labels[:, 1:] != -100
+    answer = labels[:, 1:] != -100
+    greedy = layer.last_selection.log_probs[::D][:, :-1].argmax(-1).masked_fill(~answer, 0)  # eval mode's choice
+    return ce, ok, greedy, answer
 
 
 def item_worth(ce: torch.Tensor, ok: torch.Tensor, greedy: torch.Tensor, cells: torch.Tensor) -> dict:
@@ -105,17 +109,20 @@ def item_worth(ce: torch.Tensor, ok: torch.Tensor, greedy: torch.Tensor, cells: 
 
 
 @torch.no_grad()
-def depth_worth(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32) -> dict | None:
-    """The `worth` record of heldout.json (module docstring); None when it does not apply."""
+def depth_worth(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32,
+                prefixes: list | None = None) -> dict | None:
+    """The `worth` record of heldout.json (module docstring); None when it does not apply.
+    `prefixes`: each batch's input to the last layer, as `teacher_forced` collected them on the
+    same rows and batch size (else computed here)."""
     if not applies(model):
         return None
     model.eval()
     collate = AnswerCollator(tokenizer.pad_token_id)
     examples = [encode_example(tokenizer, r, max_length, "eval.max_length", j) for j, r in enumerate(rows)]
     parts: dict[str, list[torch.Tensor]] = {}
-    for i in range(0, len(examples), batch_size):
+    for j, i in enumerate(range(0, len(examples), batch_size)):
         batch = {k: v.to(model.device) for k, v in collate(examples[i : i + batch_size]).items()}
-        for key, value in item_worth(*outcomes(model, batch)).items():
+        for key, value in item_worth(*outcomes(model, batch, prefixes[j] if prefixes else None)).items():
             parts.setdefault(key, []).append(value.double().cpu())
     per_item = {k: torch.cat(v) for k, v in parts.items()}
     depth_loss = per_item.pop("loss_depth").mean(0)  # (D,)

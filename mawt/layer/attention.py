@@ -92,6 +92,11 @@ class MAWTAttention(nn.Module):
         # the trainable suffix) or D forced depths (mawt.layer.depthwise). The attention
         # core then runs once per row and only the mixer sees all n copies.
         self.copies_per_row = 1
+        # > 0 while only the queries at positions >= queries_from are wanted (the answer window of a
+        # loss that reads the last layer at the answer cells only: mawt.layer.depthwise.last_layer_at).
+        # Keys and values still cover every position; the output has L - queries_from rows, and
+        # `last_selection` is padded back to the whole sequence (`Selection.padded`).
+        self.queries_from = 0
         self.capture_attention = False  # set by mawt.capture()
         self.captured: torch.Tensor | None = None  # (B, H, Lq, Lk, D) of the last forward
         self.last_selection = None  # mawt.layer.mixers.Selection of the last forward
@@ -117,23 +122,28 @@ class MAWTAttention(nn.Module):
             cache = kwargs.pop("past_key_values", None)  # pre-5.x keyword
         if self.routes:
             return self._routed(hidden_states, position_embeddings, attention_mask, cache, kwargs)
-        G = self.copies_per_row
-        full_hidden = hidden_states
+        G, a = self.copies_per_row, self._window(cache)
+        full_hidden = hidden_states[:, a:]
         hidden_states, attention_mask, position_embeddings = self._one_per_group(
             hidden_states, attention_mask, position_embeddings, cache)  # attend once per group
-        B, L, _ = hidden_states.shape
+        B, Lk, _ = hidden_states.shape
+        L = Lk - a  # the queries: positions [a, Lk)
         H, D, hd = self.num_heads, self.mawt.depth, self.head_dim
 
-        q = self.q_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, H, L, hd)
-        k = self.k_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
-        v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
+        q = self.q_proj(hidden_states[:, a:]).view(B, L, -1, hd).transpose(1, 2)  # (B, H, L, hd)
+        k = self.k_proj(hidden_states).view(B, Lk, -1, hd).transpose(1, 2)  # (B, Hkv, Lk, hd)
+        v = self.v_proj(hidden_states).view(B, Lk, -1, hd).transpose(1, 2)  # (B, Hkv, Lk, hd)
         # A_d before RoPE keeps relative-position behaviour.
         q = torch.matmul(q.unsqueeze(2), self.depth_query)  # (B, H, D, L, hd)
         q = q.reshape(B, H * D, L, hd)  # head h*D + d
         cos, sin = position_embeddings
-        q, k = self._apply_rope(q, k, cos, sin)
+        if a:
+            q, _ = self._apply_rope(q, q[:, :1], cos[:, a:], sin[:, a:])
+            _, k = self._apply_rope(k, k, cos, sin)
+        else:
+            q, k = self._apply_rope(q, k, cos, sin)
 
-        k, v, allowed, valid, offset = self._cached_keys(k, v, attention_mask, cache, kwargs)
+        k, v, allowed, valid, offset = self._cached_keys(k, v, attention_mask, cache, kwargs, L)
         dropout = self.attention_dropout if self.training else 0.0
 
         if self.mawt.path == "materialized" or self.capture_attention:
@@ -145,12 +155,13 @@ class MAWTAttention(nn.Module):
         if stats is not None:
             stats = stats.masked_fill(~valid[..., None, None], 0.0)  # padded queries: no signal
         out = torch.matmul(attn.view(B, H, D, L, hd), self.depth_output)  # O_d: (B, H, D, L, hd)
-        if G > 1:  # one row per rollout from here: each samples its own depth choices
-            valid, hidden_states = valid.repeat_interleave(G, 0), full_hidden
+        hidden_states = full_hidden  # the queries' rows, one per rollout: each samples its own depth choices
+        if G > 1:
+            valid = valid.repeat_interleave(G, 0)
             stats = stats.repeat_interleave(G, 0) if stats is not None else None
 
-        sel = self.mixer(stats, hidden_states, valid)
-        self.last_selection = sel
+        sel = self.mixer(stats, hidden_states, valid, offset=a)
+        self.last_selection = sel.padded(a)
         # sum_d w[b, l, d] O_d[b, h, l]: D broadcast multiply-adds, the G rollouts of a group reading its
         # one O (B, H, D, L, hd), never repeated G times
         w = sel.weights.to(out.dtype).view(B, G, 1, L, D, 1)  # (B, G, 1, L, D, 1)
@@ -175,15 +186,21 @@ class MAWTAttention(nn.Module):
         return (hidden_states[::G], attention_mask[::G] if attention_mask is not None else None,
                 tuple(t[::G] if t.shape[0] > 1 else t for t in position_embeddings))
 
-    def _cached_keys(self, k, v, attention_mask, cache, kwargs):
+    def _window(self, cache) -> int:
+        """The first query position this forward computes (`queries_from`; 0 with a cache)."""
+        if self.queries_from and cache is not None:
+            raise ValueError("MAWTAttention.queries_from needs a whole sequence, no cache")
+        return self.queries_from
+
+    def _cached_keys(self, k, v, attention_mask, cache, kwargs, q_len: int):
         """The keys and values attended to (after the cache's update: a sliding-window cache
-        returns only its window), the allowed keys (B, 1, L, Lk), the real queries (B, L) and
-        the position offset of the first query."""
-        L = k.shape[2]
+        returns only its window), the allowed keys (B, 1, q_len, Lk), the real queries (B, q_len)
+        and the position offset of the first query (the last q_len positions are the queries)."""
+        L = q_len
         past = cache.get_seq_length(self.layer_idx) if cache is not None else 0
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx, kwargs=kwargs)  # plain k, v: a standard cache
-        offset = min(past, k.shape[2] - L)
+        offset = min(past, k.shape[2] - L) if cache is not None else k.shape[2] - L  # the window's start
         allowed = allowed_keys(attention_mask, k.shape[0], L, k.shape[2], offset, k.device)
         return k, v, allowed, query_valid(allowed, offset), offset
 
@@ -197,21 +214,24 @@ class MAWTAttention(nn.Module):
 
     def _routed(self, hidden_states, position_embeddings, attention_mask, cache, kwargs) -> tuple[torch.Tensor, None]:
         """One attention per token's chosen depth (see the module docstring)."""
-        G = self.copies_per_row
-        full_hidden = hidden_states
+        G, a = self.copies_per_row, self._window(cache)
+        full_hidden = hidden_states[:, a:]
         hidden_states, attention_mask, position_embeddings = self._one_per_group(
             hidden_states, attention_mask, position_embeddings, cache)  # K, V once per group
-        B, L, _ = hidden_states.shape
+        B, Lk, _ = hidden_states.shape
+        L = Lk - a  # the queries: positions [a, Lk)
         H, hd = self.num_heads, self.head_dim
         cos, sin = position_embeddings
-        k = self.k_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)  # (B, Hkv, L, hd)
-        v = self.v_proj(hidden_states).view(B, L, -1, hd).transpose(1, 2)
+        k = self.k_proj(hidden_states).view(B, Lk, -1, hd).transpose(1, 2)  # (B, Hkv, Lk, hd)
+        v = self.v_proj(hidden_states).view(B, Lk, -1, hd).transpose(1, 2)
         _, k = self._apply_rope(k, k, cos, sin)  # RoPE(k) now; each query's rotation waits for its depth
-        k, v, allowed, valid, _ = self._cached_keys(k, v, attention_mask, cache, kwargs)
-        sel = self.mixer(None, full_hidden, valid.repeat_interleave(G, 0) if G > 1 else valid)  # hidden only
-        self.last_selection = sel
+        k, v, allowed, valid, _ = self._cached_keys(k, v, attention_mask, cache, kwargs, L)
+        sel = self.mixer(None, full_hidden, valid.repeat_interleave(G, 0) if G > 1 else valid,
+                         offset=a)  # hidden only
+        self.last_selection = sel.padded(a)
+        cos, sin = cos[:, a:], sin[:, a:]
 
-        q = self.q_proj(hidden_states).view(B, L, H, hd)
+        q = self.q_proj(hidden_states[:, a:]).view(B, L, H, hd)
         if G > 1:
             q = q.repeat_interleave(G, 0)  # each rollout its own depths
         plan = routing(sel.choice, self.mawt.depth)  # positions by depth, for A_d and B_d

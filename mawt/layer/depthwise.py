@@ -37,12 +37,14 @@ import torch.nn.functional as F
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 
-def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: int, cells: torch.Tensor | None = None):
+def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: int, cells: torch.Tensor | None = None,
+               window: bool = True):
     """Decoder layers [start, stop) of a Qwen2/Mistral/Llama model on `hidden` (B, L, E).
 
     `cells` (B, L-1), with `stop` the model's last layer: only the answer cells' final hidden
     states are wanted (what `answer_logits` projects), so the last layer's MLP block runs at those
-    positions only and the result is their rows, (K, E) in row-major order (`last_layer_at`)."""
+    positions only and the result is their rows, (K, E) in row-major order (`last_layer_at`; `window`
+    False: a MAWT layer's selector still at every position, for a loss that reads its choices there)."""
     inner = model.model
     kwargs = dict(config=inner.config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None,
                   position_ids=position_ids)
@@ -62,24 +64,40 @@ def run_layers(model, hidden, attention_mask, position_ids, start: int, stop: in
         hidden = inner.layers[i](hidden, attention_mask=masks[types[i]],
                                  position_embeddings=rope, position_ids=position_ids)
     if cells is not None:
-        hidden = last_layer_at(inner.layers[last], hidden, masks[types[last]], rope, position_ids, cells)
+        hidden = last_layer_at(inner.layers[last], hidden, masks[types[last]], rope, position_ids, cells, window)
     return hidden
 
 
-def last_layer_at(layer, hidden, mask, rope, position_ids, cells: torch.Tensor) -> torch.Tensor:
+def last_layer_at(layer, hidden, mask, rope, position_ids, cells: torch.Tensor, window: bool = True) -> torch.Tensor:
     """A Qwen2/Mistral/Llama decoder layer whose output is wanted only at `cells` (B, L-1): (K, E).
 
-    transformers' decoder layer, in the same order: attention over every position (keys, values and
-    the selector's choices need them all), then the MLP block at the K answer cells only. Nothing
-    above the last layer reads the other positions, so their MLP work (most of a GRPO step's
-    rollouts: G copies x every position, forward and backward) was thrown away. Row for row the
-    same products; only the order in which the weight gradients sum over rows changes
+    transformers' decoder layer, in the same order: attention, then the MLP block at the K answer
+    cells only. Nothing above the last layer reads the other positions, so their work (most of a
+    GRPO step's rollouts: G copies x every position, forward and backward) was thrown away. A MAWT
+    layer computes only the queries of the window [first answer cell, L) (`MAWTAttention.queries_from`):
+    keys and values at every position, the selector and its draws at the window's positions (the
+    same draws a whole-sequence forward makes there). Row for row the same products; the order in
+    which the weight gradients sum over rows, and the shapes of the kernels, change
     (`tests/test_grpo_cost.py` compares with the whole layer)."""
-    residual = hidden
-    h, _ = layer.self_attn(hidden_states=layer.input_layernorm(hidden), attention_mask=mask,
-                           position_ids=position_ids, position_embeddings=rope)
-    h = (residual + h)[:, :-1][cells]  # (K, E): position t predicts the answer token t + 1
+    attn = layer.self_attn
+    windowed = window and hasattr(attn, "queries_from")  # a MAWT layer: queries from the first answer cell on
+    start = first_cell(cells) if windowed else 0
+    if windowed:
+        attn.queries_from = start
+    try:
+        h, _ = attn(hidden_states=layer.input_layernorm(hidden), attention_mask=mask,
+                    position_ids=position_ids, position_embeddings=rope)
+    finally:
+        if windowed:
+            attn.queries_from = 0
+    h = (hidden[:, start:] + h)[:, :-1][cells[:, start:]]  # (K, E): position t predicts the answer token t + 1
     return h + layer.mlp(layer.post_attention_layernorm(h))
+
+
+def first_cell(cells: torch.Tensor) -> int:
+    """The first position of any row's answer cells (B, L-1): the query window's start (0 if none)."""
+    columns = cells.any(0).nonzero()
+    return int(columns[0]) if len(columns) else 0
 
 
 def answer_logits(model, hidden: torch.Tensor, labels: torch.Tensor):

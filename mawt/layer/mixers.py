@@ -37,6 +37,7 @@ tokens after t (causality also holds in training mode).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,6 +65,23 @@ class Selection:
     choice: torch.Tensor | None = None  # chosen depth per token (grpo, gumbel), long (B, L)
     observation: torch.Tensor | None = None  # the MLP's (detached) input, (B, L, F)
 
+    def padded(self, before: int) -> "Selection":
+        """This selection of the positions [before, L) as one of the whole sequence (B, L): the
+        positions before the window are invalid (valid False, weight 0, depth 0, observation 0,
+        uniform log-probabilities), so what averages over valid positions is unchanged."""
+        if before == 0:
+            return self
+
+        def pad(t, value=0.0):
+            if t is None:
+                return None
+            return F.pad(t, (0, 0, before, 0) if t.dim() == 3 else (before, 0), value=value)
+
+        D = self.weights.shape[-1]
+        return Selection(weights=pad(self.weights), valid=pad(self.valid, False), logits=pad(self.logits),
+                         log_probs=pad(self.log_probs, -math.log(D)), choice=pad(self.choice, 0),
+                         observation=pad(self.observation))
+
     @property
     def choice_log_prob(self) -> torch.Tensor | None:
         """log pi(d_t | x) of the chosen depths, (B, L), differentiable (GRPO loss)."""
@@ -79,8 +97,12 @@ class Selection:
         return -(self.log_probs.exp() * self.log_probs).sum(-1)
 
 
-def _gumbel_like(logits: torch.Tensor) -> torch.Tensor:
-    u = torch.rand(logits.shape, device=logits.device, dtype=torch.float32)
+def _gumbel_like(logits: torch.Tensor, offset: int = 0) -> torch.Tensor:
+    """Gumbel noise for `logits` (B, L, D). `offset` > 0: the logits are those of positions
+    [offset, offset + L); the draws are those a whole-sequence forward makes there (it draws
+    (B, offset + L, D) and keeps the window), so the global RNG runs as in that forward."""
+    B, L, D = logits.shape
+    u = torch.rand((B, offset + L, D), device=logits.device, dtype=torch.float32)[:, offset:]
     tiny = torch.finfo(torch.float32).tiny
     return -torch.log(-torch.log(u.clamp(tiny, 1.0 - 1e-7))).to(logits.dtype)
 
@@ -131,6 +153,7 @@ class DepthMixer(nn.Module):
         stats: torch.Tensor | None,  # (B, L, D, N_STATS), detached
         hidden: torch.Tensor | None,  # (B, L, E)
         valid: torch.Tensor,  # bool (B, L)
+        offset: int = 0,  # the positions are [offset, offset + L) of the sequence (the gumbel draws)
     ) -> Selection:
         B, L = valid.shape
         D = self.depth
@@ -163,7 +186,7 @@ class DepthMixer(nn.Module):
             return Selection(weights=w, valid=valid, logits=logits, log_probs=log_probs, observation=obs)
 
         if self.training:
-            noisy = logits + _gumbel_like(logits)
+            noisy = logits + _gumbel_like(logits, offset)
         else:
             noisy = logits
         choice = noisy.argmax(-1)  # (B, L)

@@ -60,10 +60,36 @@ def answer_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return grpo.masked_mean(token_ce(logits, labels), labels[:, 1:] != -100)
 
 
-def logged_selection(model) -> dict[str, float]:
-    """The training log's selector statistics of the model's last forward ({} without MAWT)."""
-    stats = selection_stats(last_selections(model))
+def logged_selection(model, cells: torch.Tensor) -> dict[str, float]:
+    """The training log's selector statistics of the model's last forward at the answer cells
+    `cells` (N, L), the positions the loss reads ({} without MAWT)."""
+    stats = selection_stats(last_selections(model), cells)
     return stats.as_dict() if stats is not None else {}
+
+
+def embed(model, ids: torch.Tensor) -> torch.Tensor:
+    """The input embeddings, with grad only if they train."""
+    frozen_embed = not any(p.requires_grad for p in model.model.embed_tokens.parameters())
+    with torch.set_grad_enabled(not frozen_embed):
+        return model.model.embed_tokens(ids)
+
+
+def cell_answer_ce(model, inputs) -> torch.Tensor:
+    """`answer_ce(model(**inputs).logits, labels)`, (N,), computed only where the loss reads: the
+    layers below the first trainable one without grad, the last layer at the answer window
+    (`run_layers(..., cells=)`: its MLP at the answer cells, a MAWT layer's queries from the first
+    answer cell on), and the head in float32 at the answer cells (`cell_ce`), not at L x vocab."""
+    ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+    n_layers = len(model.model.layers)
+    split = min(first_trainable_layer(model), n_layers - 1)
+    position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
+    hidden = embed(model, ids)
+    if split > 0:
+        with torch.no_grad():
+            hidden = run_layers(model, hidden, mask, position_ids, 0, split)
+    cells = labels[:, 1:] != -100
+    hidden = run_layers(model, hidden, mask, position_ids, split, n_layers, cells=cells)
+    return grpo.masked_mean(cell_ce(model, hidden, labels), cells)
 
 
 class RewardStream:
@@ -120,14 +146,9 @@ class GRPOLoss:
             return self._exact_loss(model, inputs, generator)
         return self._sampled_loss(model, inputs, generator)
 
-    def _embed(self, model, ids: torch.Tensor) -> torch.Tensor:
-        frozen_embed = not any(p.requires_grad for p in model.model.embed_tokens.parameters())
-        with torch.set_grad_enabled(not frozen_embed):
-            return model.model.embed_tokens(ids)
-
     def _prefix(self, model, ids, mask, position_ids, split: int) -> torch.Tensor:
         """Embeddings, then the frozen layers [0, split) once per step without grad."""
-        hidden = self._embed(model, ids)
+        hidden = embed(model, ids)
         if split > 0:
             with torch.no_grad():
                 hidden = run_layers(model, hidden, mask, position_ids, 0, split)
@@ -161,8 +182,9 @@ class GRPOLoss:
         try:  # what depends on the choices: float32 on the bf16 path (mawt/layer/depthwise.py)
             with float32_suffix(hidden, self.run.dtype == "bfloat16") as h:
                 # the last layer's MLP block only at the answer cells, the only rows the loss reads
+                # (sequence credit reads the choices at every position up to the last answer cell)
                 hidden = run_layers(model, h, rep(mask), rep(position_ids), first_mawt, n_layers,
-                                    cells=cells[:, :-1] if self.cells_only else None)
+                                    cells=cells[:, :-1] if self.cells_only else None, window=run.credit != "sequence")
         finally:
             if shared is not None:
                 shared.copies_per_row = 1
@@ -198,7 +220,7 @@ class GRPOLoss:
         rewards = -ce.detach().view(-1, G)
         parts = dict(loss_ce=ce.mean().item(), loss_pg=pg.item(), kl=kl.item(), loss_entropy=entropy.item(),
                      reward_mean=rewards.mean().item(), reward_std=rewards.std(1, unbiased=False).mean().item(),
-                     zero_spread_frac=zero_spread.item(), **logged_selection(model))
+                     zero_spread_frac=zero_spread.item(), **logged_selection(model, cells))
         return loss, parts
 
     def _every_depth_ce(self, model, inputs):
@@ -253,5 +275,5 @@ class GRPOLoss:
                      reward_mean=-ce.detach().mean().item(),
                      reward_std=grpo.masked_mean(sigma.flatten(), cells.flatten(), dim=0).item(),
                      reward_spread=grpo.reward_spread(rewards, cells).item(),
-                     **selection_stats([policy], policy=True).as_dict())
+                     **selection_stats([policy], F.pad(cells, (0, 1)), policy=True).as_dict())
         return loss, parts

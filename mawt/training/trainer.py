@@ -23,7 +23,8 @@ from transformers import Trainer, TrainerCallback
 
 from mawt.common import atomic
 from mawt.training.checkpoints import COMPLETE
-from mawt.training.grpo_loss import GRPOLoss, RewardStream, answer_ce, logged_selection
+from mawt.training import grpo
+from mawt.training.grpo_loss import GRPOLoss, RewardStream, answer_ce, cell_answer_ce, logged_selection
 from mawt.training.runconfig import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ class MAWTTrainer(Trainer):
         self.run = run
         self._parts: dict[str, list[float]] = defaultdict(list)
         self.grpo_loss = GRPOLoss(self.model, run) if use_grpo else None
+        # the cross-entropy loss only where it reads (mawt.training.grpo_loss.cell_answer_ce); False: the
+        # model's own forward at every position, the reference the tests compare it with
+        self.cells_only = True
         self._rewards = RewardStream(run.seed)  # the reward permutation's generators (reward_control)
         if run.reward_control != "none" and not use_grpo:
             logger.warning("train.reward_control=%r has no effect: only the GRPO objective (mixer grpo) reads "
@@ -82,9 +86,14 @@ class MAWTTrainer(Trainer):
                 loss, parts = self.grpo_loss(model, inputs, generator)
                 self._record(**parts)
                 return (loss, None) if return_outputs else loss
+            cells = grpo.answer_cells(inputs["labels"])
+            if self.cells_only and not return_outputs:
+                ce = cell_answer_ce(model, inputs).mean()
+                self._record(loss_ce=ce.item(), **logged_selection(model, cells))
+                return ce
             outputs = model(**inputs)
             ce = answer_ce(outputs.logits, inputs["labels"]).mean()
-            self._record(loss_ce=ce.item(), **logged_selection(model))
+            self._record(loss_ce=ce.item(), **logged_selection(model, cells))
             return (ce, outputs) if return_outputs else ce
 
     # ------------------------------------------------------------ checkpoints
