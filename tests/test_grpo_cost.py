@@ -207,3 +207,44 @@ def test_teacher_forced_pass_equals_the_models_own_logits(micro_base):
     top = logits.topk(2, -1)
     sure = ((top.indices[..., 0] == labels) & (top.values[..., 0] > top.values[..., 1])) | ~answer
     assert greedy == sure.all(1).tolist()
+
+
+def test_frozen_prefix_is_each_example_alone_and_kept(micro_base):
+    """The frozen layers' output of a training batch (mawt/training/prefix.py) is, row for row, the
+    hidden state transformers' own forward gives for that example alone; a later batch with the same
+    examples in another order and padding reads the kept values, bit for bit, computing nothing; zeros
+    at the padding; in eval mode it is computed on the batch."""
+    from transformers import AutoTokenizer
+
+    from mawt.data.prompts import AnswerCollator, encode_example
+    from mawt.data.puzzles import generate
+    from mawt.training.prefix import FrozenPrefix, first_trainable_layer
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    model = _model(micro_base, mixer="grpo")
+    split = first_trainable_layer(model)
+    assert split == len(model.model.layers) - 1
+    examples = [encode_example(tok, r, 64) for r in generate(5, ["shift_two", "reverse"])]
+    prefix = FrozenPrefix()
+
+    def call(rows):
+        batch = AnswerCollator(tok.pad_token_id)(rows)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        return prefix(model, ids, mask, torch.arange(ids.shape[1])[None].expand_as(ids), split), mask
+
+    first, mask = call(examples)
+    assert (mask == 0).any() and prefix.computed == 5
+    for b, example in enumerate(examples):
+        n = len(example["input_ids"])
+        with torch.no_grad():
+            alone = model(input_ids=torch.tensor([example["input_ids"]]), output_hidden_states=True).hidden_states[split]
+        torch.testing.assert_close(first[b, :n], alone[0], rtol=1e-5, atol=1e-5)
+        assert not first[b, n:].any()
+    again, _ = call(examples[3:][::-1] + examples[1:2])  # other rows, order and width
+    assert prefix.computed == 5
+    for b, src in enumerate([4, 3, 1]):
+        n = len(examples[src]["input_ids"])
+        assert torch.equal(again[b, :n], first[src, :n])
+    model.eval()
+    call(examples[:2])
+    assert prefix.computed == 5 and len(prefix.kept) == 5

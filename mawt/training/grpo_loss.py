@@ -32,21 +32,11 @@ from mawt.layer.mixers import Selection
 from mawt.layer.patching import mawt_layers
 from mawt.layer.selection import last_selections, selection_stats
 from mawt.training import grpo
+from mawt.training.prefix import FrozenPrefix, first_trainable_layer
 from mawt.training.preflight import check_credit
 from mawt.training.runconfig import TrainConfig
 
 logger = logging.getLogger(__name__)
-
-
-def first_trainable_layer(model) -> int:
-    """Index of the first decoder layer with a trainable parameter (0 if embeddings train)."""
-    inner = model.model
-    if any(p.requires_grad for p in inner.embed_tokens.parameters()):
-        return 0
-    for i, layer in enumerate(inner.layers):
-        if any(p.requires_grad for p in layer.parameters()):
-            return i
-    return len(inner.layers)
 
 
 def token_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -67,26 +57,17 @@ def logged_selection(model, cells: torch.Tensor) -> dict[str, float]:
     return stats.as_dict() if stats is not None else {}
 
 
-def embed(model, ids: torch.Tensor) -> torch.Tensor:
-    """The input embeddings, with grad only if they train."""
-    frozen_embed = not any(p.requires_grad for p in model.model.embed_tokens.parameters())
-    with torch.set_grad_enabled(not frozen_embed):
-        return model.model.embed_tokens(ids)
-
-
-def cell_answer_ce(model, inputs) -> torch.Tensor:
+def cell_answer_ce(model, inputs, prefix: FrozenPrefix) -> torch.Tensor:
     """`answer_ce(model(**inputs).logits, labels)`, (N,), computed only where the loss reads: the
     layers below the first trainable one without grad, the last layer at the answer window
     (`run_layers(..., cells=)`: its MLP at the answer cells, a MAWT layer's queries from the first
-    answer cell on), and the head in float32 at the answer cells (`cell_ce`), not at L x vocab."""
+    answer cell on), and the head in float32 at the answer cells (`cell_ce`), not at L x vocab;
+    `prefix`: the frozen layers' output, each example's computed once (mawt/training/prefix.py)."""
     ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
     n_layers = len(model.model.layers)
     split = min(first_trainable_layer(model), n_layers - 1)
     position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
-    hidden = embed(model, ids)
-    if split > 0:
-        with torch.no_grad():
-            hidden = run_layers(model, hidden, mask, position_ids, 0, split)
+    hidden = prefix(model, ids, mask, position_ids, split)
     cells = labels[:, 1:] != -100
     hidden = run_layers(model, hidden, mask, position_ids, split, n_layers, cells=cells)
     return grpo.masked_mean(cell_ce(model, hidden, labels), cells)
@@ -126,6 +107,7 @@ class GRPOLoss:
         self.ref = {i: copy.deepcopy(m.mixer.selector).requires_grad_(False)
                     for i, m in mawt_layers(model).items() if m.mixer.selector is not None}
         self.prefix_calls = 0  # how many times the frozen prefix ran (tests count it)
+        self.prefix = FrozenPrefix(enabled=run.reuse_prefix)
         # the last layer's MLP block only at the answer cells (mawt.layer.depthwise.last_layer_at); False: at
         # every position, the reference the tests compare it with
         self.cells_only = True
@@ -147,13 +129,11 @@ class GRPOLoss:
         return self._sampled_loss(model, inputs, generator)
 
     def _prefix(self, model, ids, mask, position_ids, split: int) -> torch.Tensor:
-        """Embeddings, then the frozen layers [0, split) once per step without grad."""
-        hidden = embed(model, ids)
+        """Embeddings, then the frozen layers [0, split) once per step without grad (each example's
+        kept from its first step on: mawt/training/prefix.py)."""
         if split > 0:
-            with torch.no_grad():
-                hidden = run_layers(model, hidden, mask, position_ids, 0, split)
             self.prefix_calls += 1
-        return hidden
+        return self.prefix(model, ids, mask, position_ids, split)
 
     def _sampled_loss(self, model, inputs, generator) -> tuple[torch.Tensor, dict[str, float]]:
         """Token and sequence credit: G sampled rollouts per example."""

@@ -25,6 +25,7 @@ from mawt.common import atomic
 from mawt.training.checkpoints import COMPLETE
 from mawt.training import grpo
 from mawt.training.grpo_loss import GRPOLoss, RewardStream, answer_ce, cell_answer_ce, logged_selection
+from mawt.training.prefix import FrozenPrefix
 from mawt.training.runconfig import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class MAWTTrainer(Trainer):
         # the cross-entropy loss only where it reads (mawt.training.grpo_loss.cell_answer_ce); False: the
         # model's own forward at every position, the reference the tests compare it with
         self.cells_only = True
+        self.prefix = FrozenPrefix(enabled=run.reuse_prefix)  # the frozen layers' output, kept per example
         self._rewards = RewardStream(run.seed)  # the reward permutation's generators (reward_control)
         if run.reward_control != "none" and not use_grpo:
             logger.warning("train.reward_control=%r has no effect: only the GRPO objective (mixer grpo) reads "
@@ -88,7 +90,7 @@ class MAWTTrainer(Trainer):
                 return (loss, None) if return_outputs else loss
             cells = grpo.answer_cells(inputs["labels"])
             if self.cells_only and not return_outputs:
-                ce = cell_answer_ce(model, inputs).mean()
+                ce = cell_answer_ce(model, inputs, self.prefix).mean()
                 self._record(loss_ce=ce.item(), **logged_selection(model, cells))
                 return ce
             outputs = model(**inputs)
