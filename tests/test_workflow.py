@@ -50,10 +50,11 @@ def assert_expected_jobs(counts: dict[str, int], setup: str) -> None:
     #   variant is the shared GRPO D=4 run)
     #   (micro leaves placement, selector and tasks out of its default studies: mawt/setups/micro.yaml).
     configs = {"micro": 3 + 2 + 3 + 2 + 6 + 2, "paper": 3 + 2 + 3 + 2 + 6 + 2 + 2 + 2}[setup]
-    seeds = {"micro": 8, "paper": 11}[setup]
+    declared = yaml.safe_load((ROOT / "mawt" / "setups" / f"{setup}.yaml").read_text())
+    seeds = len(declared["seeds"])  # the setup's own (micro 12, paper 11)
     splits = 1
     native = {"micro": 0, "paper": 1}[setup]  # paper.yaml: native_reference (the base thinking natively)
-    per_job = {"micro": 8, "paper": 1}[setup]  # the setup's seeds_per_job (mawt/studies/batches.py)
+    per_job = declared.get("seeds_per_job", 1)  # the setup's seeds_per_job (mawt/studies/batches.py)
     batches = configs * -(-seeds // per_job)
     assert counts["run_config"] == counts["run_files"] == seeds * configs
     assert counts["train"] == batches  # a config's seeds, at most seeds_per_job of them, in one job
@@ -64,7 +65,7 @@ def assert_expected_jobs(counts: dict[str, int], setup: str) -> None:
     lm_own = {"micro": 0, "paper": 0}[setup]  # lm-eval's runs are each batch's first seed (seed 0) here
     assert counts["eval_config"] == batches + splits + native + lm_own
     # micro.yaml: lm_eval.seeds [0], lm_eval.studies [depths] (plain, gated, D=2, 4, 8); paper: every seed and run
-    lm_runs = {"micro": 1 * 5, "paper": 11 * configs}[setup]
+    lm_runs = {"micro": 1 * 5, "paper": seeds * configs}[setup]
     assert counts["lm_eval"] == lm_runs + splits
     assert counts["prepare_data"] == counts["data_config"] == splits
     assert counts["study_table"] == {"micro": 5, "paper": 7}[setup] and counts["report"] == 1
@@ -265,8 +266,8 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    # micro: 18 configs x 8 seeds, each config's seeds in one batch job (seeds_per_job 8)
-    assert counts["report"] == 1 and counts["train"] == 18 and counts["run_files"] == 144 and counts["lm_eval"] == 5 + 1
+    # micro: 18 configs x 12 seeds, each config's seeds in one batch job (seeds_per_job 12)
+    assert counts["report"] == 1 and counts["train"] == 18 and counts["run_files"] == 18 * 12 and counts["lm_eval"] == 5 + 1
 
 
 def test_snakemakes_own_report_before_any_run_reports_the_workflow(tmp_path):
