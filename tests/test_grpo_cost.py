@@ -82,9 +82,11 @@ def test_last_layer_at_the_answer_cells_is_the_whole_layer_gathered(micro_base, 
         out[fast] = (rows.detach(), logits.detach(), _grads(model))
     assert out[True][0].shape == (int(cells.sum()), model.config.hidden_size)
     assert attn.queries_from == 0  # reset after the forward
-    # bit-equal rows with AVX-512 here; with ATEN_CPU_CAPABILITY=default, 2 ulp on values ~50 (1.5e-5)
-    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-6, atol=1e-5)
-    torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-6, atol=1e-5)
+    # the answer window runs attention as a rectangular masked block (other kernels than the square causal
+    # one): with ATEN_CPU_CAPABILITY=default the rows (values ~50) differ by up to 1.8e-4, measured; a wrong
+    # window (its RoPE positions, its draws) differs by O(1)
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(out[True][1], out[False][1], rtol=1e-5, atol=1e-3)
     _close(out[True][2], out[False][2])
     with pytest.raises(ValueError, match="last layer"):
         run_layers(model, model.model.embed_tokens(ids), mask, pos, 0, n - 1, cells=cells)
