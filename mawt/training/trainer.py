@@ -88,14 +88,12 @@ class MAWTTrainer(Trainer):
                 loss, parts = self.grpo_loss(model, inputs, generator)
                 self._record(**parts)
                 return (loss, None) if return_outputs else loss
-            cells = grpo.answer_cells(inputs["labels"])
             if self.cells_only and not return_outputs:
-                ce = cell_answer_ce(model, inputs, self.prefix).mean()
-                self._record(loss_ce=ce.item(), **logged_selection(model, cells))
-                return ce
-            outputs = model(**inputs)
-            ce = answer_ce(outputs.logits, inputs["labels"]).mean()
-            self._record(loss_ce=ce.item(), **logged_selection(model, cells))
+                outputs, ce = None, cell_answer_ce(model, inputs, self.prefix).mean()
+            else:
+                outputs = model(**inputs)
+                ce = answer_ce(outputs.logits, inputs["labels"]).mean()
+            self._record(loss_ce=ce.item(), **logged_selection(model, grpo.answer_cells(inputs["labels"])))
             return (ce, outputs) if return_outputs else ce
 
     # ------------------------------------------------------------ checkpoints
