@@ -42,13 +42,10 @@ def _pretrain_micro(args: argparse.Namespace) -> int:
     from mawt.bases.micro import MicroConfig, pretrain
     from mawt.training.runconfig import load
 
-    overrides = {}
-    if args.config:
-        from mawt.common.yamlfile import load as load_yaml
+    from mawt.common.yamlfile import load as load_yaml
 
-        overrides = load_yaml(args.config, "pretrain-micro config") or {}
-    if args.overrides:
-        overrides = {**overrides, **json.loads(args.overrides)}
+    overrides = (load_yaml(args.config, "pretrain-micro config") or {}) if args.config else {}
+    overrides = {**overrides, **json.loads(args.overrides or "{}")}
     cfg = load(overrides, MicroConfig, args.config or "pretrain-micro --overrides")
     pretrain(cfg, Path(args.out))
     print(f"micro base model written to {args.out}")
@@ -71,12 +68,18 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from mawt.training.batch import train_batch
+def _settled() -> None:
+    """After a job's imports: their objects frozen out of the collector's walks (gc.freeze; run_cost.py)."""
+    __import__("gc").freeze()
 
-    done = train_batch([Path(c) for c in args.config], [Path(o) for o in args.out],
-                       Path(args.split) if args.split else None, Path(args.manifest) if args.manifest else None,
-                       restart=args.restart)
+
+def _train(args: argparse.Namespace) -> int:
+    from mawt.training import batch, train, trainer  # noqa: F401  (train, trainer: imported before _settled)
+
+    _settled()
+    done = batch.train_batch([Path(c) for c in args.config], [Path(o) for o in args.out],
+                             Path(args.split) if args.split else None,
+                             Path(args.manifest) if args.manifest else None, restart=args.restart)
     print(json.dumps(done, indent=2))
     return 0
 
@@ -155,6 +158,7 @@ def _eval_heldout(args: argparse.Namespace) -> int:
     from mawt.evaluation.evaluate import eval_batch
     from mawt.training.runconfig import EvalConfig, load
 
+    _settled()
     results = eval_batch([Path(m) for m in args.model], Path(args.heldout), [Path(o) for o in args.out],
                          load(args.eval_config, EvalConfig), args.device, Path(args.manifest) if args.manifest else None)
     keys = ("n", "exact_match", "challenge_metric", "challenge_strict", "closed_think_rate", "truncation_rate",
@@ -172,18 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # user mistakes: one clear line, no traceback
+    except (ValueError, FloatingPointError) as err:  # a user mistake (2), a diverging run (3): one line, no traceback
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    except FloatingPointError as err:  # a diverging run: say where, write no metrics
-        print(f"error: {err}", file=sys.stderr)
-        return 3
-
+        return 3 if isinstance(err, FloatingPointError) else 2
 
 
 def _checkpoint_on_heldout(parser, model_help: str, out_help: str, repeat: bool = False) -> None:
-    """The arguments of a command that reads a checkpoint and held-out rows and writes one file
-    (`repeat`: several checkpoints, one --out each)."""
+    """Arguments of a command reading a checkpoint and held-out rows, writing a file (`repeat`: several)."""
     many = {"action": "append"} if repeat else {}
     parser.add_argument("--model", required=True, help=model_help, **many)
     parser.add_argument("--heldout", required=True, help="held-out rows (JSONL, e.g. SPLIT/heldout.jsonl)")

@@ -250,3 +250,80 @@ def test_frozen_prefix_is_each_example_alone_and_kept(micro_base):
     model.eval()
     call(examples[:2])
     assert prefix.computed == 5 and len(prefix.kept) == 5
+
+
+def _differently_frozen(micro_base, where: str):
+    """The test model with one frozen value changed: a weight of layer 0, or the rotary embedding's
+    inv_freq (a non-persistent buffer, in no state_dict)."""
+    model = _model(micro_base, mixer="grpo")
+    with torch.no_grad():
+        if where == "layer0":
+            model.model.layers[0].mlp.down_proj.weight[0, 0] += 1e-3
+        else:
+            model.model.rotary_emb.inv_freq[-1] *= 1.5
+    return model
+
+
+def _alone(model, example, split):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([example["input_ids"]]), output_hidden_states=True).hidden_states[split]
+
+
+@pytest.mark.parametrize("changed", ["layer0", "rotary"])
+def test_runs_of_one_process_share_the_frozen_prefix_only_where_its_bytes_agree(micro_base, changed):
+    """A PrefixStore (the seeds of a workflow batch, mawt/training/batch.py): a second model whose
+    trainable last layer differs but whose frozen layers are the same reads the first one's kept
+    prefixes, computing nothing; a model whose frozen state differs (a frozen weight, or the rotary
+    buffer) computes its own, and gets what transformers' forward of each example alone gives."""
+    from transformers import AutoTokenizer
+
+    from mawt.data.prompts import AnswerCollator, encode_example
+    from mawt.data.puzzles import generate
+    from mawt.training.prefix import FrozenPrefix, PrefixStore, first_trainable_layer
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    examples = [encode_example(tok, r, 64) for r in generate(5, ["shift_two", "reverse"])]
+    batch = AnswerCollator(tok.pad_token_id)(examples)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    position_ids = torch.arange(ids.shape[1])[None].expand_as(ids)
+    store = PrefixStore()
+    first, second, third = _model(micro_base, mixer="grpo"), _model(micro_base, mixer="grpo"), \
+        _differently_frozen(micro_base, changed)
+    with torch.no_grad():
+        second.model.layers[-1].self_attn.depth_query.add_(0.5)  # trainable: another seed's start
+    split = first_trainable_layer(first)
+    outs = {}
+    for name, model in (("first", first), ("second", second), ("third", third)):
+        prefix = FrozenPrefix(store=store)
+        outs[name] = (prefix(model, ids, mask, position_ids, split), prefix.computed)
+    assert [outs[n][1] for n in ("first", "second", "third")] == [5, 0, 5]
+    assert torch.equal(outs["first"][0], outs["second"][0]) and len(store.by_state) == 2
+    assert not torch.equal(outs["first"][0], outs["third"][0])
+    for b, example in enumerate(examples):
+        n = len(example["input_ids"])
+        torch.testing.assert_close(outs["third"][0][b, :n], _alone(third, example, split)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_an_eval_batch_shares_the_teacher_forced_prefix_only_where_its_bytes_agree(micro_base):
+    """teacher_forced with `shared` (an eval batch's models): a model whose layers below the last are
+    the same bytes reads the kept inputs to the last layer and scores exactly as it does alone; a model
+    with another frozen layer adds its own and scores as it does alone."""
+    from transformers import AutoTokenizer
+
+    from mawt.data.puzzles import generate
+    from mawt.evaluation.evaluate import teacher_forced
+
+    tok = AutoTokenizer.from_pretrained(micro_base)
+    rows = generate(12, ["shift_two", "reverse"])
+    first, second, third = _model(micro_base, mixer="grpo").eval(), _model(micro_base, mixer="grpo").eval(), \
+        _differently_frozen(micro_base, "layer0").eval()
+    with torch.no_grad():
+        second.model.layers[-1].self_attn.depth_query.add_(0.5)
+    shared, sizes = {}, []
+    for model in (first, second, third):
+        got = teacher_forced(model, tok, rows, 64, batch_size=5, shared=shared)
+        sizes.append(len(shared))
+        assert got[:2] == teacher_forced(model, tok, rows, 64, batch_size=5)[:2]
+    assert sizes == [3, 3, 6]  # 12 rows in batches of 5: 3 batches each state
+    alone, second_alone = (teacher_forced(m, tok, rows, 64, batch_size=5)[0] for m in (first, second))
+    assert alone != second_alone  # the second model's last layer differs: what it scores is its own

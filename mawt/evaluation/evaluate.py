@@ -45,6 +45,7 @@ from mawt.data.split import read_jsonl
 from mawt.data.prompts import AnswerCollator, encode_example, prompt_text, think_open
 from mawt.common.environment import environment
 from mawt.training.models import load_checkpoint
+from mawt.training.prefix import frozen_state
 from mawt.training.runconfig import EvalConfig
 from mawt.evaluation.worth import depth_worth
 from mawt.layer.depthwise import run_layers
@@ -55,7 +56,7 @@ from mawt.evaluation.scoring import SCORES, challenge_metric, challenge_strict, 
 
 @torch.no_grad()
 def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_size: int = 32,
-                   prefixes: list | None = None):
+                   prefixes: list | None = None, shared: dict | None = None):
     """Per item: answer CE (nats/token) and whether greedy decoding surely reproduces the gold
     answer (the gold token the unique argmax at every answer position: a tie is left to
     generation); plus the held-out selector statistics over answer-predicting positions
@@ -64,7 +65,11 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
     The model's own layers, final norm and head in its own dtype (the logits greedy decoding
     reads), computed only where these read: the last layer at the answer cells
     (`mawt.layer.depthwise.run_layers(..., cells=)`), the head at the answer cells. `prefixes`:
-    a list that receives each batch's input to the last layer (the worth pass reuses them)."""
+    a list that receives each batch's input to the last layer (the worth pass reuses them). `shared`:
+    those inputs kept for the other models of an eval batch, keyed by the frozen state of the layers
+    below the last (mawt.training.prefix.frozen_state) and the batch's tokens: a model reads them only
+    where both are the same bytes, so it reads what it would compute (the seeds of a config that trains
+    only its last layer)."""
     model.eval()
     collate = AnswerCollator(tokenizer.pad_token_id)
     losses, greedy = [], []
@@ -72,6 +77,7 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
     n_layers = len(model.model.layers)
     # every row is encoded (a row longer than eval.max_length refused) before any forward pass
     examples = [encode_example(tokenizer, r, max_length, "eval.max_length", j) for j, r in enumerate(rows)]
+    state = frozen_state(model, n_layers - 1) if shared is not None else None
     for i in range(0, len(rows), batch_size):
         encoded = examples[i : i + batch_size]
         batch = {k: v.to(model.device) for k, v in collate(encoded).items()}
@@ -79,7 +85,12 @@ def teacher_forced(model, tokenizer, rows: list[dict], max_length: int, batch_si
         labels = batch["labels"][:, 1:]  # position t predicts token t + 1
         answer = labels != -100  # (B, L-1)
         position_ids = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
-        hidden = run_layers(model, model.model.embed_tokens(ids), mask, position_ids, 0, n_layers - 1)
+        key = (state, tuple(ids.shape), ids.cpu().numpy().tobytes(), mask.cpu().numpy().tobytes())
+        hidden = shared.get(key) if shared is not None else None
+        if hidden is None:
+            hidden = run_layers(model, model.model.embed_tokens(ids), mask, position_ids, 0, n_layers - 1)
+            if shared is not None:
+                shared[key] = hidden
         if prefixes is not None:
             prefixes.append(hidden)
         hidden = run_layers(model, hidden, mask, position_ids, n_layers - 1, n_layers, cells=answer)  # (K, E)
@@ -105,11 +116,13 @@ def check_budget(tokenizer, rows: list[dict], cfg: EvalConfig) -> None:
                          f"({longest} tokens with EOS): no sample could finish; raise eval.max_new_tokens")
 
 
-def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig) -> dict:
-    """Scores, reasoning quantities and answer loss per item, their means, and the selector statistics."""
+def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig, shared: dict | None = None) -> dict:
+    """Scores, reasoning quantities and answer loss per item, their means, and the selector statistics
+    (`shared`: teacher_forced's)."""
     check_budget(tokenizer, rows, cfg)
     prefixes: list = []  # each batch's input to the last layer, for the worth pass
-    losses, greedy, selection = teacher_forced(model, tokenizer, rows, cfg.max_length, cfg.batch_size, prefixes)
+    losses, greedy, selection = teacher_forced(model, tokenizer, rows, cfg.max_length, cfg.batch_size, prefixes,
+                                               shared)
     opened = think_open(tokenizer, cfg.thinking)
     shortcut = cfg.greedy and not opened  # greedy == gold is then decided by the teacher-forced pass
     todo = [i for i, ok in enumerate(greedy) if not (shortcut and ok)]
@@ -171,13 +184,14 @@ def score_items(rows: list[dict], predictions: list[str], opened: bool = False) 
 
 
 def eval_heldout(model_dir: Path, heldout: Path, out: Path, cfg: EvalConfig | None = None,
-                 device: str = "auto") -> dict:
+                 device: str = "auto", shared: dict | None = None) -> dict:
     """Scores per item, answer loss, reasoning quantities, held-out selector statistics -> JSON
-    (mawt.evaluation.evaluate). Bad settings are refused before anything is written."""
+    (mawt.evaluation.evaluate). Bad settings are refused before anything is written. `shared`: the
+    frozen prefixes an eval batch's models share (teacher_forced)."""
     cfg = cfg or EvalConfig()
     rows = read_jsonl(heldout)
     model, tokenizer = load_checkpoint(model_dir, device)
-    result = evaluate_heldout(model, tokenizer, rows, cfg)
+    result = evaluate_heldout(model, tokenizer, rows, cfg, shared)
     result["model"] = str(model_dir)
     result["environment"] = environment()
     atomic.write_json(out, result)
@@ -187,10 +201,13 @@ def eval_heldout(model_dir: Path, heldout: Path, out: Path, cfg: EvalConfig | No
 def eval_batch(models: list[Path], heldout: Path, outs: list[Path], cfg: EvalConfig | None = None,
                device: str = "auto", manifest: Path | None = None) -> list[dict]:
     """`eval_heldout` of every model (`models[i]` into `outs[i]`) on the same rows and settings, one after
-    the other in this process (a workflow batch: mawt/studies/batches.py); then write `manifest`."""
+    the other in this process (a workflow batch: mawt/studies/batches.py), sharing the frozen prefix
+    where it is the same bytes (teacher_forced); then write `manifest`."""
     if len(models) != len(outs):
         raise ValueError(f"eval-heldout: {len(models)} --model but {len(outs)} --out; give one --out per --model")
-    results = [eval_heldout(Path(m), Path(heldout), Path(o), cfg, device) for m, o in zip(models, outs, strict=True)]
+    shared = {} if len(models) > 1 else None
+    results = [eval_heldout(Path(m), Path(heldout), Path(o), cfg, device, shared)
+               for m, o in zip(models, outs, strict=True)]
     if manifest is not None:
         atomic.write_json(manifest, {"evaluations": [str(o) for o in outs]})
     return results

@@ -32,7 +32,7 @@ from mawt.layer.mixers import Selection
 from mawt.layer.patching import mawt_layers
 from mawt.layer.selection import last_selections, selection_stats
 from mawt.training import grpo
-from mawt.training.prefix import FrozenPrefix, first_trainable_layer
+from mawt.training.prefix import FrozenPrefix, PrefixStore, first_trainable_layer
 from mawt.training.preflight import check_credit
 from mawt.training.runconfig import TrainConfig
 
@@ -101,13 +101,13 @@ class GRPOLoss:
     (loss parts, reward statistics, selector statistics). `generator`: the reward
     permutation's (`RewardStream`), needed only with `train.reward_control: shuffled`."""
 
-    def __init__(self, model, run: TrainConfig):
+    def __init__(self, model, run: TrainConfig, prefixes: PrefixStore | None = None):
         self.run = run
         # pi_ref: the selectors as they are before fine-tuning (frozen copies).
         self.ref = {i: copy.deepcopy(m.mixer.selector).requires_grad_(False)
                     for i, m in mawt_layers(model).items() if m.mixer.selector is not None}
         self.prefix_calls = 0  # how many times the frozen prefix ran (tests count it)
-        self.prefix = FrozenPrefix(enabled=run.reuse_prefix)
+        self.prefix = FrozenPrefix(enabled=run.reuse_prefix, store=prefixes)
         # the last layer's MLP block only at the answer cells (mawt.layer.depthwise.last_layer_at); False: at
         # every position, the reference the tests compare it with
         self.cells_only = True

@@ -32,12 +32,14 @@ def preflight(cfg: RunConfig) -> None:
     cfg.check_against(conf)
 
 
-def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart: bool = False) -> dict:
+def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart: bool = False,
+              prefixes=None) -> dict:
     """Split the data (or read a prepared split), patch, freeze, fine-tune, save;
     returns the run summary (also written to run.json). The held-out evaluation is its
     own step (`eval_heldout`): its settings (`eval:`) are not part of the training run.
     `out` belongs to one config (mawt/training/ownership.py): a folder of another config is refused
-    before anything is touched, unless `restart` (start over there)."""
+    before anything is touched, unless `restart` (start over there). `prefixes`: a
+    mawt.training.prefix.PrefixStore the runs of one process share (the frozen layers' output)."""
     from mawt.training.trainer import JsonlLogger, MAWTTrainer
 
     out = Path(out)
@@ -52,7 +54,7 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart:
     partial = begin_metrics(out)
     trainer = MAWTTrainer(model=model, args=_training_arguments(cfg.train, out, device), train_dataset=examples,
                           data_collator=AnswerCollator(tokenizer.pad_token_id), run=cfg.train,
-                          use_grpo=cfg.uses_grpo, callbacks=[JsonlLogger(partial)])
+                          use_grpo=cfg.uses_grpo, prefixes=prefixes, callbacks=[JsonlLogger(partial)])
     last = resume_point(out / "checkpoints")
     if last:
         truncate_metrics(partial, int(Path(last).name.split("-")[-1]))

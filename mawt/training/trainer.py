@@ -25,7 +25,7 @@ from mawt.common import atomic
 from mawt.training.checkpoints import COMPLETE
 from mawt.training import grpo
 from mawt.training.grpo_loss import GRPOLoss, RewardStream, answer_ce, cell_answer_ce, logged_selection
-from mawt.training.prefix import FrozenPrefix
+from mawt.training.prefix import FrozenPrefix, PrefixStore
 from mawt.training.runconfig import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -56,15 +56,16 @@ class JsonlLogger(TrainerCallback):
 
 
 class MAWTTrainer(Trainer):
-    def __init__(self, *args, run: TrainConfig, use_grpo: bool, **kwargs):
+    def __init__(self, *args, run: TrainConfig, use_grpo: bool, prefixes: PrefixStore | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.run = run
         self._parts: dict[str, list[float]] = defaultdict(list)
-        self.grpo_loss = GRPOLoss(self.model, run) if use_grpo else None
+        self.grpo_loss = GRPOLoss(self.model, run, prefixes) if use_grpo else None
         # the cross-entropy loss only where it reads (mawt.training.grpo_loss.cell_answer_ce); False: the
         # model's own forward at every position, the reference the tests compare it with
         self.cells_only = True
-        self.prefix = FrozenPrefix(enabled=run.reuse_prefix)  # the frozen layers' output, kept per example
+        # the frozen layers' output, kept per example (`prefixes`: shared with the other runs of this process)
+        self.prefix = FrozenPrefix(enabled=run.reuse_prefix, store=prefixes)
         self._rewards = RewardStream(run.seed)  # the reward permutation's generators (reward_control)
         if run.reward_control != "none" and not use_grpo:
             logger.warning("train.reward_control=%r has no effect: only the GRPO objective (mixer grpo) reads "
