@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mawt.analysis.comparisons import FLOOR, FLOOR_MEANING, design, verdict
-from mawt.analysis.results import BASE, N_SUFFIX, REASONING, TRAIN_BATCH, WORTH
+from mawt.analysis.results import BASE, DIVERGENCE, N_SUFFIX, REASONING, TRAIN_BATCH, WORTH
 from mawt.evaluation.scoring import SCORES
 from mawt.statistics.intervals import ALPHA
 
@@ -175,6 +175,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         for what, fmt in (("loss", "{:.3f}"), ("em", "{:.3f}")):
             if f"{WORTH}{what}_learned" in table:
                 entry[WORTH_LABELS[what]] = worth_text(row, what, fmt)
+        if f"{DIVERGENCE}jsd_bits" in table:
+            entry[DIVERGENCE_LABEL] = divergence_text(row)
         shown.append(entry)
     return pd.DataFrame(shown)
 
@@ -182,6 +184,18 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 WORTH_POLICIES = ("learned", "uniform", "best", "oracle")
 WORTH_LABELS = {"loss": "choice worth: answer loss (learned / uniform / best depth / oracle)",
                 "em": "choice worth: exact match (learned / uniform / best depth / oracle)"}
+
+
+DIVERGENCE_PARTS = ("jsd_bits", "distance_query", "distance_output")
+DIVERGENCE_LABEL = "depth divergence (attention JSD, bits / transform distance A / B)"
+
+
+def divergence_text(row) -> str:
+    """How far the depths moved apart (mawt/evaluation/divergence.py), "" without."""
+    cols = [f"{DIVERGENCE}{p}" for p in DIVERGENCE_PARTS]
+    if any(pd.isna(row.get(c, np.nan)) for c in cols):
+        return ""
+    return " / ".join(f"{row[c]:.3f}" for c in cols)
 
 
 def worth_text(row, what: str, fmt: str) -> str:

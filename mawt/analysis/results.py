@@ -141,6 +141,16 @@ def _worth_columns(held: dict) -> dict:
     return {f"{WORTH}{k}": v for k, v in values.items() if k != "best_depth"}  # an index: no mean
 
 
+DIVERGENCE = "divergence_"  # heldout.json's `divergence` (mawt/evaluation/divergence.py): divergence_jsd_bits, ...
+
+
+def _divergence_columns(held: dict) -> dict:
+    """How far the last MAWT layer's depths moved apart (D >= 2): the attention rows' mean pairwise JSD
+    and the transforms' relative distances."""
+    values = _numeric_items(held.get("divergence") or {})
+    return {f"{DIVERGENCE}{k}": v for k, v in values.items() if k in ("jsd_bits", "distance_query", "distance_output")}
+
+
 def _selection_columns(held: dict, info: dict) -> dict:
     """Held-out selector statistics (heldout.json `selection`), else the last training batch's, relabelled."""
     if "selection" in held and held["selection"] is not None:
@@ -243,7 +253,7 @@ def load_results(index_path) -> StudyResults:
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
             # a batch's job trains `bench_share` runs (mawt/studies/batches.py): this run's share of its time
             "job_seconds": bench.get("seconds", np.nan) / run.get("bench_share", 1), "peak_mem_mb": bench.get("max_rss_mb", np.nan),
-            **_selection_columns(held, info), **_worth_columns(held),
+            **_selection_columns(held, info), **_worth_columns(held), **_divergence_columns(held),
         })
         items[run["run_id"]] = pd.DataFrame(held["items"])
         metrics[run["run_id"]] = read_metrics(d / layout.METRICS)

@@ -47,6 +47,7 @@ from mawt.common.environment import environment
 from mawt.training.models import load_checkpoint
 from mawt.training.prefix import frozen_state
 from mawt.training.runconfig import EvalConfig
+from mawt.evaluation.divergence import depth_divergence
 from mawt.evaluation.worth import depth_worth
 from mawt.layer.depthwise import run_layers
 from mawt.layer.selection import last_selections, selection_stats
@@ -145,6 +146,9 @@ def evaluate_heldout(model, tokenizer, rows: list[dict], cfg: EvalConfig, shared
     worth = depth_worth(model, tokenizer, rows, cfg.max_length, cfg.batch_size, prefixes)
     if worth is not None:  # what the depth choice is worth (mawt/evaluation/worth.py): hard choices in the last layer
         result["worth"] = worth
+    divergence = depth_divergence(model, tokenizer, rows, cfg.max_length, prefixes[0] if prefixes else None)
+    if divergence is not None:  # how far the depths moved apart (mawt/evaluation/divergence.py)
+        result["divergence"] = divergence
     return result
 
 
