@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from mawt.evaluation.divergence import depth_divergence, pairwise_jsd_bits, transform_distance
+from mawt.evaluation.divergence import DIVERGENCE_ITEMS, depth_divergence, pairwise_jsd_bits, transform_distance
 
 
 def _scipy_jsd_bits(rows: np.ndarray) -> np.ndarray:
@@ -48,6 +48,15 @@ def test_transform_distance_equals_the_norms_by_hand():
     assert transform_distance(w[:1].expand(3, 4, 4)) == 0.0
 
 
+def test_an_untrained_layer_sits_at_the_inits_expected_distance():
+    """A_d = I + N(0, s^2) per entry: ||A_d - A_d'||_F ~ s sqrt(2) hd and ||A_d||_F ~ sqrt(hd), so the
+    relative distance is ~ s sqrt(2 hd), the number the module docstring quotes."""
+    g = torch.Generator().manual_seed(2)
+    hd, s = 32, 0.01
+    w = torch.eye(hd) + s * torch.randn(8, hd, hd, generator=g)
+    assert transform_distance(w) == pytest.approx(s * (2 * hd) ** 0.5, rel=0.05)
+
+
 def _model(micro_base, init_noise):
     from transformers import AutoModelForCausalLM
 
@@ -71,13 +80,19 @@ def test_identical_depths_give_zero_and_apart_depths_the_whole_forwards_value(mi
     from mawt.layer.depthwise import run_layers
 
     tok = AutoTokenizer.from_pretrained(micro_base)
-    rows = generate(10, ["shift_two", "reverse"])
+    rows = generate(DIVERGENCE_ITEMS + 4, ["shift_two", "reverse"])  # the first ones only
     same = depth_divergence(_model(micro_base, 0.0), tok, rows, 64)
     assert same["jsd_bits"] == pytest.approx(0.0, abs=1e-9)
     assert same["distance_query"] == 0.0 and same["distance_output"] == 0.0
 
     model = _model(micro_base, 0.3)
     batch = AnswerCollator(tok.pad_token_id)([encode_example(tok, r, 64) for r in rows])
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with torch.no_grad():
+        position_ids = torch.arange(ids.shape[1])[None].expand_as(ids)
+        prefix = run_layers(model, model.model.embed_tokens(ids), mask, position_ids, 0, len(model.model.layers) - 1)
+    keep = DIVERGENCE_ITEMS
+    batch = {k: v[:keep] for k, v in batch.items()}
     ids, mask = batch["input_ids"], batch["attention_mask"]
     with torch.no_grad(), capture(model) as cap:
         model(input_ids=ids, attention_mask=mask)
@@ -87,10 +102,8 @@ def test_identical_depths_give_zero_and_apart_depths_the_whole_forwards_value(mi
     assert len(predicting) > len(rows)  # several answer tokens per item (the EOS included)
     expected = np.mean([_scipy_jsd_bits(maps[b, :, t].double().numpy()).mean() for b, t in predicting])
     got = depth_divergence(model, tok, rows, 64)
+    assert got["items"] == DIVERGENCE_ITEMS
     assert got["jsd_bits"] == pytest.approx(expected, rel=1e-6) and got["jsd_bits"] > 1e-3
-    with torch.no_grad():
-        position_ids = torch.arange(ids.shape[1])[None].expand_as(ids)
-        prefix = run_layers(model, model.model.embed_tokens(ids), mask, position_ids, 0, len(model.model.layers) - 1)
     handed = depth_divergence(model, tok, rows, 64, prefix)
     assert handed["jsd_bits"] == pytest.approx(expected, rel=1e-5)
     attn = model.model.layers[-1].self_attn
