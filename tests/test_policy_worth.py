@@ -131,6 +131,9 @@ def _forced_scores(model, batch, choices):
 def test_worth_against_every_combination_of_choices():
     model = _model(depth=2)
     batch = _gold_batch(model, (1, 0, 1))
+    with torch.no_grad():  # a peaked policy, so that the policy-weighted worth is not the uniform one
+        head = [m for m in mawt_layers(model)[1].mixer.selector.modules() if isinstance(m, torch.nn.Linear)][-1]
+        head.bias.copy_(torch.tensor([1.5, -1.5]))
     w = worth.item_worth(*worth.outcomes(model, batch))
     # learned: the model's own eval-mode forward (its selector's argmax), not forced
     loss, em = _forced_scores(model, batch, None)
@@ -143,6 +146,15 @@ def test_worth_against_every_combination_of_choices():
     ems = torch.stack([s[1] for s in scores])
     assert torch.allclose(w["loss_uniform"], losses.mean(0), atol=1e-5)
     assert torch.allclose(w["em_uniform"].double(), ems.mean(0), atol=1e-9)
+    # policy: every combination weighted by the probability that the eval-mode policy draws it
+    # (independent draws per position; a row's non-answer positions sum out)
+    with torch.no_grad():
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    pi = mawt_layers(model)[1].last_selection.log_probs[:, 4:7].exp().double()  # positions 4-6 predict 5-7
+    weight = torch.stack([pi[:, 0, c[0]] * pi[:, 1, c[1]] * pi[:, 2, c[2]] for c in combos])  # (combos, rows)
+    assert torch.allclose(w["loss_policy"].double(), (weight * losses.double()).sum(0), atol=1e-5)
+    assert torch.allclose(w["em_policy"].double(), (weight * ems).sum(0), atol=1e-6)
+    assert (pi.amax(-1) > 0.6).any() and not torch.allclose(w["loss_policy"], w["loss_uniform"], atol=1e-3)
     assert torch.equal(w["em_oracle"].double(), ems.amax(0))  # some combination reproduces the gold
     assert float(w["em_oracle"][0]) == 1.0 and 0 < float(w["em_uniform"][0]) < 1
     # the per-position oracle's loss is below every combination's (it may mix them per row)

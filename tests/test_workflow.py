@@ -45,11 +45,12 @@ def assert_expected_jobs(counts: dict[str, int], setup: str) -> None:
     #   shared by every study: plain, gated, GRPO D=4 (token credit, rloo advantage);
     #   depths: D=2, D=8; mixers: softmax, gumbel, mean; policy: exact, token + grpo advantage;
     #   freezing: last:2, mawt only, all and their 3 plain counterparts;
-    #   controls: half_steps, shuffled (its grpo variant is the shared GRPO D=4 run);
+    #   controls: half_steps, shuffled (its grpo variant is the shared GRPO D=4 run), planted and
+    #     planted_shuffled (their plain counterpart is freezing's mawt-only plain run);
     #   paper also: placement: layer -2 and its plain counterpart; selector: hidden, both (its stats
     #   variant is the shared GRPO D=4 run)
     #   (micro leaves placement, selector and tasks out of its default studies: mawt/setups/micro.yaml).
-    configs = {"micro": 3 + 2 + 3 + 2 + 6 + 2, "paper": 3 + 2 + 3 + 2 + 6 + 2 + 2 + 2}[setup]
+    configs = {"micro": 3 + 2 + 3 + 2 + 6 + 4, "paper": 3 + 2 + 3 + 2 + 6 + 4 + 2 + 2}[setup]
     declared = yaml.safe_load((ROOT / "mawt" / "setups" / f"{setup}.yaml").read_text())
     seeds = len(declared["seeds"])  # the setup's own (micro 12, paper 11)
     splits = 1
@@ -266,8 +267,8 @@ def test_the_default_profile_is_found_so_report_html_needs_no_cores(tmp_path):
     assert proc.returncode == 0, out[-2000:]
     assert "Using workflow specific profile" in out and "profiles/default" in out
     counts = job_counts(proc.stdout)
-    # micro: 18 configs x 12 seeds, each config's seeds in one batch job (seeds_per_job 12)
-    assert counts["report"] == 1 and counts["train"] == 18 and counts["run_files"] == 18 * 12 and counts["lm_eval"] == 5 + 1
+    # micro: 20 configs x 12 seeds, each config's seeds in one batch job (seeds_per_job 12)
+    assert counts["report"] == 1 and counts["train"] == 20 and counts["run_files"] == 20 * 12 and counts["lm_eval"] == 5 + 1
 
 
 def test_snakemakes_own_report_before_any_run_reports_the_workflow(tmp_path):

@@ -46,7 +46,7 @@ REASONING = {"closed_think_rate": ("closed think", "{:.2f}"), "truncation_rate":
 BASELINE = "plain"  # the default baseline when an index entry has no `baseline` key
 BASE = "base (untuned)"
 AXES = ("depth", "mixer", "gate", "layers", "trainable", "families", "credit", "advantage", "selector_input",
-        "reward_control", "group_size", "learning_rate", "steps")
+        "reward_control", "group_size", "learning_rate", "steps", "plant")
 TRAIN_BATCH = "train_batch_"  # prefix of selector statistics from run.json's final_selection (fallback)
 N_SUFFIX = "__n"  # `<column>__n`: how many of the variant's runs have a value, when not all do
 
@@ -248,6 +248,7 @@ def load_results(index_path) -> StudyResults:
             # what a learned selector observes (stats | hidden | both), where there is one
             **({"selector_input": m.selector_input} if m is not None and m.is_mawt and m.mixer in LEARNED_MIXERS
                else {}),
+            **({"plant": m.plant} if m is not None and m.plant != "none" else {}),  # a planted control (docs/grpo.md)
             "trainable": cfg.trainable, "group_size": cfg.train.group_size,
             "learning_rate": cfg.train.learning_rate, "steps": cfg.train.steps,
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],

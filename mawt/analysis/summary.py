@@ -10,7 +10,7 @@ import pandas as pd
 
 from mawt.analysis.comparisons import FLOOR, FLOOR_MEANING, design, is_floor, verdict
 from mawt.analysis.display import verdict_text, worth_text
-from mawt.analysis.results import BASE
+from mawt.analysis.results import BASE, WORTH
 from mawt.analysis.shared import Shared, note, shared_texts
 
 
@@ -94,6 +94,8 @@ def _control_kind(row, table: pd.DataFrame) -> str | None:
     with fewer steps), "negative" (`shuffled`: a variant trained on shuffled rewards, or any variant compared with
     another variant than a plain* baseline or the untuned base), else None."""
     base = row.get("baseline")
+    if isinstance(row.get("plant"), str) and row["plant"] != "none":
+        return "planted"
     if pd.isna(row.get("diff_exact_match", float("nan"))) or not isinstance(base, str):
         return None
     if row["variant"] == "half_steps":
@@ -126,6 +128,52 @@ def _controls(studies: list[tuple[dict, pd.DataFrame]]) -> tuple[list, list, boo
     return positive, negative, named
 
 
+PLANTED_LEARNS, PLANTED_SHUFFLED = 0.8, 0.2  # issue 30: the learned policy at least, the shuffled one at most
+
+
+def planted_recovery(row) -> float:
+    """The share of the planted gain over uniform choices that the trained policy recovers, in held-out
+    answer loss under the policy itself (mawt/evaluation/worth.py `policy`): (uniform - policy) / (uniform -
+    best single depth), from the seeds' means; NaN without the worth numbers."""
+    uniform, policy, best = (_number(row.get(f"{WORTH}loss_{p}")) for p in ("uniform", "policy", "best"))
+    gain = uniform - best
+    return (uniform - policy) / gain if gain > 0 else float("nan")
+
+
+def _planted_lines(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, str]]:
+    """The planted controls (`mawt.plant`, docs/grpo.md): can GRPO learn a depth choice that is worth
+    something by construction, and does a policy trained on shuffled rewards not?"""
+    lines = []
+    for study, table in studies:
+        for _, row in table.iterrows():
+            if _control_kind(row, table) != "planted":
+                continue
+            got, shuffled = planted_recovery(row), str(row.get("reward_control", "")) == "shuffled"
+            numbers = (f"{row['variant']} (study {study['name']}, plant {row['plant']}): the trained policy "
+                       f"recovers {got:.0%} of the planted gain over uniform choices (held-out answer loss "
+                       f"under the policy {_number(row.get(f'{WORTH}loss_policy')):.3f}, uniform "
+                       f"{_number(row.get(f'{WORTH}loss_uniform')):.3f}, best single depth "
+                       f"{_number(row.get(f'{WORTH}loss_best')):.3f}; seeds' means)")
+            if pd.isna(got):
+                lines.append(("warning", f"Planted control, {numbers}: no gain to recover, untested."))
+            elif shuffled:
+                ok = got <= PLANTED_SHUFFLED
+                lines.append(("ok" if ok else "warning", f"Planted control on shuffled rewards, {numbers}: "
+                              + (f"at most {PLANTED_SHUFFLED:.0%}, as it must: what the learned twin recovers "
+                                 "comes from the rewards." if ok else
+                                 f"above {PLANTED_SHUFFLED:.0%}: warning, the policy learns without its rewards "
+                                 "(a bias of the selector or the credit, not the reward signal).")))
+            else:
+                ok = got >= PLANTED_LEARNS
+                lines.append(("ok" if ok else "warning", f"Planted control, {numbers}: "
+                              + (f"at least {PLANTED_LEARNS:.0%}, as it must: GRPO learns a depth choice that is "
+                                 "worth something when there is one." if ok else
+                                 f"below {PLANTED_LEARNS:.0%}: warning, the learner did not learn a choice worth "
+                                 "something by construction; no verdict about learned depth policies should be "
+                                 "trusted until it does.")))
+    return lines
+
+
 WARNING = "the harness could not see a known effect at this design"
 
 NEGATIVE_MEANING = {
@@ -148,7 +196,8 @@ def controls_text(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, s
     """The controls paragraph as (kind, text) lines, kind in {"ok", "warning", "note"}; None when the setup
     ran no control."""
     positive, negative, named = _controls(studies)
-    if not (positive or negative or named):
+    planted = _planted_lines(studies)
+    if not (positive or negative or named or planted):
         return None
     lines = []
     if not positive:
@@ -183,7 +232,7 @@ def controls_text(studies: list[tuple[dict, pd.DataFrame]]) -> list[tuple[str, s
         lines.append(("note", "Negative control, " + _control_line(study, row) + "." + (f" So {meaning}"
                                                                                          if meaning else "")
                       + _worth_line(tables[study["name"]], row)))
-    return lines
+    return lines + planted
 
 
 def _worth_line(table: pd.DataFrame, row) -> str:

@@ -8,6 +8,11 @@ tokens and the final EOS, teacher-forced on the gold answer):
 
 * ``learned``: the trained policy's greedy choice, argmax_d pi(d | x_t) (what the model
   does in eval mode: its answer loss is the run's held-out answer loss);
+* ``policy``: the trained policy itself, d ~ pi(d | x_t), the distribution GRPO trains.
+  Where the depths' inputs to the selector barely differ, the greedy choice of an untrained
+  selector is one constant depth (whichever its init prefers), so greedy worth cannot tell
+  a trained policy from chance there; the policy's own probabilities can (the planted
+  control, docs/grpo.md, reads this one);
 * ``uniform``: each depth with probability 1/D at every position;
 * ``best``: one depth for every position, the one with the lowest held-out answer loss
   (chosen on the held-out set itself: an optimistic reference, like the oracle);
@@ -41,7 +46,7 @@ import torch
 from mawt.layer.depthwise import answer_logits, every_depth, run_layers
 from mawt.data.prompts import AnswerCollator, encode_example
 
-POLICIES = ("learned", "uniform", "best", "oracle")
+POLICIES = ("learned", "policy", "uniform", "best", "oracle")
 HARD_MIXERS = ("grpo", "gumbel")
 
 
@@ -81,13 +86,16 @@ def outcomes(model, batch: dict, prefix: torch.Tensor | None = None
     ce = ce.view(B, D, -1).transpose(1, 2)
     ok = ok.view(B, D, -1).transpose(1, 2)
     answer = labels[:, 1:] != -100
-    greedy = layer.last_selection.log_probs[::D][:, :-1].argmax(-1).masked_fill(~answer, 0)  # eval mode's choice
-    return ce, ok, greedy, answer
+    log_probs = layer.last_selection.log_probs[::D][:, :-1]  # (B, T, D): pi at each position, unforced
+    greedy = log_probs.argmax(-1).masked_fill(~answer, 0)  # eval mode's choice
+    return ce, ok, greedy, answer, log_probs.exp() * answer[..., None]  # zeros off the answer cells, as greedy
 
 
-def item_worth(ce: torch.Tensor, ok: torch.Tensor, greedy: torch.Tensor, cells: torch.Tensor) -> dict:
+def item_worth(ce: torch.Tensor, ok: torch.Tensor, greedy: torch.Tensor, cells: torch.Tensor,
+               probs: torch.Tensor | None = None) -> dict:
     """Per item (row) answer loss and exact match of the learned and uniform policies, the oracle,
-    and of every single depth: {"loss_learned": (B,), ..., "loss_depth": (B, D), "em_depth": (B, D)}."""
+    of the policy `probs` (B, T, D) where given, and of every single depth: {"loss_learned": (B,), ...,
+    "loss_depth": (B, D), "em_depth": (B, D)}."""
     m = cells.float()
     n = m.sum(1).clamp_min(1.0)
 
@@ -105,6 +113,8 @@ def item_worth(ce: torch.Tensor, ok: torch.Tensor, greedy: torch.Tensor, cells: 
         "loss_oracle": loss(ce.amin(-1)), "em_oracle": em(okf.amax(-1)),
         "loss_depth": (ce * m[..., None]).sum(1) / n[:, None],
         "em_depth": torch.where(cells[..., None], okf, torch.ones_like(okf)).prod(1),
+        **({"loss_policy": loss((probs * ce).sum(-1)), "em_policy": em((probs * okf).sum(-1))}
+           if probs is not None else {}),
     }
 
 

@@ -79,6 +79,8 @@ class MAWTAttention(nn.Module):
 
         self.depth_query = near_identity()  # A_d, (D, hd, hd)
         self.depth_output = near_identity()  # B_d, (D, hd, hd)
+        if cfg.plant == "silent":  # the planted control (mawt/layer/config.py): the last depth adds nothing
+            self.depth_output.data[-1].zero_()
         self.mixer = DepthMixer(cfg, config.hidden_size).to(weight.device, weight.dtype)
         # Headwise output gate (cfg.gate == "head"): zero init, so 2*sigmoid(0) = 1 keeps the base model.
         self.output_gate = None
@@ -108,7 +110,8 @@ class MAWTAttention(nn.Module):
     def mawt_parameters(self) -> list[nn.Parameter]:
         """Parameters MAWT adds on top of the base layer (depth transforms + selector)."""
         gate = list(self.output_gate.parameters()) if self.output_gate is not None else []
-        return [self.depth_query, self.depth_output, *self.mixer.parameters(), *gate]
+        transforms = [self.depth_query, self.depth_output] if self.mawt.plant == "none" else []  # a plant: fixed
+        return [*transforms, *self.mixer.parameters(), *gate]
 
     def forward(
         self,

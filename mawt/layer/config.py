@@ -17,6 +17,7 @@ MIXERS = ("softmax", "grpo", "gumbel", "mean", "fixed")
 PATHS = ("auto", "fused", "materialized", "routed")
 SELECTOR_INPUTS = ("stats", "hidden", "both")
 GATES = ("none", "head")
+PLANTS = ("none", "silent")  # a planted control (docs/grpo.md): what `plant` may be
 # Mixers whose weights come from a learned selector MLP (the others are constant).
 LEARNED_MIXERS = ("softmax", "grpo", "gumbel")
 
@@ -60,6 +61,10 @@ class MAWTConfig:
     # the pretrained model is kept. `head` with depth 1 is the cheap,
     # parameter-comparable baseline `gated` that every study gets.
     gate: str = "none"
+    # A planted control for the depth policy (docs/grpo.md): `silent` zeroes the last depth's output
+    # transform B_{D-1} at init (that depth's attention adds nothing), and the depth transforms stay
+    # fixed (not MAWT parameters: with `trainable: mawt` only the selector trains). `none`: no plant.
+    plant: str = "none"
 
     # The allowed range of every number above, checked by mawt/common/ranges.py (a class constant, not a field).
     RANGES = {"depth": ">= 1", "init_noise": ">= 0", "tau": "> 0", "fixed_index": "0..depth-1",
@@ -93,6 +98,11 @@ class MAWTConfig:
             raise bad("layers", f"names layer {', '.join(map(str, twice))} twice: list each layer once")
         if self.gate not in GATES:
             raise bad("gate", f"allowed values are {', '.join(GATES)}")
+        if self.plant not in PLANTS:
+            raise bad("plant", f"allowed values are {', '.join(PLANTS)}")
+        if self.plant != "none" and not (self.depth >= 2 and self.mixer in LEARNED_MIXERS):
+            raise bad("plant", "a plant needs depth >= 2 and a learned mixer (softmax, grpo, gumbel): it tests "
+                      "what the selector learns")
 
     @property
     def is_mawt(self) -> bool:

@@ -127,7 +127,8 @@ def freeze(model: nn.Module, trainable: str = "last") -> int:
     Modes: `last` = the last decoder layer; `last:N` = the last N decoder layers;
     `mawt` = MAWT parameters only; `all` = everything. In every mode the MAWT
     parameters of all patched layers train too (a patched layer below the trainable
-    block would otherwise keep its random depth transforms forever).
+    block would otherwise keep its random depth transforms forever), except a planted
+    control's depth transforms (`mawt.plant`), which never train.
     """
     layers = _decoder_layers(model)
     n_last = trainable_tail(trainable, len(layers))
@@ -138,7 +139,9 @@ def freeze(model: nn.Module, trainable: str = "last") -> int:
         keep += [p for m in mawt_layers(model).values() for p in m.mawt_parameters()]
         if not keep:
             raise nothing_to_train(trainable)
-    keep_ids = {id(p) for p in keep}
+    planted = {id(p) for m in mawt_layers(model).values() if m.mawt.plant != "none"
+               for p in (m.depth_query, m.depth_output)}  # a plant's transforms stay fixed in every mode
+    keep_ids = {id(p) for p in keep} - planted
     for p in model.parameters():
         p.requires_grad_(id(p) in keep_ids)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -21,7 +21,7 @@ BASELINES = ("plain", "gated")  # variant names (and prefixes) the workflow adds
 # MAWT keys that make no sense at D=1 fixed, and train keys only the GRPO objective reads:
 # a plain counterpart drops them, so e.g. every group size shares one plain run.
 _MAWT_ONLY = ("depth", "mixer", "tau", "fixed_index", "selector_width", "selector_input", "gate",
-              "query_block", "path")
+              "query_block", "path", "plant")
 _GRPO_ONLY = ("group_size", "lambda_pg", "beta", "eta", "reuse_prefix", "credit", "advantage",
               "reward_control")
 
