@@ -39,3 +39,18 @@ def test_an_eval_batch_is_its_runs_under_one_eval_config():
 def test_seeds_per_job_below_one_is_refused():
     with pytest.raises(ValueError, match="seeds_per_job=0"):
         train_batches({"a": _run(4, 0)}, size=0)
+
+
+def test_the_longest_batches_get_the_highest_priority():
+    """Graham's LPT order by what a run trains: the micro run's benchmark files order them all D=4 (140 s) >
+    all D=1 (130 s) > last:2 D=4 (92 s) > last D=8 (60 s) > last D=4 (50 s) > mawt D=2 (22 s) > half steps (19 s)."""
+    from mawt.studies.batches import batch_priority
+
+    def cfg(trainable, depth, steps=100):
+        return {"trainable": trainable, "mawt": {"depth": depth}, "train": {"steps": steps, "seed": 0}}
+
+    order = [cfg("all", 4), cfg("all", 1), cfg("last:2", 4), cfg("last", 8), cfg("last", 4), cfg("mawt", 2),
+             cfg("last", 1, steps=50)]
+    priorities = [batch_priority([c] * 12) for c in order]
+    assert priorities == sorted(priorities, reverse=True) and len(set(priorities)) == len(priorities)
+    assert batch_priority([cfg("last", 4)] * 6) * 2 == batch_priority([cfg("last", 4)] * 12)

@@ -175,6 +175,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         for what, fmt in (("loss", "{:.3f}"), ("em", "{:.3f}")):
             if f"{WORTH}{what}_learned" in table:
                 entry[WORTH_LABELS[what]] = worth_text(row, what, fmt)
+        if f"{WORTH}loss_probe" in table:
+            entry[PROBE_LABEL] = probe_text(row)
         if f"{DIVERGENCE}jsd_bits" in table:
             entry[DIVERGENCE_LABEL] = divergence_text(row)
         shown.append(entry)
@@ -184,6 +186,17 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 WORTH_POLICIES = ("learned", "uniform", "best", "oracle")
 WORTH_LABELS = {"loss": "choice worth: answer loss (learned / uniform / best depth / oracle)",
                 "em": "choice worth: exact match (learned / uniform / best depth / oracle)"}
+
+
+PROBE_LABEL = "probe (input-only, cross-fitted): answer loss / exact match"
+
+
+def probe_text(row) -> str:
+    """The probe's worth (mawt/evaluation/probe.py), with a word when it is no better than uniform."""
+    loss, em, uniform = (row.get(f"{WORTH}{k}", np.nan) for k in ("loss_probe", "em_probe", "loss_uniform"))
+    if pd.isna(loss) or pd.isna(em):
+        return ""
+    return f"{loss:.3f} / {em:.3f}" + (" (no better than uniform)" if not loss < uniform else "")
 
 
 DIVERGENCE_PARTS = ("jsd_bits", "distance_query", "distance_output")

@@ -241,9 +241,18 @@ def _worth_line(table: pd.DataFrame, row) -> str:
     shown = [(r["variant"], worth_text(r, "loss", "{:.3f}"), worth_text(r, "em", "{:.3f}")) for r in sides]
     if len(shown) < 2 or not all(loss for _, loss, _ in shown):
         return ""
+    probe = [(r["variant"], _number(r.get(f"{WORTH}loss_probe")), _number(r.get(f"{WORTH}loss_uniform")))
+             for r in sides]
+    flat = [name for name, loss, uniform in probe if loss == loss and not loss < uniform]  # NaN: no probe
+    words = (f" A probe that sees only the selector's input (cross-fitted, mawt/evaluation/probe.py), answer "
+             "loss: " + "; ".join(f"{name} {loss:.3f}" for name, loss, _ in probe if loss == loss) + "."
+             if any(loss == loss for _, loss, _ in probe) else "")
+    if flat:
+        words += (f" For {', '.join(flat)} it is no better than uniform choices: the oracle's gap there is not "
+                  "predictable from what the selector sees.")
     return (" What the depth choice is worth on the held-out set (answer loss; exact match), learned greedy / "
             "uniform / best single depth / per-position oracle: "
-            + "; ".join(f"{name} {loss} ({em})" for name, loss, em in shown) + ".")
+            + "; ".join(f"{name} {loss} ({em})" for name, loss, em in shown) + "." + words)
 
 
 

@@ -13,6 +13,9 @@ tokens and the final EOS, teacher-forced on the gold answer):
   selector is one constant depth (whichever its init prefers), so greedy worth cannot tell
   a trained policy from chance there; the policy's own probabilities can (the planted
   control, docs/grpo.md, reads this one);
+* ``probe``: an input-only policy fit to the per-position best depth, cross-fitted over halves of
+  the held-out items (mawt/evaluation/probe.py): what of the oracle's gap is predictable from
+  the selector's input;
 * ``uniform``: each depth with probability 1/D at every position;
 * ``best``: one depth for every position, the one with the lowest held-out answer loss
   (chosen on the held-out set itself: an optimistic reference, like the oracle);
@@ -43,17 +46,17 @@ from __future__ import annotations
 
 import torch
 
+from mawt.evaluation.probe import cross_fit
 from mawt.layer.depthwise import answer_logits, every_depth, run_layers
+from mawt.layer.patching import mawt_layers
 from mawt.data.prompts import AnswerCollator, encode_example
 
-POLICIES = ("learned", "policy", "uniform", "best", "oracle")
+POLICIES = ("learned", "policy", "probe", "uniform", "best", "oracle")
 HARD_MIXERS = ("grpo", "gumbel")
 
 
 def applies(model) -> bool:
     """Whether `model` has exactly one MAWT layer, the last, with a hard choice over D >= 2 depths."""
-    from mawt.layer.patching import mawt_layers
-
     layers = mawt_layers(model)
     last = len(model.model.layers) - 1
     if set(layers) != {last}:
@@ -130,9 +133,15 @@ def depth_worth(model, tokenizer, rows: list[dict], max_length: int, batch_size:
     collate = AnswerCollator(tokenizer.pad_token_id)
     examples = [encode_example(tokenizer, r, max_length, "eval.max_length", j) for j, r in enumerate(rows)]
     parts: dict[str, list[torch.Tensor]] = {}
+    cells_of: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # per item: the probe's features, CE, ok
+    layer = mawt_layers(model)[len(model.model.layers) - 1]
     for j, i in enumerate(range(0, len(examples), batch_size)):
         batch = {k: v.to(model.device) for k, v in collate(examples[i : i + batch_size]).items()}
-        for key, value in item_worth(*outcomes(model, batch, prefixes[j] if prefixes else None)).items():
+        ce, ok, greedy, cells, probs = outcomes(model, batch, prefixes[j] if prefixes else None)
+        seen = layer.last_selection.observation[:: ce.shape[-1]][:, :-1]  # (B, T, F): the selector's input
+        cells_of += [(seen[b][cells[b]].double().cpu(), ce[b][cells[b]].double().cpu(), ok[b][cells[b]].cpu())
+                     for b in range(ce.shape[0])]
+        for key, value in item_worth(ce, ok, greedy, cells, probs).items():
             parts.setdefault(key, []).append(value.double().cpu())
     per_item = {k: torch.cat(v) for k, v in parts.items()}
     depth_loss = per_item.pop("loss_depth").mean(0)  # (D,)
@@ -140,5 +149,6 @@ def depth_worth(model, tokenizer, rows: list[dict], max_length: int, batch_size:
     best = int(depth_loss.argmin())
     out = {k: float(v.mean()) for k, v in per_item.items()}
     out.update(loss_best=float(depth_loss[best]), em_best=float(depth_em[best]), best_depth=best,
-               loss_depth=[float(x) for x in depth_loss], em_depth=[float(x) for x in depth_em])
+               loss_depth=[float(x) for x in depth_loss], em_depth=[float(x) for x in depth_em],
+               **cross_fit(*(list(part) for part in zip(*cells_of, strict=True))))  # mawt/evaluation/probe.py
     return out

@@ -43,3 +43,25 @@ def train_batches(runs: dict[str, dict], size: int) -> dict[str, list[str]]:
 def eval_batch_id(ev: str, members: list[str]) -> str:
     """The eval batch of `members` (a train batch's runs, or the untuned base alone) under eval id `ev`."""
     return batch_id([ev, *members], "eval")
+
+
+# Relative cost of one training run, for the order in which batches start (no number depends on it).
+_TRAINABLE_COST = {"all": 3.0, "last": 1.0, "mawt": 0.6}
+
+
+def run_cost(cfg: dict) -> float:
+    """A rough relative cost of training `cfg` (a resolved run config): what it trains (all > last:N >
+    last > mawt), times (1 + D/8) for the depths, times its steps. Fitted by eye to the micro run's
+    benchmark files (docs/workflow.md): all D=4 140 s, last:2 D=4 92 s, last D=8 60 s, last D=4 50 s,
+    mawt D=2 22 s per 12 seeds; only its order matters."""
+    trainable = str(cfg.get("trainable", "last"))
+    tail = trainable.split(":", 1)[1] if trainable.startswith("last:") else None
+    weight = 1.0 + 0.5 * (int(tail) - 1) if tail and tail.isdigit() else _TRAINABLE_COST.get(trainable, 1.0)
+    depth = int((cfg.get("mawt") or {}).get("depth", 1))
+    return weight * (1 + depth / 8) * int(cfg["train"].get("steps", 100)) / 100
+
+
+def batch_priority(runs: list[dict]) -> int:
+    """Snakemake `priority:` of a train batch: the longest first (Graham's LPT rule, "Bounds on
+    multiprocessing timing anomalies", 1969), so that no long batch starts last and runs alone."""
+    return round(10 * sum(run_cost(cfg) for cfg in runs))

@@ -33,7 +33,7 @@ from mawt.layer.config import is_mawt
 from mawt.common.layout import Layout, base_run
 from mawt.training.preflight import base_shape
 from mawt.studies.setup import StudyError, load_setup, setup_run
-from mawt.studies.batches import eval_batch_id, train_batches
+from mawt.studies.batches import batch_priority, eval_batch_id, train_batches
 from mawt.studies.study import data_id, eval_id, load_studies, resolve_run, run_config, run_id, training_config
 
 try:
@@ -144,6 +144,11 @@ def eval_batch_index():
 
 def batch_configs(wildcards):
     return [L.run_file(r, layout.RUN_CONFIG) for r in train_batch_index()[wildcards.batch]]
+
+
+def train_priority(wildcards):
+    """The longest batches start first (mawt.studies.batches.batch_priority)."""
+    return batch_priority([RUNS[r] for r in train_batch_index()[wildcards.batch]])
 
 
 def batch_train_split(wildcards):

@@ -30,6 +30,7 @@ rule train:  # a batch: the seeds of one config, trained one after the other in 
     conda:
         "../../environment.yml"
     threads: 1
+    priority: train_priority  # the longest batches first: none starts last and runs alone
     resources:
         mem_mb=6000,
         runtime=30,
