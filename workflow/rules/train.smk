@@ -27,10 +27,10 @@ rule train:  # a batch: the seeds of one config, trained one after the other in 
         L.benchmark("train", "{batch}")
     wildcard_constraints:
         batch="[0-9a-f]{12}",
+    priority: train_priority  # the longest batches first: none starts last and runs alone
     conda:
         "../../environment.yml"
     threads: 1
-    priority: train_priority  # the longest batches first: none starts last and runs alone
     resources:
         mem_mb=6000,
         runtime=30,
