@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import markdown  # noqa: E402  (benchmarks/markdown.py)
 from mawt.common.atomic import write_text  # noqa: E402
 from mawt.analysis.comparisons import design, verdict  # noqa: E402
-from mawt.analysis.display import fmt_p, worth_text  # noqa: E402
+from mawt.analysis.display import divergence_text, fmt_p, probe_text, worth_text  # noqa: E402
+from mawt.analysis.summary import planted_recovery  # noqa: E402
 from mawt.common.environment import environment  # noqa: E402
 from mawt.analysis.results import read_benchmark  # noqa: E402
 
@@ -45,7 +46,8 @@ from mawt.analysis.results import read_benchmark  # noqa: E402
 RULE_COLUMNS = ["rule", "jobs", "total_s", "mean_s", "max_s", "peak_rss_mb"]
 STUDY_COLUMNS = ["study", "variant", "trainable params", "exact match [95% CI]", "answer loss", "vs baseline", "Holm p",
                  "verdict", "MDE", "selector entropy", "worth loss (learned / uniform / best / oracle)",
-                 "worth EM (learned / uniform / best / oracle)"]
+                 "worth EM (learned / uniform / best / oracle)", "probe: worth loss / EM", "policy: worth loss",
+                 "depth divergence (JSD bits / A / B)", "planted gain recovered"]
 PLAN_COLUMNS = ["study", "compared", "measured MDE (median)", "planned from the other studies", "ratio",
                 "planned from its own run", "seeds for MDE <= margin"]
 
@@ -125,7 +127,15 @@ def study_rows(results: Path) -> pd.DataFrame:
                      "selector entropy": _number(row.get("selector_entropy"), "{:.3f}", ""),
                      # what the depth choice is worth (mawt/evaluation/worth.py): hard choices in the last layer
                      "worth loss (learned / uniform / best / oracle)": worth_text(row, "loss", "{:.3f}"),
-                     "worth EM (learned / uniform / best / oracle)": worth_text(row, "em", "{:.3f}")}
+                     "worth EM (learned / uniform / best / oracle)": worth_text(row, "em", "{:.3f}"),
+                     # the input-only reference (mawt/evaluation/probe.py) and the trained policy's own
+                     # probabilities (worth `policy`); how far the depths moved apart (divergence.py)
+                     "probe: worth loss / EM": probe_text(row),
+                     "policy: worth loss": _number(row.get("worth_loss_policy"), "{:.3f}", ""),
+                     "depth divergence (JSD bits / A / B)": divergence_text(row),
+                     # a planted control (mawt.plant, docs/grpo.md): its verdict is this share, not exact match
+                     "planted gain recovered": (f"{planted_recovery(row):.0%}" if isinstance(row.get("plant"), str)
+                                                and row["plant"] != "none" else "")}
             if isinstance(row.get("baseline"), str):
                 entry.update({
                     "vs baseline": f"{row['diff_exact_match']:+.3f} [{row['diff_exact_match_low']:+.3f}, "

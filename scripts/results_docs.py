@@ -57,6 +57,48 @@ def distinct(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _policy_sayings(rows: list[dict], by: dict) -> list[str]:
+    """The planted control's share of the gain, the probe, and how far the depths moved apart."""
+    out = []
+    planted = [r for r in rows if r.get("planted gain recovered")]
+    if planted:
+        out.append("**The planted control** (a depth made worthless by construction, the selector trained alone; "
+                   "judged by the share of the planted gain over uniform choices that the policy recovers in "
+                   "held-out answer loss, not by exact match, which both sides score 0): "
+                   + ", ".join(f"`{r['variant']}` {r['planted gain recovered']}" for r in planted)
+                   + " (at least 80% learned, at most 20% on shuffled rewards; [docs/grpo.md](docs/grpo.md)).")
+    grpo = by.get(("controls", "grpo"))
+    if grpo and grpo.get("probe: worth loss / EM"):
+        uniform = grpo["worth loss (learned / uniform / best / oracle)"].split(" / ")[1]
+        learned, uniform, best, oracle = (float(x) for x in grpo["worth loss (learned / uniform / best / oracle)"]
+                                          .split(" / "))
+        probe = float(grpo["probe: worth loss / EM"].split(" / ")[0])
+        share = (uniform - probe) / (uniform - oracle) if uniform > oracle else float("nan")
+        out.append(f"A probe that sees only the selector's input (cross-fitted) reaches {probe:.3f} on the GRPO "
+                   f"D=4 run, against uniform {uniform:.3f} and the oracle {oracle:.3f}: "
+                   + ("the oracle's gap is not predictable from the input." if "no better" in
+                      grpo["probe: worth loss / EM"] else f"{share:.0%} of the oracle's gap is predictable from the "
+                      "input" + (", and the learned policy gets less of it." if learned > probe else ".")))
+    moved = [r for r in rows if r.get("depth divergence (JSD bits / A / B)") and not r.get("planted gain recovered")]
+    if moved:
+        fixed = planted[0].get("depth divergence (JSD bits / A / B)") if planted else ""
+        jsd = [float(r["depth divergence (JSD bits / A / B)"].split(" / ")[0]) for r in moved]
+        dist = [float(r["depth divergence (JSD bits / A / B)"].split(" / ")[1]) for r in moved]
+        out.append(f"How far the trained depths moved apart (attention JSD at answer positions; transform distance "
+                   f"||A_d - A_d'|| / ||A_d||): {min(jsd):.3f} to {max(jsd):.3f} bits and {min(dist):.3f} to "
+                   f"{max(dist):.3f} over the MAWT runs"
+                   + (f", against {fixed.split(' / ')[0]} bits and {fixed.split(' / ')[1]} for the planted "
+                      "control, whose A_d stay at their initialisation" if fixed else "")
+                   + ".")
+        worth = [[float(x) for x in r["worth loss (learned / uniform / best / oracle)"].split(" / ")[:3]]
+                 for r in moved if r.get("worth loss (learned / uniform / best / oracle)")]
+        if worth:
+            beaten = sum(learned < best for learned, _, best in worth)
+            out.append(f"The learned per-token choice beats the best single (constant) depth in {beaten} of these "
+                       f"{len(worth)} variants' held-out answer loss.")
+    return out
+
+
 def sayings(rows: list[dict], plan: list[dict]) -> list[str]:
     """What the rows say, sentence by sentence (every number read from them)."""
     by = {(r["study"], r["variant"]): r for r in rows}
@@ -87,7 +129,9 @@ def sayings(rows: list[dict], plan: list[dict]) -> list[str]:
         out.append(f"What the learned depth choice of the GRPO D=4 run is worth (held-out answer loss): learned "
                    f"{learned}, uniform choices {uniform}, the best single depth {best}, the per-position "
                    f"oracle {oracle} ([docs/grpo.md](docs/grpo.md)).")
-    floors = [f"`{r['variant']}` ({r['study']})" for r in rows if r["verdict"] == "floor"]
+    out += _policy_sayings(rows, by)
+    floors = [f"`{r['variant']}` ({r['study']})" for r in rows
+              if r["verdict"] == "floor" and not r.get("planted gain recovered")]
     if floors:
         out.append("At the floor (both sides one constant score on every item: nothing to test): "
                    + ", ".join(floors) + "; its study's YAML says why.")

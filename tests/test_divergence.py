@@ -48,6 +48,19 @@ def test_transform_distance_equals_the_norms_by_hand():
     assert transform_distance(w[:1].expand(3, 4, 4)) == 0.0
 
 
+def test_a_silent_depth_is_no_reference_but_is_compared_against():
+    """A planted silent depth (its B zero): the pairs with a zero reference are left out, not inf, and the
+    others read ||W_d - 0|| / ||W_d|| = 1."""
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(3, 4, 4, generator=g)
+    w[2] = 0
+    a = w.double().numpy()
+    by_hand = np.mean([np.linalg.norm(a[d] - a[e]) / np.linalg.norm(a[d]) for d in range(2) for e in range(3) if d != e])
+    assert transform_distance(w) == pytest.approx(by_hand, rel=1e-12)
+    assert transform_distance(w[[0, 2]]) == pytest.approx(1.0)
+    assert np.isnan(transform_distance(torch.zeros(2, 4, 4)))
+
+
 def test_an_untrained_layer_sits_at_the_inits_expected_distance():
     """A_d = I + N(0, s^2) per entry: ||A_d - A_d'||_F ~ s sqrt(2) hd and ||A_d||_F ~ sqrt(hd), so the
     relative distance is ~ s sqrt(2 hd), the number the module docstring quotes."""

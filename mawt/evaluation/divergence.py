@@ -38,10 +38,15 @@ DIVERGENCE_ITEMS = 16  # of them, the items whose attention rows are compared (t
 
 
 def transform_distance(weights: torch.Tensor) -> float:
-    """Mean over ordered pairs d != d' of ||W_d - W_d'||_F / ||W_d||_F, for W of shape (D, n, n)."""
+    """Mean over ordered pairs d != d' of ||W_d - W_d'||_F / ||W_d||_F, for W of shape (D, n, n). A zero W_d
+    (a planted silent depth, `mawt.plant`) is no reference: its pairs are left out, so a zero depth against
+    any other reads 1.0, not inf; NaN when every W_d is zero."""
     w = weights.detach().double()
-    pairs = [(d, e) for d, e in itertools.permutations(range(w.shape[0]), 2)]
-    return sum(float((w[d] - w[e]).norm() / w[d].norm()) for d, e in pairs) / len(pairs)
+    norms = [float(x.norm()) for x in w]
+    pairs = [(d, e) for d, e in itertools.permutations(range(w.shape[0]), 2) if norms[d] > 0]
+    if not pairs:
+        return float("nan")
+    return sum(float((w[d] - w[e]).norm()) / norms[d] for d, e in pairs) / len(pairs)
 
 
 def _entropy_bits(x: torch.Tensor) -> torch.Tensor:
