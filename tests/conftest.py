@@ -41,7 +41,7 @@ FILE_TIERS = {
     "test_architecture.py": "unit",
     "test_training.py": "integration", "test_grpo_cost.py": "integration", "test_evaluate.py": "integration", "test_lmeval.py": "integration",
     "test_benchmarks.py": "integration", "test_fetch.py": "integration", "test_report.py": "integration",
-    "test_faults.py": "integration", "test_workflow.py": "workflow",
+    "test_faults.py": "integration", "test_workflow.py": "workflow", "test_slurm.py": "workflow",
 }
 
 MICRO_BASE = Path(__file__).resolve().parents[1] / "assets" / "micro_base"
