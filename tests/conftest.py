@@ -35,7 +35,7 @@ if _WORKERS > 1:
 TIERS = ("unit", "integration", "workflow")
 FILE_TIERS = {
     "test_attention.py": "unit", "test_bad_input.py": "unit", "test_data.py": "unit", "test_grpo.py": "unit", "test_batches.py": "unit",
-    "test_honest_eval.py": "unit", "test_patching.py": "unit", "test_policy_worth.py": "unit", "test_divergence.py": "unit", "test_probe.py": "unit", "test_planted.py": "integration",
+    "test_honest_eval.py": "unit", "test_patching.py": "unit", "test_policy_worth.py": "unit", "test_divergence.py": "unit", "test_probe.py": "unit", "test_formula.py": "unit", "test_planted.py": "integration",
     "test_precision.py": "unit", "test_routed.py": "unit", "test_scoring.py": "unit", "test_standin.py": "unit",
     "test_stats.py": "unit", "test_stats_calibration.py": "unit", "test_project.py": "unit",
     "test_architecture.py": "unit",

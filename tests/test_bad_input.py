@@ -407,3 +407,23 @@ def test_pretrain_micro_reads_its_config_file_and_refuses_an_unknown_key_in_it(t
     assert proc.returncode == 0, proc.stderr[-2000:]
     model = json.loads((tmp_path / "good" / "config.json").read_text())
     assert (model["num_hidden_layers"], model["hidden_size"]) == (1, 8)
+
+
+def test_the_examples_and_the_docstring_example_load_and_teach_todays_grpo_defaults():
+    """examples/*.yaml and runconfig.py's docstring are what a newcomer copies: each loads as a RunConfig, and
+    where an example spells out a GRPO setting it is today's default (a withdrawn form must not be taught)."""
+    import dataclasses
+    import textwrap
+
+    from mawt.training import runconfig
+    from mawt.training.runconfig import RunConfig, TrainConfig, load
+
+    doc = runconfig.__doc__.split("\n\n")[1]  # the indented example after the title line
+    assert load(yaml.safe_load(textwrap.dedent(doc)), RunConfig).mawt.depth == 4
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    grpo = ("group_size", "lambda_pg", "beta", "eta", "credit", "advantage", "reward_control")
+    for path in ROOT.glob("examples/*.yaml"):
+        cfg = load(str(path), RunConfig)
+        spelled = yaml.safe_load(path.read_text()).get("train", {})
+        assert {k: spelled[k] for k in grpo if k in spelled} == {k: defaults[k] for k in grpo if k in spelled}, path
+        assert cfg.train.steps >= 1

@@ -217,17 +217,31 @@ def test_a_crash_between_write_and_rename_leaves_the_old_file(tmp_path):
     assert not fresh.exists()
 
 
-def test_every_result_writer_goes_through_the_atomic_helper():
-    """No result file is written in place: the package has no bare writes outside mawt/common/atomic.py."""
+BARE_WRITE = re.compile(r"\.(to_csv|to_parquet|savefig|save_pretrained|savez\w*)\(|(?<!atomic)\.write_text\(|open\([^)]*['\"]w")
+
+
+def bare_writes(package: Path) -> list[str]:
+    """Lines of the package, every stage folder included, that write a file in place (not through
+    mawt/common/atomic.py)."""
     offenders = []
-    for path in (ROOT / "mawt").glob("*.py"):
+    for path in sorted(package.rglob("*.py")):
         if path.name == "atomic.py":
             continue
         for n, line in enumerate(path.read_text().splitlines(), 1):
-            if re.search(r"\.(to_csv|to_parquet|savefig|save_pretrained|savez\w*)\(|(?<!atomic)\.write_text\(|open\([^)]*['\"]w",
-                         line) and "tmp" not in line and "# not a result" not in line:
-                offenders.append(f"{path.name}:{n}: {line.strip()}")
-    assert not offenders, offenders
+            if BARE_WRITE.search(line) and "tmp" not in line and "# not a result" not in line:
+                offenders.append(f"{path.relative_to(package)}:{n}: {line.strip()}")
+    return offenders
+
+
+def test_every_result_writer_goes_through_the_atomic_helper(tmp_path):
+    """No result file is written in place: the package has no bare writes outside mawt/common/atomic.py."""
+    assert len(list((ROOT / "mawt").rglob("*.py"))) > 40  # the stage folders are scanned, not only the top
+    assert not bare_writes(ROOT / "mawt")
+    # a planted offender, two folders down, is found
+    planted = tmp_path / "mawt" / "analysis" / "deep"
+    planted.mkdir(parents=True)
+    (planted / "writer.py").write_text("def f(frame, path):\n    frame.to_csv(path)\n")
+    assert bare_writes(tmp_path / "mawt") == ["analysis/deep/writer.py:2: frame.to_csv(path)"]
 
 
 # ---------------------------------------------------------------- 3. numerical faults

@@ -147,9 +147,9 @@ def test_exact_gradient_is_the_analytic_policy_gradient():
     centred = rewards - (pi * rewards).sum(-1, keepdim=True)
     sigma = (pi * centred ** 2).sum(-1, keepdim=True).sqrt()
     assert torch.allclose(grad, -(pi * centred / sigma) * cells[..., None] / cells.sum(), atol=1e-6)
-    spread = grpo.reward_spread(rewards, cells)
-    by_hand = (rewards.amax(-1) - rewards.amin(-1))[cells].mean()
-    assert math.isclose(spread.item(), by_hand.item(), rel_tol=1e-6)
+    # the spread, on numbers worked by hand: cells 0 and 2 count, max - min there is 3 - 1 and 4 - (-1)
+    small = torch.tensor([[[1.0, 3.0, 2.0], [5.0, 5.0, 9.0], [0.0, -1.0, 4.0]]])
+    assert grpo.reward_spread(small, torch.tensor([[True, False, True]])).item() == 3.5
 
 
 def test_check_credit_messages():

@@ -236,10 +236,17 @@ def test_mde_with_a_base_rate_accounts_for_the_variance_under_the_alternative():
     assert minimum_detectable_effect(se, df, base_rate=None) == plain
     at_17 = minimum_detectable_effect(se, df, base_rate=0.17)
     assert at_17 > plain
-    # the fixed point: MDE = m0 sqrt((p' (1 - p') + q) / (2 q)) at p' = 0.17 + MDE, q = 0.17 * 0.83
+    # by the definition, not the iteration: the two-sided t-test at 0.05 detects a true difference of this
+    # size with 80% power when its SE is the one under the alternative, se sqrt((p' (1 - p') + q) / (2 q)) at
+    # p' = 0.17 + MDE, q = 0.17 * 0.83, de-biased by c4(df); the power from scipy's noncentral t
+    from scipy import special, stats
+
     q = 0.17 * 0.83
     p1 = 0.17 + at_17
-    assert at_17 == pytest.approx(plain * np.sqrt((p1 * (1 - p1) + q) / (2 * q)), rel=1e-7)
+    c4 = np.sqrt(2 / df) * np.exp(special.gammaln((df + 1) / 2) - special.gammaln(df / 2))
+    ncp = at_17 * c4 / (se * np.sqrt((p1 * (1 - p1) + q) / (2 * q)))
+    crit = stats.t.ppf(0.975, df)
+    assert stats.nct.sf(crit, df, ncp) + stats.nct.cdf(-crit, df, ncp) == pytest.approx(0.80, abs=1e-6)
     # at 0.5 a 0/1 score's variance is largest already: no change
     assert minimum_detectable_effect(se, df, base_rate=0.5) == pytest.approx(plain, rel=1e-12)
 

@@ -1,7 +1,7 @@
 """`RunConfig`: everything one fine-tuning run needs, read from a YAML file.
 
     base_model: assets/micro_base       # a save_pretrained directory or a hub id
-    data: {source: synthetic, families: [reverse, drop_first], steps: 2}
+    data: {source: synthetic, families: [reverse, drop_first], difficulty: 2}
     mawt: {depth: 4, mixer: grpo}        # null: unpatched (the base's own attention, fine-tuned)
     trainable: last
     train: {steps: 200, learning_rate: 1e-3, group_size: 4, seed: 0}
