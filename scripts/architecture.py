@@ -9,7 +9,8 @@
 A module may import its own stage and earlier ones, never a later one: every import
 counts, also one inside a function (a lazy import is still a dependency). The CLI
 (`mawt/__main__.py`) and the public API (`mawt/__init__.py`) sit above all stages.
-No module has more than MAX_LINES lines. tests/test_architecture.py runs this check.
+No module has more than MAX_LINES lines, and no module imports itself through others (an import
+cycle: also through a lazy import, which only hides it). tests/test_architecture.py runs this check.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def imports(path: Path, package_dir: Path = PACKAGE) -> list[tuple[int, str]]:
 
 
 def violations(package: Path = PACKAGE) -> list[str]:
-    out = []
+    out = [f"import cycle: {' -> '.join(c)}" for c in cycles(package)]
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package.parent)
         lines = len(path.read_text().splitlines())
@@ -82,11 +83,75 @@ def violations(package: Path = PACKAGE) -> list[str]:
     return out
 
 
+def graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """module -> the package's modules it imports (a name imported from a module counts as that module)."""
+    modules = {module_name(p, package): p for p in package.rglob("*.py")}
+    edges = {}
+    for name, path in modules.items():
+        targets = set()
+        for _, target in imports(path, package):
+            while target not in modules and "." in target:  # `from mawt.x import f`: f is not a module
+                target = target.rpartition(".")[0]
+            if target in modules and target != name:
+                targets.add(target)
+        edges[name] = targets
+    return edges
+
+
+def cycles(package: Path = PACKAGE) -> list[list[str]]:
+    """Every import cycle, once: the strongly connected components of more than one module (Tarjan),
+    each as a path that starts at its first module by name and returns to it."""
+    edges = graph(package)
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(_loop(sorted(component), edges))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def _loop(component: list[str], edges: dict[str, set[str]]) -> list[str]:
+    """A shortest path from the component's first module back to itself, inside the component."""
+    start, inside = component[0], set(component)
+    paths, seen = [[start]], {start}
+    while paths:
+        path = paths.pop(0)
+        for w in sorted(edges[path[-1]] & inside):
+            if w == start:
+                return path + [start]
+            if w not in seen:
+                seen.add(w)
+                paths.append(path + [w])
+    return component
+
+
 def main() -> int:
     found = violations()
     for v in found:
         print(v)
-    print(f"{len(found)} violation(s): stages {' -> '.join(STAGES)}, at most {MAX_LINES} lines a module",
+    print(f"{len(found)} violation(s): stages {' -> '.join(STAGES)}, at most {MAX_LINES} lines a module, "
+          f"no import cycles ({sum(v.startswith('import cycle') for v in found)} found)",
           file=sys.stderr)
     return 1 if found else 0
 

@@ -53,3 +53,20 @@ def test_the_script_exits_non_zero_on_a_violation_and_zero_on_the_package():
     ok = subprocess.run([sys.executable, str(ROOT / "scripts" / "architecture.py")], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout
     assert "0 violation(s)" in ok.stderr
+
+
+def test_the_check_finds_planted_import_cycles_lazy_ones_included(tmp_path):
+    pkg = tmp_path / "mawt"
+    shutil.copytree(architecture.PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    assert architecture.cycles(pkg) == []
+    # the cycle issue 32 cut, planted back as it was: a lazy import inside a method
+    runconfig = pkg / "training" / "runconfig.py"
+    runconfig.write_text(runconfig.read_text() + "\n\ndef _lazy():\n    from mawt.training.preflight import Shape\n")
+    # and a cycle of three through a name imported from a package (`from mawt.data import pong`)
+    (pkg / "data" / "ping.py").write_text("from mawt.data import pong\n")
+    (pkg / "data" / "pong.py").write_text("def f():\n    import mawt.data.pang\n")
+    (pkg / "data" / "pang.py").write_text("from .ping import nothing\n")
+    found = architecture.violations(pkg)
+    assert [v for v in found if v.startswith("import cycle")] == [
+        "import cycle: mawt.data.pang -> mawt.data.ping -> mawt.data.pong -> mawt.data.pang",
+        "import cycle: mawt.training.preflight -> mawt.training.runconfig -> mawt.training.preflight"], found

@@ -328,7 +328,7 @@ def test_a_job_failing_at_run_time_shows_its_message_in_snakemakes_output(tmp_pa
 
 def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
     from mawt.bases.micro import MicroConfig
-    from mawt.training.preflight import GIB, MEMORY_BOUND_GIB, Shape, base_shape, memory_estimate
+    from mawt.training.preflight import GIB, MEMORY_BOUND_GIB, Shape, base_shape, check_against, memory_estimate
     from mawt.bases.standin import GEOMETRY
     from mawt.studies.study import load_studies, resolve_run
 
@@ -347,17 +347,17 @@ def test_the_shape_of_a_built_base_is_its_recipes_and_the_paper_runs_pass():
     r1_distill = Shape(28, 12, 2, 128, "DeepSeek-R1-Distill-Qwen-1.5B")
     for study in load_studies(paper, folder=ROOT / "ablations").values():
         for variant in study.variants:
-            resolve_run(paper, study, variant, 0).check_against(r1_distill)
+            check_against(resolve_run(paper, study, variant, 0), r1_distill)
     d8 = resolve_run(paper, load_studies(paper, ["depths"], ROOT / "ablations")["depths"], "depth-8", 0)
     assert d8.mawt.depth == 8 and memory_estimate(d8, r1_distill) < MEMORY_BOUND_GIB * GIB / 10
     # a transformers config or its config.json mapping work as well as a Shape: the 1.5B's geometry, 3 layers
     conf = {**GEOMETRY, "num_hidden_layers": 3}
     over = load({"mawt": {"layers": [0, -1]}, "trainable": "last:4"}, RunConfig, "probe")
     with pytest.raises(ValueError, match=r"last:4.* 3 "):
-        over.check_against(conf)
+        check_against(over, conf)
     from transformers import Qwen2Config
     with pytest.raises(ValueError, match=r"last:4.* 3 "):
-        over.check_against(Qwen2Config(**conf))
+        check_against(over, Qwen2Config(**conf))
 
 
 def test_a_too_long_train_row_is_named_by_its_source_row_and_file(tmp_path, monkeypatch):

@@ -164,8 +164,11 @@ def test_check_credit_messages():
     assert "'token'" in message and "'sequence'" in message and "last layer (3)" in message
     with pytest.raises(ValueError, match=r"train.credit='exact' needs MAWT only in the last layer \(5\)"):
         check_credit("exact", [-2], 6)
+    # an unknown credit is TrainConfig's to refuse (one rule, one place), before any shape is known
+    from mawt.training.runconfig import TrainConfig
+
     with pytest.raises(ValueError, match=r"train.credit='tokens' is invalid: allowed are token, sequence, exact"):
-        check_credit("tokens", [3], 4)
+        TrainConfig(credit="tokens")
 
 
 @pytest.mark.parametrize("field, value, message", [

@@ -29,6 +29,7 @@ from mawt.evaluation.scoring import SCORES
 from mawt.statistics.intervals import components
 from mawt.statistics.paired import paired_difference
 from mawt.studies.setup import StudyError
+from mawt.training.preflight import check_against
 from mawt.studies.study import ROOT, StudySpec, data_id, eval_id, load_studies, resolve_run, run_id
 
 # the D=4 GRPO run (token credit), the same run as mixers' `mixer-grpo`: every study shares it
@@ -121,7 +122,7 @@ def resolve_pilot(setup: dict, studies: dict | None = None, folder=None, base_mo
             run = resolve_run(setup, study, v, seed, base_model=base_model)
             if shape is not None and seed == seeds[0]:
                 try:
-                    run.check_against(shape)
+                    check_against(run, shape)
                 except ValueError as err:
                     raise StudyError(f"{study.path}: key variants.{v}: {err} (base model: {shape.source})") from None
             config = run.to_dict()

@@ -11,7 +11,7 @@ reads it without building or downloading anything:
   * a hub id: the config.json in the local Hugging Face cache, if there (offline lookup only).
 When none is readable the workflow says so in one line and the train job runs the checks.
 
-`check_run` (behind `RunConfig.check_against`) refuses, with one line naming the key and what is allowed:
+`check_run` (behind `check_against`) refuses, with one line naming the key and what is allowed:
   * patched layers out of range, or one layer named twice once negative indices are resolved;
   * `trainable: last:N` with N above the layer count, or a freeze mode that leaves nothing to train;
   * `train.credit: exact` with MAWT below the last layer (GRPO);
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mawt.layer.config import nothing_to_train, resolve_layers, trainable_tail
-from mawt.training.runconfig import RunConfig, TrainConfig
+from mawt.training.runconfig import RunConfig
 
 MEMORY_BOUND_GIB = 80  # one H200 holds 141 GB: the model, the optimiser and the rest of the step need the others
 GIB = 2**30
@@ -79,9 +79,7 @@ def check_credit(credit: str, patched_layers, n_layers: int) -> None:
     layer to be the last one. Needs only the model config (call it before the
     weights load).
     """
-    if credit not in TrainConfig.CREDITS:
-        raise ValueError(f"train.credit={credit!r} is invalid: allowed are {', '.join(TrainConfig.CREDITS)}")
-    if credit == "exact":
+    if credit == "exact":  # (a credit outside TrainConfig.CREDITS is refused by TrainConfig itself)
         below = sorted({i % n_layers for i in patched_layers} - {n_layers - 1})
         if below:
             raise ValueError(
@@ -122,9 +120,22 @@ def check_memory(run: RunConfig, shape: Shape) -> None:
     )
 
 
+def check_against(run: RunConfig, model_config, source: str | None = None) -> None:
+    """The rules that need the base model's shape: the patched and trainable layers exist, something
+    trains, exact credit only in the last layer, the depth's memory bound. `model_config`: a transformers
+    config, its config.json mapping or a `Shape`; one that is not a decoder config these rules understand
+    checks nothing. A broken rule raises ValueError (one line: the key and what is allowed)."""
+    shape = model_config
+    if not isinstance(model_config, Shape):
+        conf = model_config if isinstance(model_config, dict) else model_config.to_dict()
+        shape = Shape.from_config(conf, source or run.base_model)
+    if shape is not None:
+        check_run(run, shape)
+
+
 def check_run(run: RunConfig, shape: Shape) -> None:
-    """Every check of a run against the base's shape (`RunConfig.check_against` calls it); a failed
-    one raises ValueError (one line, the key and what is allowed)."""
+    """Every check of a run against the base's shape (`check_against` calls it); a failed one raises
+    ValueError (one line, the key and what is allowed)."""
     n = shape.num_hidden_layers
     if run.mawt is not None:
         layers = resolve_layers(run.mawt.layers, n)  # the same checks patch_model makes

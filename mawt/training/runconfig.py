@@ -13,7 +13,7 @@ The one way in is `load(source, cls)`: a YAML path, a mapping (a setup's section
 `config`) or None (the defaults) gives the validated dataclass (`RunConfig`, `EvalConfig`,
 `DataConfig`, `MAWTConfig`, `TrainConfig`, `MicroConfig`). Rules between fields are checked
 once, in each class's `__post_init__`; rules that need the base model's shape, once, in
-`RunConfig.check_against(model_config)`.
+`mawt.training.preflight.check_against(run, model_config)` (which imports this module, never the reverse).
 """
 
 from __future__ import annotations
@@ -154,21 +154,6 @@ class RunConfig:
     def uses_grpo(self) -> bool:
         """Whether the depth choice is a sampled policy trained with GRPO (mawt/training/grpo.py)."""
         return self.mawt is not None and self.mawt.uses_grpo
-
-    def check_against(self, model_config, source: str | None = None) -> None:
-        """The rules that need the base model's shape (mawt/training/preflight.py): the patched and
-        trainable layers exist, something trains, exact credit only in the last layer, the depth's
-        memory bound. `model_config`: a transformers config, its config.json mapping or a
-        `preflight.Shape`; one that is not a decoder config these rules understand checks nothing.
-        A broken rule raises ValueError (one line: the key and what is allowed)."""
-        from mawt.training.preflight import Shape, check_run  # preflight reads TrainConfig: imported here
-
-        shape = model_config
-        if not isinstance(model_config, Shape):
-            conf = model_config if isinstance(model_config, dict) else model_config.to_dict()
-            shape = Shape.from_config(conf, source or self.base_model)
-        if shape is not None:
-            check_run(self, shape)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -14,10 +14,11 @@ from mawt.data.prompts import AnswerCollator, encode_example
 from mawt.common.environment import environment
 from mawt.training.models import check_model_source, device_for, load_base, unloadable, upcast_trainable, weights_sha256
 from mawt.layer.patching import freeze, patch_model
+from mawt.training.preflight import check_against
 from mawt.training.runconfig import RunConfig
 
 
-def preflight(cfg: RunConfig) -> None:
+def check_base_config(cfg: RunConfig) -> None:
     """Checks that need only the base model's config (cheap): patched layers and trainable
     layers exist, something trains, exact credit only in the last layer, the depth's memory
     estimate (mawt/training/preflight.py, the checks the workflow makes before any job). Runs before any
@@ -29,7 +30,7 @@ def preflight(cfg: RunConfig) -> None:
         conf = AutoConfig.from_pretrained(cfg.base_model, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as err:
         raise unloadable(cfg, err) from None
-    cfg.check_against(conf)
+    check_against(cfg, conf)
 
 
 def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart: bool = False,
@@ -44,7 +45,7 @@ def train_run(cfg: RunConfig, out: Path, split_dir: Path | None = None, restart:
 
     out = Path(out)
     device = device_for(cfg.train.device)
-    preflight(cfg)
+    check_base_config(cfg)
     if split_dir is not None and not (Path(split_dir) / layout.TRAIN_SPLIT).is_file():
         raise ValueError(f"train --split {str(split_dir)!r}: no {layout.TRAIN_SPLIT} there; give a folder written by "
                          "`python -m mawt prepare-data --out`, or leave --split out to split here")

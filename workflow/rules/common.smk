@@ -31,7 +31,7 @@ from mawt.common import atomic, layout
 from mawt.studies.baselines import BASELINES
 from mawt.layer.config import is_mawt
 from mawt.common.layout import Layout, base_run
-from mawt.training.preflight import base_shape
+from mawt.training.preflight import base_shape, check_against
 from mawt.studies.setup import StudyError, load_setup, setup_run
 from mawt.studies.batches import batch_priority, eval_batch_id, train_batches
 from mawt.studies.study import data_id, eval_id, load_studies, resolve_run, run_config, run_id, training_config
@@ -74,7 +74,7 @@ def check_runs_against_base():
                 continue
             checked.add(key)
             try:
-                run.check_against(SHAPE)
+                check_against(run, SHAPE)
             except ValueError as err:
                 sys.exit(
                     f"Invalid ablation configuration: {study.path}: key variants.{variant}: {err} "
