@@ -240,5 +240,5 @@ def test_head_gate_keeps_the_base_at_init_is_causal_and_trains(depth, mixer, bat
 def test_gate_value_is_checked():
     from mawt import MAWTConfig
 
-    with pytest.raises(ValueError, match="MAWTConfig.gate='elementwise' is invalid: allowed values are none, head"):
+    with pytest.raises(ValueError, match="mawt.gate='elementwise' is invalid: allowed values are none, head"):
         MAWTConfig(gate="elementwise")

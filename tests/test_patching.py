@@ -111,12 +111,12 @@ def test_patched_model_moves_dtype_and_mode_with_the_model(batch):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"depth": 0}, "MAWTConfig.depth=0 is invalid: must be an integer >= 1"),
-        ({"mixer": "argmax"}, "MAWTConfig.mixer='argmax' is invalid: allowed values are softmax, grpo, gumbel, mean, fixed"),
-        ({"depth": 2, "mixer": "fixed", "fixed_index": 2}, r"MAWTConfig.fixed_index=2 is invalid: must be an integer in 0..1 \(depth=2\)"),
-        ({"path": "flash"}, "MAWTConfig.path='flash' is invalid: allowed values are auto, fused, materialized, routed"),
-        ({"layers": []}, "MAWTConfig.layers=.* is invalid"),
-        ({"init_noise": -1.0}, "MAWTConfig.init_noise=-1.0 is invalid"),
+        ({"depth": 0}, "mawt.depth=0 is invalid: must be an integer >= 1"),
+        ({"mixer": "argmax"}, "mawt.mixer='argmax' is invalid: allowed values are softmax, grpo, gumbel, mean, fixed"),
+        ({"depth": 2, "mixer": "fixed", "fixed_index": 2}, r"mawt.fixed_index=2 is invalid: must be an integer in 0..1 \(depth=2\)"),
+        ({"path": "flash"}, "mawt.path='flash' is invalid: allowed values are auto, fused, materialized, routed"),
+        ({"layers": []}, "mawt.layers=.* is invalid"),
+        ({"init_noise": -1.0}, "mawt.init_noise=-1.0 is invalid"),
     ],
 )
 def test_bad_config_values_name_the_parameter(kwargs, message):
@@ -126,7 +126,7 @@ def test_bad_config_values_name_the_parameter(kwargs, message):
 
 @pytest.mark.parametrize("layers", [[2], [-3], [0, -2]])
 def test_layer_index_out_of_range_or_repeated(layers):
-    with pytest.raises(ValueError, match=r"MAWTConfig.layers.*(out of range|same layer twice)"):
+    with pytest.raises(ValueError, match=r"mawt.layers.*(out of range|same layer twice)"):
         patch_model(tiny_model("qwen2"), MAWTConfig(layers=layers))
 
 
@@ -168,4 +168,4 @@ def test_demo_cli_checks_identity_and_reports_bad_input_without_traceback(cli):
     assert "(batch, heads, q, k, depth) = (2, 4, 16, 16, 2)" in ok.stdout
     bad = cli("demo", "--mixer", "top1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert "MAWTConfig.mixer='top1' is invalid" in bad.stderr
+    assert "mawt.mixer='top1' is invalid" in bad.stderr

@@ -164,3 +164,25 @@ def test_the_readme_result_and_the_measured_run_are_generated_from_the_kept_full
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_docs.py"), "--check", "--full-run",
                            str(ROOT / "docs" / "results" / "full_run.md")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_the_docs_trainings_and_job_counts_are_job_counts_mds():
+    """Every count of trainings or jobs the docs state is the one benchmarks/job_counts.py wrote (from
+    Snakemake's own dry run) into docs/results/job_counts.md, not a number typed once and left behind."""
+    import re
+
+    table = (ROOT / "docs" / "results" / "job_counts.md").read_text()
+    rows = {m.group(1): dict(zip(("micro", "paper_standin", "paper"), map(int, m.group(2, 3, 4))))
+            for m in re.finditer(r"^\| `(\w+)` \| (\d+) \| (\d+) \| (\d+) \|$", table, re.M)}
+    total = [tuple(map(int, m.groups())) for m in re.finditer(r"^\| \*\*total\*\* \| (\d+) \| (\d+) \| (\d+) \|$",
+                                                               table, re.M)][0]
+    workflow = (ROOT / "docs" / "workflow.md").read_text()
+    paper = (ROOT / "docs" / "paper.md").read_text()
+    (trainings,) = re.findall(r"\((\d+)\s+trainings for the 5 default studies", workflow)
+    assert int(trainings) == rows["run_config"]["micro"]
+    (plan_trainings, plan_evals) = re.findall(r"Jobs: (\d+) trainings, (\d+) held-out evaluations", paper)[0]
+    assert int(plan_trainings) == rows["train"]["paper"] == rows["run_config"]["paper"]
+    # the held-out evaluations of trained runs: the untuned base and its native-thinking reference not counted
+    assert int(plan_evals) == rows["eval_heldout"]["paper"] - 2
+    (today,) = re.findall(r"\((\d+) today: \[results/job_counts.md\]", paper)
+    assert int(today) == total[1]

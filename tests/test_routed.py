@@ -200,7 +200,7 @@ def test_grpo_loss_and_gradients_equal_the_fused_path_with_the_same_sampled_choi
     (dict(mixer="grpo", selector_input="hidden", depth=1), "needs depth > 1"),
 ])
 def test_routed_is_refused_where_it_cannot_apply(cfg, reason):
-    with pytest.raises(ValueError, match=rf"MAWTConfig.path='routed' is invalid: .*{reason}"):
+    with pytest.raises(ValueError, match=rf"mawt.path='routed' is invalid: .*{reason}"):
         MAWTConfig(path="routed", **cfg)
     assert MAWTConfig(path="auto", **cfg).path == "auto"  # auto: fused there, no error
 

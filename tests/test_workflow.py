@@ -149,8 +149,8 @@ def test_slurm_profile_dry_run_of_the_paper_setup(tmp_path):
     "edit, message",
     [
         ({"variants": {"x": {"mawt": {"depht": 2}}}}, r"tiny.yaml: key variants.x.mawt: unknown key\(s\) \['depht'\]; allowed are \[.*'depth'"),
-        ({"variants": {"x": {"mawt": {"mixer": "top1"}}}}, r"key variants.x.mawt: MAWTConfig.mixer='top1' is invalid: allowed values are softmax, grpo, gumbel, mean, fixed"),
-        ({"variants": {"x": {"mawt": {"depth": 0}}}}, r"key variants.x.mawt: MAWTConfig.depth=0 is invalid: must be an integer >= 1"),
+        ({"variants": {"x": {"mawt": {"mixer": "top1"}}}}, r"key variants.x.mawt: mawt.mixer='top1' is invalid: allowed values are softmax, grpo, gumbel, mean, fixed"),
+        ({"variants": {"x": {"mawt": {"depth": 0}}}}, r"key variants.x.mawt: mawt.depth=0 is invalid: must be an integer >= 1"),
         ({"seeds": []}, r"key seeds: \[\] should be non-empty"),
         ({"seeds": "0"}, r"key seeds: '0' is not of type 'array'"),
         ({"variants": {"x": {"train": {"steps": "many"}}}}, r"key variants.x.train: train.steps='many' is invalid: must be an integer >= 1"),

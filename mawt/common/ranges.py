@@ -71,3 +71,13 @@ def _bound(config, text: str) -> tuple[int, str | None]:
         return int(m[1]), None
     offset = int(m[4] or 0) * (-1 if m[3] == "-" else 1)
     return getattr(config, m[2]) + offset, m[2]
+
+
+def refuse_unknown(data: dict, cls, where: str) -> None:
+    """The one unknown-key check of every config mapping: one line, `{where}: unknown key(s) [...];
+    allowed are [...]` (the YAML keys, which are the dataclass's field names)."""
+    allowed = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed are {allowed}")
+

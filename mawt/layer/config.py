@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from mawt.common.ranges import check_ranges
+from mawt.common.ranges import check_ranges, refuse_unknown
 
 MIXERS = ("softmax", "grpo", "gumbel", "mean", "fixed")
 PATHS = ("auto", "fused", "materialized", "routed")
@@ -73,9 +73,9 @@ class MAWTConfig:
     def __post_init__(self) -> None:
         def bad(name: str, allowed: str) -> ValueError:
             value = getattr(self, name)
-            return ValueError(f"MAWTConfig.{name}={value!r} is invalid: {allowed}")
+            return ValueError(f"mawt.{name}={value!r} is invalid: {allowed}")  # the YAML key (docs/naming.md)
 
-        check_ranges(self, "MAWTConfig.")
+        check_ranges(self, "mawt.")
         if self.mixer not in MIXERS:
             raise bad("mixer", f"allowed values are {', '.join(MIXERS)}")
         if self.path not in PATHS:
@@ -140,12 +140,7 @@ class MAWTConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "MAWTConfig":
         refuse_renamed(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown MAWTConfig key(s) {unknown}; allowed keys are {sorted(known)}"
-            )
+        refuse_unknown(data, cls, "mawt")
         return cls(**data)
 
 
@@ -163,7 +158,7 @@ def uses_grpo(mawt: dict | None) -> bool:
 RENAMED = {"selector_hidden_state": "selector_input"}  # old key -> the key that replaced it
 
 
-def refuse_renamed(data: dict, where: str = "MAWTConfig") -> None:
+def refuse_renamed(data: dict, where: str = "mawt") -> None:
     """Old keys are refused with the key that replaced them (not silently ignored)."""
     for old, new in RENAMED.items():
         if old in data:
@@ -180,12 +175,12 @@ def resolve_layers(layers: list[int], n_layers: int) -> list[int]:
     for i in layers:
         if not -n_layers <= i < n_layers:
             raise ValueError(
-                f"MAWTConfig.layers contains {i}, out of range for a model with {n_layers} "
+                f"mawt.layers contains {i}, out of range for a model with {n_layers} "
                 f"decoder layers: allowed are 0..{n_layers - 1} or -{n_layers}..-1"
             )
         resolved.append(i % n_layers)
     if len(set(resolved)) != len(resolved):
-        raise ValueError(f"MAWTConfig.layers={layers} names the same layer twice")
+        raise ValueError(f"mawt.layers={layers} names the same layer twice")
     return sorted(resolved)
 
 

@@ -41,7 +41,7 @@ def _explain(error: jsonschema.ValidationError) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
-        return f"key {key}: {error.message}; allowed keys are {allowed}"
+        return f"key {key}: {error.message}; allowed are {allowed}"
     hint = f" ({schema['description']})" if "description" in schema else ""
     return f"key {key}: {error.message}{hint}"
 
@@ -130,7 +130,7 @@ def resolve_overrides(setup: dict, over: dict, where: str, base_model: str | Non
         raise StudyError(f"{where}: expected a mapping of run settings, got {type(over).__name__}")
     unknown = sorted(set(over) - set(RUN_KEYS))
     if unknown:
-        raise StudyError(f"{where}: unknown key(s) {unknown}; allowed keys are {list(RUN_KEYS)}")
+        raise StudyError(f"{where}: unknown key(s) {unknown}; allowed are {list(RUN_KEYS)}")
     over = {**over, "data": deep_merge(setup["data"], over.get("data") or {}),  # a study may vary the data too
             "base_model": base_model or setup["base_model"]}
     try:

@@ -26,7 +26,7 @@ from mawt.statistics import DEFAULT_MARGIN  # a setup's `margin` overrides it, a
 
 from mawt.studies.baselines import BASELINES, GATED, baseline_name, plainized
 from mawt.studies.setup import StudyError, check_schema, deep_merge, read_mapping, resolve_overrides, schema_validator
-from mawt.training.runconfig import RunConfig
+from mawt.training.runconfig import RunConfig, training_part
 
 ROOT = Path(__file__).resolve().parents[2]  # a checkout's root (its ablations/ folder)
 DEFAULT_SEEDS = (0, 1, 2)  # when neither the study nor the setup names seeds
@@ -163,17 +163,12 @@ def _hash(obj, n: int) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
 
 
-def training_config(config: dict) -> dict:
-    """A resolved run config without its `eval` section: what training reads."""
-    return {k: v for k, v in config.items() if k != "eval"}
-
-
 def run_id(config: dict) -> str:
     """Content hash of a resolved run config's training part (`eval` left out: an eval-only
     edit re-runs evaluation, not training). Identical runs of different studies (the
     shared `plain` baseline, say) are trained once; editing a variant gives its runs new
     ids, so only they (and the tables that list them) are rebuilt."""
-    return _hash(training_config(config), 12)
+    return _hash(training_part(config), 12)
 
 
 def eval_id(eval_config: dict) -> str:

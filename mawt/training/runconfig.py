@@ -25,7 +25,7 @@ from pathlib import Path
 from mawt.common import yamlfile
 from mawt.layer.config import FREEZE_MODES, MAWTConfig, refuse_renamed, trainable_tail
 from mawt.data.sources import DataConfig
-from mawt.common.ranges import check_ranges
+from mawt.common.ranges import check_ranges, refuse_unknown
 
 
 @dataclass
@@ -160,9 +160,13 @@ class RunConfig:
 
     def training_dict(self) -> dict:
         """The config without `eval`: what the training run id hashes (an eval-only edit keeps it)."""
-        out = self.to_dict()
-        del out["eval"]
-        return out
+        return training_part(self.to_dict())
+
+
+def training_part(config: dict) -> dict:
+    """A resolved run config's mapping without its `eval` section: what training reads and the run id
+    hashes (the one builder: `RunConfig.training_dict` and the workflow's run index use it)."""
+    return {k: v for k, v in config.items() if k != "eval"}
 
 
 _SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -174,10 +178,8 @@ def _build(cls, data, where: str):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
     if cls is MAWTConfig:
         refuse_renamed(data, where)
+    refuse_unknown(data, cls, where)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed are {sorted(fields)}")
     kwargs = {}
     for key, value in data.items():
         if key in _SECTIONS and cls is RunConfig:

@@ -34,7 +34,8 @@ from mawt.common.layout import Layout, base_run
 from mawt.training.preflight import base_shape, check_against
 from mawt.studies.setup import StudyError, load_setup, setup_run
 from mawt.studies.batches import batch_priority, eval_batch_id, train_batches
-from mawt.studies.study import data_id, eval_id, load_studies, resolve_run, run_config, run_id, training_config
+from mawt.studies.study import data_id, eval_id, load_studies, resolve_run, run_config, run_id
+from mawt.training.runconfig import training_part
 
 try:
     SETUP = load_setup(config["setup"])
@@ -95,7 +96,7 @@ for _name, _study in STUDIES.items():
     for _variant in _study.variants:
         for _seed in _study.seeds:
             _cfg = run_config(SETUP, _study, _variant, _seed, base_model=BASE_MODEL)
-            RUNS[run_id(_cfg)] = training_config(_cfg)
+            RUNS[run_id(_cfg)] = training_part(_cfg)
             EVALS[eval_id(_cfg["eval"])] = _cfg["eval"]
             DATA[data_id(_cfg["data"])] = _cfg["data"]
             STUDY_RUNS[_name].append((_variant, _seed, run_id(_cfg), eval_id(_cfg["eval"])))
