@@ -37,8 +37,11 @@ def test_readme_quick_start_has_two_commands_and_ci_runs_the_test_one():
     assert len(commands) == 2 and all("\n" not in c for c in commands)
     ci = (ROOT / ".ci" / "run").read_text()
     ci_lines = [line for line in ci.splitlines() if line and not line.startswith(("#", "set ", "cd "))]
-    # the README's test command, once, after the system package and before the workflow's format and lint checks
-    assert ci_lines.count(commands[1]) == 1 and "chromium" in ci_lines[0]
+    # the README's test command, once, after the system packages (Chromium, SLURM) and the local cluster, and
+    # before the workflow's format and lint checks
+    test = ci_lines.index(commands[1])
+    assert ci_lines.count(commands[1]) == 1 and "chromium" in "\n".join(ci_lines[:test])
+    assert "slurm-local.sh up" in "\n".join(ci_lines[:test]) and "slurm-local.sh down" in "\n".join(ci_lines[:test])
     assert ci_lines[-2:] == ["snakefmt --check Snakefile workflow/rules",
                              "snakemake --lint --config setup=.test/smoke.yaml ablations=.test/ablations"]
     assert "pytest" in commands[1] and ".[test]" in commands[1]

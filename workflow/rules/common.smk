@@ -147,6 +147,12 @@ def batch_configs(wildcards):
     return [L.run_file(r, layout.RUN_CONFIG) for r in train_batch_index()[wildcards.batch]]
 
 
+# Above every train batch's: the small config writers run before any training starts. Each takes one of
+# --cores while it runs, so at priority 0 they queue behind the trains, and a batch whose configs came
+# last started last whatever its own priority (the 03a43e1 run: the longest, 137 s, at 721 s of 892).
+CONFIG_PRIORITY = 10**6
+
+
 def train_priority(wildcards):
     """The longest batches start first (mawt.studies.batches.batch_priority)."""
     return batch_priority([RUNS[r] for r in train_batch_index()[wildcards.batch]])

@@ -8,6 +8,7 @@ rule eval_config:
         L.eval_file("{run}", "{ev}", layout.EVAL_CONFIG),
     log:
         L.log("eval_config", "{run}-{ev}"),
+    priority: CONFIG_PRIORITY
     threads: 1
     params:
         text=eval_yaml,

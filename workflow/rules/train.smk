@@ -7,6 +7,7 @@ rule run_config:
         L.run_file("{run}", layout.RUN_CONFIG),
     log:
         L.log("run_config", "{run}"),
+    priority: CONFIG_PRIORITY
     threads: 1
     params:
         text=run_yaml,
