@@ -282,7 +282,7 @@ def _workflow(tmp_path, *args, setup="micro", study=None):
 
 SHAPE_CASES = [  # (case, the variant on the 4-layer micro base, what the one line says after its key)
     ("layer out of range", {"mawt": {"layers": [10]}},
-     r"MAWTConfig\.layers contains 10, out of range for a model with 4 decoder layers: allowed are 0\.\.3 or -4\.\.-1"),
+     r"mawt\.layers contains 10, out of range for a model with 4 decoder layers: allowed are 0\.\.3 or -4\.\.-1"),
     ("last:N over the layers", {"trainable": "last:99"},
      r"trainable='last:99' is invalid: N in 'last:N' must be an integer in 1\.\.4 \(the model has 4 decoder layers\)"),
     ("exact credit below the last layer", {"mawt": {"layers": [2]}, "train": {"credit": "exact"}},
