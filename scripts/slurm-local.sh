@@ -218,6 +218,6 @@ status() {
 case ${1:-} in
     up) up ;;
     down) down ;;
-    status) status ;;
+    status) trap - ERR; status ;;  # not running is an answer (exit 1), not a failure
     *) echo "usage: $0 up|down|status" >&2; exit 64 ;;
 esac

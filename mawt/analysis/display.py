@@ -28,6 +28,9 @@ def verdict_text(row, metric: str = "exact_match") -> str:
     base = row["baseline"]
     if word == FLOOR:
         name = row["variant"] if "variant" in row else getattr(row, "name", "the variant")  # also a .loc row
+        if isinstance(row.get("plant"), str) and row["plant"] != "none":  # by design: read its planted share
+            return (f"floor: {name} and {base} both score {row[metric]:.3f}, by design: a planted control is judged "
+                    "by the share of the planted gain its policy recovers (the controls box), not by this score")
         return f"floor: {name} and {base} both score {row[metric]:.3f}; {FLOOR_MEANING}"
     if word in ("better", "worse"):
         return f"{word} than {base} (Holm p{_eq(fmt_p(row[f'diff_{metric}_p_holm']))})"
