@@ -181,3 +181,30 @@ def test_the_slurm_profile_runs_the_test_config_through_a_real_scheduler(tmp_pat
     (failed,) = (tmp_path / "timeout" / ".snakemake" / "slurm_logs" / "rule_train").rglob(f"{train['id'].iloc[0]}.log")
     assert "DUE TO TIME LIMIT" in failed.read_text()
     print(f"slurm test: {time.time() - started:.0f} s, {cluster}")
+
+
+@pytest.mark.parametrize("case", ["not root", "no packages"])
+def test_where_slurm_cannot_start_the_script_says_why_in_one_line(tmp_path, case):
+    """What the test above skips with: one line naming what is missing, exit 2, nothing started."""
+    import os
+    import shutil
+
+    if case == "not root":
+        if os.geteuid() != 0 or not shutil.which("runuser"):
+            pytest.skip("needs root and runuser to run the script as another user")
+        cmd, env = ["runuser", "-u", "nobody", "--", "bash", str(SCRIPT), "up"], None
+    else:  # a PATH with the shell tools the script needs and none of SLURM's, munge's or MariaDB's
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        for tool in ("id", "dirname", "seq", "sleep", "cat", "grep", "sed", "sort", "hostname"):
+            if shutil.which(tool):
+                (bin_dir / tool).symlink_to(shutil.which(tool))
+        cmd, env = [shutil.which("bash"), str(SCRIPT), "up"], {**os.environ, "PATH": str(bin_dir)}
+        if os.geteuid() != 0:
+            pytest.skip("as another user the first line says 'needs root' (the case above)")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("slurm-local: "), proc.stderr
+    assert ("needs root" if case == "not root" else "missing munged mariadbd") in lines[0]
+    if case == "no packages":
+        assert "apt-get install slurmctld slurmd slurm-client slurmdbd munge mariadb-server" in lines[0]

@@ -115,9 +115,7 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
             study.baselines[name] = compare[name]
             continue
         counterpart = plainized(variants[name])
-        study.variants["_probe"] = counterpart
-        config = run_config(setup, study, "_probe", seed)
-        del study.variants["_probe"]
+        config = resolve_variant(setup, path, name, counterpart, seed).to_dict()
         rid = run_id(config)
         if rid not in plain_ids:
             plain_ids[rid] = baseline_name(config, resolved["plain"])
@@ -146,9 +144,15 @@ def load_studies(setup: dict, names: list[str] | None = None, folder: Path | Non
 
 def resolve_run(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> RunConfig:
     """One run of a study: the setup's run defaults, the variant's overrides and the seed, validated."""
-    over = deep_merge(setup.get("run") or {}, study.variants[variant])
-    over = deep_merge(over, {"train": {"seed": int(seed)}})
-    return resolve_overrides(setup, over, f"{study.path}: key variants.{variant}", base_model)
+    return resolve_variant(setup, study.path, variant, study.variants[variant], seed, base_model)
+
+
+def resolve_variant(setup: dict, path, name: str, overrides: dict, seed: int,
+                    base_model: str | None = None) -> RunConfig:
+    """A variant's overrides (not yet in a study) over the setup's run defaults, with the seed, validated;
+    errors name `path` and `variants.<name>`."""
+    over = deep_merge(deep_merge(setup.get("run") or {}, overrides), {"train": {"seed": int(seed)}})
+    return resolve_overrides(setup, over, f"{path}: key variants.{name}", base_model)
 
 
 def run_config(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> dict:
