@@ -38,7 +38,7 @@ FILE_TIERS = {
     "test_honest_eval.py": "unit", "test_patching.py": "unit", "test_policy_worth.py": "unit", "test_divergence.py": "unit", "test_probe.py": "unit", "test_formula.py": "unit", "test_planted.py": "integration",
     "test_precision.py": "unit", "test_routed.py": "unit", "test_scoring.py": "unit", "test_standin.py": "unit",
     "test_stats.py": "unit", "test_stats_calibration.py": "unit", "test_project.py": "unit",
-    "test_architecture.py": "unit",
+    "test_architecture.py": "unit", "test_run_index.py": "unit",
     "test_training.py": "integration", "test_grpo_cost.py": "integration", "test_evaluate.py": "integration", "test_lmeval.py": "integration",
     "test_benchmarks.py": "integration", "test_fetch.py": "integration", "test_report.py": "integration",
     "test_faults.py": "integration", "test_workflow.py": "workflow", "test_slurm.py": "workflow",

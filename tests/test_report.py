@@ -27,18 +27,21 @@ from mawt.bases.micro import MicroConfig, build_model, train_tokenizer
 from mawt.analysis.report import build_report
 from mawt.analysis.summary import WARNING, controls_text
 from mawt.evaluation.evaluate import attention_example
+from mawt.statistics import DEFAULT_MARGIN
 from mawt.statistics.intervals import holm
 from mawt.statistics.paired import paired_difference
 from mawt.analysis.comparisons import VERDICTS, summarise
 from mawt.analysis.display import display_table, fmt_p, verdict_text
 from mawt.analysis.results import BASE, load_results
 from mawt.analysis.tables import study_table
+from mawt.studies.index import run_axes
+from mawt.training.runconfig import RunConfig, load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- a fixture of run results
 
-STUDIES = {  # "depths": an index without `baseline` fields (every variant vs plain); "mixers": explicit fields
+STUDIES = {  # "depths": no `baseline` given (the fixture compares every variant with plain); "mixers": explicit
     # 3 seeds: with 2, a t interval has about 1 degree of freedom and even 0.9 vs 0.4 is not established
     "depths": {"plain": {"depth": 1, "mixer": "fixed", "seeds": (0, 1, 2)},
                "depth-2": {"depth": 2, "mixer": "grpo", "seeds": (0, 1, 2)},
@@ -105,6 +108,9 @@ def _write_run(run_dir: Path, bench: Path, variant: str, depth: int, mixer: str,
                      f"{12.5 + depth:.2f}\t0:00:12\t{500 + 10 * depth:.2f}\t0\t0\t0\t0\t0\t90\t11\n")
 
 
+DATA = "d0"  # the fixture's one data split
+
+
 def _write_base(out: Path, items) -> dict:
     base = out / "runs" / "base"
     if not base.exists():
@@ -112,14 +118,17 @@ def _write_base(out: Path, items) -> dict:
         (base / "heldout.json").write_text(json.dumps(_heldout(0.05, 7, items)))
         (base / "lmeval.json").write_text(json.dumps({"tasks": {"verbal_heldout": {
             "exact_match": 0.05, "exact_match_stderr": 0.04}}}))
-    return {"heldout": str(base / "heldout.json"), "lmeval": str(base / "lmeval.json")}
+    return {"data": DATA, "heldout": str(base / "heldout.json"), "lmeval": str(base / "lmeval.json"),
+            "families": None, "native_heldout": None}
 
 
 def _write_study(out: Path, study: str, variants: dict, items=None, attention=None) -> Path:
-    """A study's run folders and its runs.json index, as the workflow writes them.
+    """A study's run folders and its runs.json index, in the schema the workflow writes
+    (mawt/studies/runsfile.py), each run's axes built by the workflow's own `run_axes` from its config.
 
-    variants: name -> {depth, mixer, seeds (default (0, 1)), baseline (written to the index only when given),
-    per_seed: {seed: _write_run keyword arguments}, any other _write_run keyword argument}.
+    variants: name -> {depth, mixer, seeds (default (0, 1)), baseline (default: plain, for every variant
+    but plain, when the study has one), per_seed: {seed: _write_run keyword arguments}, any other
+    _write_run keyword argument}.
     """
     items = _items() if items is None else items
     bench = out.parent / "benchmarks" / out.name
@@ -127,20 +136,24 @@ def _write_study(out: Path, study: str, variants: dict, items=None, attention=No
     for variant, spec in variants.items():
         spec = dict(spec)
         depth, mixer, seeds = spec.pop("depth", 1), spec.pop("mixer", "fixed"), spec.pop("seeds", (0, 1))
-        per_seed, has_baseline, baseline = spec.pop("per_seed", {}), "baseline" in spec, spec.pop("baseline", None)
+        default = "plain" if variant != "plain" and "plain" in variants else None
+        per_seed, baseline = spec.pop("per_seed", {}), spec.pop("baseline", default)
         for seed in seeds:
             run_id = f"{study}-{variant}-{seed}"
-            _write_run(out / "runs" / run_id, bench / "train" / f"{run_id}.tsv", variant, depth, mixer, seed, items,
+            run_dir = out / "runs" / run_id
+            _write_run(run_dir, bench / "train" / f"{run_id}.tsv", variant, depth, mixer, seed, items,
                        **{**spec, **per_seed.get(seed, {})})
-            runs.append({"variant": variant, "seed": seed, "run_id": run_id, "dir": str(out / "runs" / run_id),
-                         "bench": str(bench / "train" / f"{run_id}.tsv"),
-                         **({"baseline": baseline} if has_baseline else {})})
+            config = load(json.loads((run_dir / "run.json").read_text())["config"], RunConfig)
+            runs.append({"variant": variant, "seed": seed, "run_id": run_id, "eval_id": "e0", "dir": str(run_dir),
+                         "heldout": str(run_dir / "heldout.json"), "lmeval": str(run_dir / "lmeval.json"),
+                         "bench": str(bench / "train" / f"{run_id}.tsv"), "bench_share": 1, "baseline": baseline,
+                         "data": DATA, "axes": run_axes(config)})
     index = out / "studies" / study / "runs.json"
     index.parent.mkdir(parents=True)
     index.write_text(json.dumps({
-        "study": study, "setup": out.name, "description": f"the {study} study <fixture>",
+        "study": study, "setup": out.name, "description": f"the {study} study <fixture>", "margin": DEFAULT_MARGIN,
         "yaml": yaml.safe_dump({"name": study, "seeds": [0, 1]}), "runs": runs,
-        "attention": str(attention) if attention else None, "base": _write_base(out, items)}))
+        "attention": str(attention) if attention else None, "bases": [_write_base(out, items)]}))
     return index
 
 

@@ -281,7 +281,7 @@ def test_a_run_folder_belongs_to_one_config(tmp_path, base_dir, cli):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"mawt": {"depth": 0}}, r"mawt: mawt.depth=0 is invalid"),
+        ({"mawt": {"depth": 0}}, r"\.yaml: mawt\.depth=0 is invalid"),  # the YAML key once, not `.mawt: mawt.`
         ({"mawt": {"mixer": "grpo", "depth": 2}, "train": {"group_size": 1}}, "group_size=1 is invalid for mixer grpo"),
         ({"train": {"learning_rate": "fast"}}, r"train.learning_rate='fast' is invalid: must be a finite number > 0"),
         ({"data": {"n_train": 0}}, r"data.n_train=0 is invalid"),

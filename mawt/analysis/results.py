@@ -1,21 +1,17 @@
-"""A study's run results, read from the workflow's run index (pandas).
+"""A study's run results, read from its run index (pandas).
 
-The index (`results/<setup>/studies/<study>/runs.json`, written by the workflow)
-lists the study's runs and the untuned base model's evaluation. Each entry of
-`index["runs"]` has `variant`, `seed`, `run_id`, `dir`, `bench` and, optionally,
-`baseline`: the variant it is compared with (e.g. "plain_trainable-last-2" for a variant
-trained with `trainable: last:2`); null for the baselines/controls themselves.
-When the key is absent the baseline is "plain" (for every variant but plain
-itself, and only if the study has a plain variant), so older indexes keep
-their meaning. Every run directory holds run.json (training, `environment`),
-metrics.jsonl (training curves), heldout.json (greedy answers per item, both
-scores, `environment`, and `selection`: depth usage `depth_usage_<d>` and
-`selector_entropy` of the trained model over every held-out item at the
-answer-predicting positions; and, for a hard choice in the last layer, `worth`:
-what the choice is worth, mawt/evaluation/worth.py) and lmeval.json (lm-eval task scores with their
-standard errors). A run whose heldout.json has no `selection` falls back to
-run.json's `final_selection` (the last training batch), kept in separate
-`train_batch_*` columns and labelled as such.
+The index (`results/<setup>/studies/<study>/runs.json`, mawt/studies/runsfile.py: its schema and
+reader) lists the study's runs and the untuned base model's evaluations. Each run entry names its
+variant, seed, baseline (null for the baselines/controls themselves), data split, files, the
+benchmark file of its job, and its `axes` (the settings the tables show as columns): nothing about a
+run is re-derived here. Every run directory holds run.json (`trainable_parameters`, `train_seconds`,
+`final_selection`, `environment`), metrics.jsonl (training curves); its heldout.json has greedy
+answers per item, both scores, `environment`, and `selection`: depth usage `depth_usage_<d>` and
+`selector_entropy` of the trained model over every held-out item at the answer-predicting
+positions; and, for a hard choice in the last layer, `worth`: what the choice is worth,
+mawt/evaluation/worth.py; lmeval.json has lm-eval task scores with their standard errors. A run
+whose heldout.json has no `selection` falls back to run.json's `final_selection` (the last
+training batch), kept in separate `train_batch_*` columns and labelled as such.
 
 The comparisons are `mawt.analysis.comparisons`; the display strings `mawt.analysis.display`;
 `mawt.analysis.tables` writes a study's files from all three.
@@ -36,17 +32,13 @@ import pandas as pd
 
 from mawt.common import layout
 from mawt.evaluation.scoring import SCORES
-from mawt.layer.config import LEARNED_MIXERS
 from mawt.statistics import DEFAULT_MARGIN
-from mawt.training.runconfig import RunConfig, load
+from mawt.studies.runsfile import AXES, BASE, base_rows, read_index
 
 # reasoning-model quantities of heldout.json, shown next to the scores
 REASONING = {"closed_think_rate": ("closed think", "{:.2f}"), "truncation_rate": ("truncated", "{:.2f}"),
              "mean_output_tokens": ("output tokens", "{:.1f}")}
-BASELINE = "plain"  # the default baseline when an index entry has no `baseline` key
-BASE = "base (untuned)"
-AXES = ("depth", "mixer", "gate", "layers", "trainable", "families", "credit", "advantage", "selector_input",
-        "reward_control", "group_size", "learning_rate", "steps", "plant")
+BASELINE = "plain"  # the study's own plain fine-tuning run (mawt/studies/baselines.py)
 TRAIN_BATCH = "train_batch_"  # prefix of selector statistics from run.json's final_selection (fallback)
 N_SUFFIX = "__n"  # `<column>__n`: how many of the variant's runs have a value, when not all do
 
@@ -158,57 +150,23 @@ def _selection_columns(held: dict, info: dict) -> dict:
     return {f"{TRAIN_BATCH}{k}": v for k, v in _numeric_items(info.get("final_selection") or {}).items()}
 
 
-_ABSENT = object()
-
-
-def _baselines(name: str, entries: list[dict], variants: list[str]) -> dict[str, str | None]:
-    """variant -> its baseline, from the index's `baseline` fields (absent: "plain"; null: none)."""
-    named: dict[str, set] = {}
-    for run in entries:
-        value = run.get("baseline", _ABSENT)
-        named.setdefault(run["variant"], set()).add(value)
-    out = {}
-    for variant, values in named.items():
-        if len(values) > 1:
-            shown = sorted("(absent)" if v is _ABSENT else repr(v) for v in values)
-            raise ValueError(f"study {name!r}: the runs of variant {variant!r} name different baselines: {shown}")
-        value = values.pop()
-        if value is _ABSENT:
-            value = BASELINE if variant != BASELINE and BASELINE in variants else None
-        elif value is not None and value not in variants:
-            raise ValueError(f"study {name!r}: variant {variant!r} names baseline {value!r}, which is not a variant "
-                             f"of the study (variants: {variants})")
-        elif value == variant:
-            raise ValueError(f"study {name!r}: variant {variant!r} names itself as its baseline")
-        out[variant] = value
-    return out
-
-
-def _base_rows(index: dict) -> tuple[list[dict], dict, dict, str]:
-    """One untuned-base row per data split of the study (`index["bases"]`; old indexes: `index["base"]`).
-
-    The study's first split's base is `base (untuned)` with run id `base`; another split's is
-    e.g. `base (untuned, later_letter)` with run id `base-<data id>`."""
-    bases = index.get("bases") or {None: index["base"]}
-    # the study's own split first (`index["base"]`): JSON may have sorted the others around it
-    first = next((d for d, b in bases.items() if b == index["base"]), next(iter(bases)))
-    bases = {first: bases[first], **{d: b for d, b in bases.items() if d != first}}
+def _base_rows(index: dict) -> tuple[list[dict], dict, dict]:
+    """One untuned-base row per data split of the study (mawt.studies.runsfile.base_rows), and one more
+    per split where the reasoning model was also evaluated in its own thinking mode."""
     rows, items, environments = [], {}, {}
-    for data, base in bases.items():
-        tag = "+".join(base.get("families") or []) or str(data)
-        name, rid = (BASE, "base") if data == first else (f"{BASE[:-1]}, {tag})", f"base-{data}")
-        lm = _lm_eval_columns(_read(base["lmeval"])) if base.get("lmeval") else {}
+    for base, name, rid in base_rows(index):
+        lm = _lm_eval_columns(_read(base["lmeval"])) if base["lmeval"] else {}
         shown = [(name, rid, base["heldout"], lm)]
-        if base.get("native_heldout"):  # the reasoning model in its own thinking mode: a reference row
+        if base["native_heldout"]:  # the reasoning model in its own thinking mode: a reference row
             shown.append((f"{name[:-1]}, native thinking)", f"{rid}-native", base["native_heldout"], {}))
         for name, rid, path, lm in shown:
             held = _read(path)
-            rows.append({"variant": name, "seed": np.nan, "run_id": rid, "baseline": None, "data": data,
+            rows.append({"variant": name, "seed": np.nan, "run_id": rid, "baseline": None, "data": base["data"],
                          **_held_columns(held), **lm})
             items[rid] = pd.DataFrame(held["items"])
             if held.get("environment"):
                 environments[f"{rid} (eval)"] = held["environment"]
-    return rows, items, environments, first
+    return rows, items, environments
 
 
 def _held_columns(held: dict) -> dict:
@@ -217,43 +175,23 @@ def _held_columns(held: dict) -> dict:
 
 
 def load_results(index_path) -> StudyResults:
-    index = _read(index_path)
-    rows, items, environments, first_data = _base_rows(index)
+    index = read_index(index_path)  # checked: seeds once, one baseline per variant, known splits
+    rows, items, environments = _base_rows(index)
     metrics = {}
-    variants = [*(r["variant"] for r in rows), *dict.fromkeys(run["variant"] for run in index["runs"])]
-    baselines = _baselines(index["study"], index["runs"], variants)
-    seen: dict[tuple, str] = {}
+    baselines = {run["variant"]: run["baseline"] for run in index["runs"]}
     for run in index["runs"]:
-        key = (run["variant"], _seed_value(run["seed"]))
-        if key in seen:
-            raise ValueError(f"study {index['study']!r}: variant {run['variant']!r} has seed {key[1]} twice "
-                             f"(runs {seen[key]!r} and {run['run_id']!r})")
-        seen[key] = run["run_id"]
         d = Path(run["dir"])
-        info, held = _read(d / layout.RUN_JSON), _read(run.get("heldout") or d / layout.HELDOUT)
-        cfg = load(info["config"], RunConfig, f"{d / layout.RUN_JSON}: key config")  # the dataclass: its defaults
-        m = cfg.mawt  # None: unpatched
-        bench = read_benchmark(run.get("bench"))
-        lmeval = run.get("lmeval", str(d / layout.LMEVAL))  # null: lm-eval ran for other seeds only
+        info, held = _read(d / layout.RUN_JSON), _read(run["heldout"])
+        bench = read_benchmark(run["bench"])
         rows.append({
             "variant": run["variant"], "seed": run["seed"], "run_id": run["run_id"],
-            "baseline": baselines[run["variant"]], "data": run.get("data", first_data),
+            "baseline": run["baseline"], "data": run["data"],
             **_held_columns(held),
-            **(_lm_eval_columns(_read(lmeval)) if lmeval else {}),
-            "depth": m and m.depth, "mixer": m and m.mixer, "gate": m and m.gate,
-            "layers": str(m and m.layers), "families": "+".join(cfg.data.families or []),
-            # GRPO knobs only where the GRPO objective trains (plain, softmax, ... ignore them)
-            **({"credit": cfg.train.credit, "advantage": cfg.train.advantage,
-                "reward_control": cfg.train.reward_control} if cfg.uses_grpo else {}),
-            # what a learned selector observes (stats | hidden | both), where there is one
-            **({"selector_input": m.selector_input} if m is not None and m.is_mawt and m.mixer in LEARNED_MIXERS
-               else {}),
-            **({"plant": m.plant} if m is not None and m.plant != "none" else {}),  # a planted control (docs/grpo.md)
-            "trainable": cfg.trainable, "group_size": cfg.train.group_size,
-            "learning_rate": cfg.train.learning_rate, "steps": cfg.train.steps,
+            **(_lm_eval_columns(_read(run["lmeval"])) if run["lmeval"] else {}),  # null: lm-eval ran for other seeds
+            **{k: run["axes"][k] for k in AXES if k in run["axes"]},  # in the tables' order, not the file's
             "trainable_parameters": info["trainable_parameters"], "train_seconds": info["train_seconds"],
             # a batch's job trains `bench_share` runs (mawt/studies/batches.py): this run's share of its time
-            "job_seconds": bench.get("seconds", np.nan) / run.get("bench_share", 1), "peak_mem_mb": bench.get("max_rss_mb", np.nan),
+            "job_seconds": bench.get("seconds", np.nan) / run["bench_share"], "peak_mem_mb": bench.get("max_rss_mb", np.nan),
             **_selection_columns(held, info), **_worth_columns(held), **_divergence_columns(held),
         })
         items[run["run_id"]] = pd.DataFrame(held["items"])
@@ -267,9 +205,7 @@ def load_results(index_path) -> StudyResults:
         if len({tuple(items[r]["challenge"]) for r in group["run_id"]}) > 1:
             raise ValueError(f"{index_path}: runs on data split {data} were evaluated on different held-out items; "
                              "re-run their evaluation")
-    return StudyResults(index["study"], index["setup"], index.get("description", ""), index.get("yaml", ""),
-                 runs, items, metrics, index.get("attention"),
-                 {r["run_id"]: r["dir"] for r in index["runs"]}, baselines, environments,
-                 float(index.get("margin", DEFAULT_MARGIN)))
-
-
+    return StudyResults(index["study"], index["setup"], index["description"], index["yaml"],
+                        runs, items, metrics, index["attention"],
+                        {r["run_id"]: r["dir"] for r in index["runs"]}, baselines, environments,
+                        float(index["margin"]))

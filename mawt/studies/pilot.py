@@ -30,6 +30,7 @@ from mawt.statistics.intervals import components
 from mawt.statistics.paired import paired_difference
 from mawt.studies.setup import StudyError
 from mawt.training.preflight import check_against
+from mawt.training.runconfig import RunConfig
 from mawt.studies.study import ROOT, StudySpec, data_id, eval_id, load_studies, resolve_run, run_id
 
 # the D=4 GRPO run (token credit), the same run as mixers' `mixer-grpo`: every study shares it
@@ -63,7 +64,11 @@ class PilotRun:
     seed: int
     run_id: str
     eval_id: str
-    config: dict = field(repr=False, compare=False)  # the resolved run config (with `eval`)
+    run: RunConfig = field(repr=False, compare=False)  # the resolved run (with `eval`)
+
+    @property
+    def config(self) -> dict:
+        return self.run.to_dict()
 
     @property
     def data_id(self) -> str:
@@ -126,7 +131,7 @@ def resolve_pilot(setup: dict, studies: dict | None = None, folder=None, base_mo
                 except ValueError as err:
                     raise StudyError(f"{study.path}: key variants.{v}: {err} (base model: {shape.source})") from None
             config = run.to_dict()
-            runs.append(PilotRun(side, v, seed, run_id(config), eval_id(config["eval"]), config))
+            runs.append(PilotRun(side, v, seed, run_id(config), eval_id(config["eval"]), run))
     return Pilot(study, variant, baseline, seeds, runs)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mawt.statistics import DEFAULT_MARGIN  # a setup's `margin` overrides it, a study's `margin` both
@@ -43,6 +43,8 @@ class StudySpec:
     variants: dict[str, dict]  # variant -> run overrides (defaults merged in)
     baselines: dict[str, str | None]  # variant -> the variant it is compared with (None: a baseline itself)
     margin: float = DEFAULT_MARGIN  # equivalence margin of the primary metric (absolute, exact match)
+    # variant -> its run at the study's first seed on the setup's base model, resolved once (`resolve_run`)
+    resolved: dict[str, RunConfig] = field(default_factory=dict, repr=False)
 
     @property
     def text(self) -> str:
@@ -107,24 +109,26 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
     margin = float(data.get("margin", setup.get("margin", DEFAULT_MARGIN)))
     study = StudySpec(data["name"], path, seeds, data.get("description", ""), variants, {}, margin)
     seed = study.seeds[0]
-    resolved = {v: run_config(setup, study, v, seed) for v in variants}  # every run must resolve before any job
+    # every variant resolves before any job: each once, here (`resolve_run` derives its other seeds)
+    resolved = {v: resolve_variant(setup, path, v, over, seed) for v, over in variants.items()}
     # plain counterparts: one per distinct plain-ized resolved config
-    plain_ids = {run_id(resolved["plain"]): "plain"}
+    plain_ids = {run_id(resolved["plain"].to_dict()): "plain"}
     for name, over in own.items():
         if name in compare:  # an explicit comparison (a control: a variant against the policy it controls)
             study.baselines[name] = compare[name]
             continue
         counterpart = plainized(variants[name])
-        config = resolve_variant(setup, path, name, counterpart, seed).to_dict()
-        rid = run_id(config)
+        run = resolve_variant(setup, path, name, counterpart, seed)
+        rid = run_id(run.to_dict())
         if rid not in plain_ids:
-            plain_ids[rid] = baseline_name(config, resolved["plain"])
-            variants[plain_ids[rid]] = counterpart
+            plain_ids[rid] = baseline_name(run.to_dict(), resolved["plain"].to_dict())
+            variants[plain_ids[rid]], resolved[plain_ids[rid]] = counterpart, run
         study.baselines[name] = plain_ids[rid]
     study.baselines.update({"plain": None, "gated": "plain"})
     study.baselines.update({name: None for name in plain_ids.values()})
     study.variants = {k: variants[k] for k in ("plain", *[n for n in plain_ids.values() if n != "plain"],
                                                "gated", *own)}
+    study.resolved = {k: resolved[k] for k in study.variants}
     return study
 
 
@@ -143,8 +147,11 @@ def load_studies(setup: dict, names: list[str] | None = None, folder: Path | Non
 
 
 def resolve_run(setup: dict, study: StudySpec, variant: str, seed: int, base_model: str | None = None) -> RunConfig:
-    """One run of a study: the setup's run defaults, the variant's overrides and the seed, validated."""
-    return resolve_variant(setup, study.path, variant, study.variants[variant], seed, base_model)
+    """One run of a study: its variant as resolved once by `load_study_spec` (the setup's run defaults and
+    the variant's overrides, validated), at `seed` and on `base_model` (default: the setup's). `setup` is
+    the one the study was loaded with. Equal to resolving the run afresh (tests/test_run_index.py)."""
+    first = study.resolved[variant]
+    return replace(first, base_model=base_model or setup["base_model"], train=replace(first.train, seed=int(seed)))
 
 
 def resolve_variant(setup: dict, path, name: str, overrides: dict, seed: int,

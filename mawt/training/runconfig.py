@@ -172,22 +172,26 @@ def training_part(config: dict) -> dict:
 _SECTIONS = {"data": DataConfig, "mawt": MAWTConfig, "train": TrainConfig, "eval": EvalConfig}
 
 
-def _build(cls, data, where: str):
-    """A mapping -> `cls`, recursing into RunConfig's sections; errors name `where` and the key."""
+def _build(cls, data, where: str, section: str | None = None):
+    """A mapping -> `cls`, recursing into RunConfig's sections; errors name `where` and the YAML key.
+    In a section (`section`: its key), a misplaced key is named at `where.section`, and a bad value
+    by its own YAML key after `where` (`file: key variants.v: mawt.depth=0 is invalid ...`)."""
+    here = f"{where}.{section}" if section else where
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ValueError(f"{here}: expected a mapping, got {type(data).__name__}")
     if cls is MAWTConfig:
-        refuse_renamed(data, where)
-    refuse_unknown(data, cls, where)
+        refuse_renamed(data, here)
+    refuse_unknown(data, cls, here)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         if key in _SECTIONS and cls is RunConfig:
-            kwargs[key] = None if (key == "mawt" and value is None) else _build(_SECTIONS[key], value, f"{where}.{key}")
+            kwargs[key] = None if (key == "mawt" and value is None) else _build(_SECTIONS[key], value, where, key)
         else:
             default = fields[key].default
             if isinstance(default, bool) and not isinstance(value, bool):
-                raise ValueError(f"{where}.{key}={value!r} is invalid: must be true or false")
+                name = f"{section}.{key}" if section else key
+                raise ValueError(f"{where}: {name}={value!r} is invalid: must be true or false")
             if isinstance(default, float) and isinstance(value, str):
                 try:  # YAML 1.1 reads 1e-3 as a string
                     value = float(value)

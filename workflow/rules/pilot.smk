@@ -14,9 +14,7 @@ except StudyError as err:  # only `snakemake pilot` fails on it: other targets d
 # the pilot's runs join the tables the run_config / eval_config / data_config rules read (common.smk):
 # they are already there when the pilot's study is one the workflow runs
 for _run in PILOT.runs if PILOT else []:
-    RUNS.setdefault(_run.run_id, training_part(_run.config))
-    EVALS.setdefault(_run.eval_id, _run.config["eval"])
-    DATA.setdefault(_run.data_id, _run.config["data"])
+    INDEX.add(_run.run)
 
 
 rule pilot:  # the measurement; `python -m mawt plan --source pilot` reads pilot.json

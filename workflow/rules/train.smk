@@ -45,7 +45,7 @@ rule train:  # a batch: the seeds of one config, trained one after the other in 
 
 rule run_files:  # a run's own outputs: its batch's files for it, linked (work/<run>/ -> runs/<run>/)
     input:
-        lambda wc: L.batch_file(run_batch_index()[wc.run]),
+        lambda wc: L.batch_file(INDEX.batch_of(wc.run)),
     output:
         model=f"{L.run_file('{run}', layout.MODEL)}/model.safetensors",
         summary=L.run_file("{run}", layout.RUN_JSON),
