@@ -1,5 +1,6 @@
 # What Snakemake needs at parse time: the setup and studies validated (nothing is written on an error),
 # the run index (mawt/studies/index.py: every run resolved once) and the rules' small input functions.
+import json
 import os
 import shlex
 import sys

@@ -11,7 +11,7 @@ try:
 except StudyError as err:  # only `snakemake pilot` fails on it: other targets do not need the pilot
     PILOT, _PILOT_ERROR = None, f"Invalid pilot configuration: {err}"
 
-# the pilot's runs join the tables the run_config / eval_config / data_config rules read (common.smk):
+# the pilot's runs join the run index (mawt/studies/index.py) before its batches are formed:
 # they are already there when the pilot's study is one the workflow runs
 for _run in PILOT.runs if PILOT else []:
     INDEX.add(_run.run)
