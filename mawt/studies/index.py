@@ -39,6 +39,15 @@ def run_axes(run: RunConfig) -> dict:
     return {k: axes[k] for k in AXES if k in axes}
 
 
+def check_variant(study: StudySpec, variant: str, run: RunConfig, shape) -> None:
+    """One run of a variant against the base model's shape (mawt/training/preflight.py); a broken rule
+    is a StudyError naming the study file and the variant."""
+    try:
+        check_against(run, shape)
+    except ValueError as err:
+        raise StudyError(f"{study.path}: key variants.{variant}: {err} (base model: {shape.source})") from None
+
+
 @dataclass(frozen=True)
 class StudyRun:
     """One run of a study: its variant and seed, and the ids of its training and evaluation."""
@@ -62,9 +71,12 @@ class RunIndex:
         self.native: dict[str, dict] = {}  # eval id -> the untuned base's native-thinking eval config
         self.seeds_per_job = int(setup.get("seeds_per_job", 1))
         self._batches: dict = {}
-        self._scored: dict = {}
         for name, study in studies.items():
             self.study_runs[name] = [self._study_run(study, v, s) for v in study.variants for s in study.seeds]
+        lm = setup["lm_eval"]  # the runs lm-eval scores: those of `lm_eval.studies`, or of every study
+        self._lmeval_seeds = lm.get("seeds")
+        self._lmeval_runs = {r.run_id for name, runs in self.study_runs.items()
+                             if lm.get("studies") is None or name in lm["studies"] for r in runs}
         if setup.get("native_reference"):  # the untuned reasoning model in its own thinking mode: a reference row
             self.native = {e: {**cfg, "thinking": "native"} for e, cfg in self.evals.items()}
             self.evals.update({eval_id(cfg): cfg for cfg in self.native.values()})
@@ -97,10 +109,7 @@ class RunIndex:
                 if rid in checked:
                     continue
                 checked.add(rid)
-                try:
-                    check_against(self.configs[rid], shape)
-                except ValueError as err:
-                    raise StudyError(f"{study.path}: key variants.{variant}: {err} (base model: {shape.source})") from None
+                check_variant(study, variant, self.configs[rid], shape)
 
     # ------------------------------------------------------------------ batches (mawt/studies/batches.py)
 
@@ -127,6 +136,10 @@ class RunIndex:
             self._batches["eval"] = {eval_batch_id(ev, runs): (ev, runs) for runs in groups for ev in self.evals}
         return self._batches["eval"]
 
+    def eval_batch_of(self, run: str, ev: str) -> str:
+        """The eval batch that evaluates `run` under eval id `ev`."""
+        return eval_batch_id(ev, self.eval_members(run))
+
     def train_priority(self, batch: str) -> int:
         return batch_priority([self.runs[r] for r in self.train_batches()[batch]])
 
@@ -151,12 +164,7 @@ class RunIndex:
     def has_lmeval(self, run: StudyRun) -> bool:
         """lm-eval runs for every seed, or only for the setup's `lm_eval.seeds`, of the runs of its
         `lm_eval.studies` (a run shared with another study shows its scores there too)."""
-        lm = self.setup["lm_eval"]
-        seeds, studies = lm.get("seeds"), lm.get("studies")
-        if "lmeval" not in self._scored:
-            self._scored["lmeval"] = {r.run_id for name, runs in self.study_runs.items()
-                                      if studies is None or name in studies for r in runs}
-        return (seeds is None or run.seed in seeds) and run.run_id in self._scored["lmeval"]
+        return (self._lmeval_seeds is None or run.seed in self._lmeval_seeds) and run.run_id in self._lmeval_runs
 
     def _bases(self, study: str) -> list[dict]:
         ev, out = self.study_eval(study), []

@@ -28,8 +28,8 @@ from mawt.common.layout import HELDOUT, Layout
 from mawt.evaluation.scoring import SCORES
 from mawt.statistics.intervals import components
 from mawt.statistics.paired import paired_difference
+from mawt.studies.index import check_variant
 from mawt.studies.setup import StudyError
-from mawt.training.preflight import check_against
 from mawt.training.runconfig import RunConfig
 from mawt.studies.study import ROOT, StudySpec, data_id, eval_id, load_studies, resolve_run, run_id
 
@@ -126,10 +126,7 @@ def resolve_pilot(setup: dict, studies: dict | None = None, folder=None, base_mo
         for seed in seeds:
             run = resolve_run(setup, study, v, seed, base_model=base_model)
             if shape is not None and seed == seeds[0]:
-                try:
-                    check_against(run, shape)
-                except ValueError as err:
-                    raise StudyError(f"{study.path}: key variants.{v}: {err} (base model: {shape.source})") from None
+                check_variant(study, v, run, shape)
             config = run.to_dict()
             runs.append(PilotRun(side, v, seed, run_id(config), eval_id(config["eval"]), run))
     return Pilot(study, variant, baseline, seeds, runs)

@@ -119,9 +119,10 @@ def load_study_spec(path: Path, setup: dict) -> StudySpec:
             continue
         counterpart = plainized(variants[name])
         run = resolve_variant(setup, path, name, counterpart, seed)
-        rid = run_id(run.to_dict())
+        config = run.to_dict()
+        rid = run_id(config)
         if rid not in plain_ids:
-            plain_ids[rid] = baseline_name(run.to_dict(), resolved["plain"].to_dict())
+            plain_ids[rid] = baseline_name(config, resolved["plain"].to_dict())
             variants[plain_ids[rid]], resolved[plain_ids[rid]] = counterpart, run
         study.baselines[name] = plain_ids[rid]
     study.baselines.update({"plain": None, "gated": "plain"})

@@ -30,7 +30,6 @@ from mawt.bases.standin import RECIPE as STANDIN_RECIPE
 from mawt.common import atomic, layout
 from mawt.common.layout import Layout, is_base_run
 from mawt.studies import runsfile
-from mawt.studies.batches import eval_batch_id
 from mawt.studies.index import RunIndex
 from mawt.studies.setup import StudyError, load_setup, setup_run
 from mawt.studies.study import load_studies
@@ -93,10 +92,6 @@ def batch_train_args(wildcards):
     return " ".join(
         f"--config {shlex.quote(L.run_file(r, layout.RUN_CONFIG))} --out {shlex.quote(L.work_dir(r))}" for r in runs
     )
-
-
-def eval_batch_of(run, ev):
-    return eval_batch_id(ev, INDEX.eval_members(run))
 
 
 def eval_batch_models(wildcards):

@@ -45,7 +45,7 @@ rule eval_heldout:  # a batch: the runs of one train batch (or the untuned base)
 
 rule eval_files:  # a run's held-out evaluation: its eval batch's file for it, linked
     input:
-        lambda wc: L.eval_batch_file(eval_batch_of(wc.run, wc.ev)),
+        lambda wc: L.eval_batch_file(INDEX.eval_batch_of(wc.run, wc.ev)),
     output:
         L.eval_file("{run}", "{ev}", layout.HELDOUT),
     log:
